@@ -1,0 +1,192 @@
+"""Typed run configuration: dataclasses with YAML on top.
+
+A config file has three sections (data, model, train) mirroring the pipeline.
+Unknown keys and wrong types are errors that name the key, because a typo in a
+config silently ignored can waste hours of training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion-mnist"       # 'fashion-mnist', 'mnist', or a folder path
+    data_dir: str | None = None       # where the IDX files live, if not the default
+    classes: list[str] | None = None  # train on a subset, relabelled 0..k-1
+    image_size: int | None = None     # resize to this (default: native; 64 for folders)
+    channels: int | None = None       # 1 or 3 (default: from the data)
+    bad_files: str = "skip"           # unreadable images in folders: 'skip' (warn) or 'error'
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "resnet"              # 'resnet' | 'dcgan' | 'mlp'
+    z_dim: int = 64
+    g_width: int = 16                 # G channels at full resolution (doubles per lower level)
+    d_width: int = 16                 # D channels at full resolution
+
+
+@dataclass
+class TrainConfig:
+    loss: str = "hinge"               # 'hinge' | 'lsgan' | 'bce'
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    d_steps: int = 1                  # D updates per G update
+    aux_weight: float = 0.0           # auxiliary class loss in D and G (resnet only); 0 disables
+    ema_decay: float = 0.999          # EMA of G's weights, used for sampling; 0 disables
+    ema_start: int = 500              # steps before the EMA starts tracking
+    augment: list[str] = field(default_factory=list)  # DiffAugment ops: translation, cutout, brightness
+    steps: int | None = None          # stop after this many G steps ...
+    epochs: float | None = None       # ... or this many passes over the data ...
+    budget_minutes: float | None = None  # ... or this much training time (first reached wins)
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 500           # write a class grid every N steps
+    checkpoint_every: int = 1000      # steps between checkpoints
+    checkpoint_minutes: float = 5.0   # ... and at least this often in wall-clock time
+    keep_checkpoints: int = 3         # older checkpoints are deleted
+    on_divergence: str = "stop"       # NaN/Inf: 'stop', or 'rollback' to the last good checkpoint
+    deterministic: bool = False       # bit-reproducible on CPU (slower)
+    device: str = "auto"              # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
+    threads: int | None = None        # CPU threads (default: torch's choice)
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "Config":
+        from .losses import LOSSES
+        from .models import ARCHITECTURES
+        from .train.augment import POLICIES
+
+        checks = [
+            (self.model.arch in ARCHITECTURES, f"model.arch must be one of {', '.join(ARCHITECTURES)}, not {self.model.arch!r}"),
+            (self.train.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {self.train.loss!r}"),
+            (all(a in POLICIES for a in self.train.augment), f"train.augment items must be among {', '.join(POLICIES)}, not {self.train.augment}"),
+            (self.train.on_divergence in ("stop", "rollback"), "train.on_divergence must be 'stop' or 'rollback'"),
+            (self.data.bad_files in ("skip", "error"), "data.bad_files must be 'skip' or 'error'"),
+            (self.data.channels in (None, 1, 3), "data.channels must be 1 or 3"),
+            (self.data.image_size is None or 8 <= self.data.image_size <= 1024, "data.image_size must be between 8 and 1024"),
+            (1 <= self.train.batch_size <= 65536, "train.batch_size must be between 1 and 65536"),
+            (self.model.z_dim >= 1 and self.model.g_width >= 1 and self.model.d_width >= 1, "model sizes must be positive"),
+            (self.train.lr_g > 0 and self.train.lr_d > 0, "learning rates must be positive"),
+            (0 <= self.train.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
+            (self.train.aux_weight >= 0, "train.aux_weight must be >= 0"),
+            (self.train.aux_weight == 0 or self.model.arch == "resnet", "train.aux_weight needs model.arch=resnet (the only D with a class head)"),
+            (self.train.d_steps >= 1, "train.d_steps must be at least 1"),
+            (self.train.keep_checkpoints >= 1, "train.keep_checkpoints must be at least 1"),
+            (all(v is None or v > 0 for v in (self.train.steps, self.train.epochs, self.train.budget_minutes)),
+             "train.steps, train.epochs and train.budget_minutes must be positive"),
+            (min(self.train.log_every, self.train.sample_every, self.train.checkpoint_every) >= 1, "train.*_every must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+
+def from_dict(raw: dict | None) -> Config:
+    """Build a Config from nested dicts, rejecting unknown keys and wrong types."""
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ConfigError("a config file must be a mapping with sections data, model, train")
+    sections = {}
+    for section in dataclasses.fields(Config):
+        value = raw.get(section.name) or {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"config section {section.name!r} must be a mapping")
+        sections[section.name] = _build(_SECTIONS[section.name], value, section.name)
+    unknown = set(raw) - set(_SECTIONS)
+    if unknown:
+        raise ConfigError(f"unknown config section {sorted(unknown)[0]!r}; sections are {', '.join(_SECTIONS)}")
+    return Config(**sections).validate()
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Read a YAML config (or the defaults) and apply `key=value` overrides."""
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist (copy one from configs/)")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) != 2:
+            raise ConfigError(f"--set expects section.key=value (e.g. train.lr_g=1e-4), got {item!r}")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            parsed = value
+        raw.setdefault(parts[0], {})
+        if not isinstance(raw[parts[0]], dict):
+            raise ConfigError(f"config section {parts[0]!r} must be a mapping")
+        raw[parts[0]][parts[1]] = parsed
+    return from_dict(raw)
+
+
+def save_config(config: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _build(cls, values: dict, section: str):
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key '{section}.{key}'; known keys in {section}: {', '.join(sorted(known))}")
+        kwargs[key] = _coerce(value, hints[key], f"{section}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value, hint, name: str):
+    """Check `value` against a type hint; accept ints for floats and 'a,b' for lists."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], name)
+    if typing.get_origin(hint) is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{name} must be a list, got {value!r}")
+        return [_coerce(v, args[0], name) for v in value]
+    if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML reads '1e-4' (no dot) as a string
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # e.g. classes given as digits
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{name} must be {hint.__name__}, got {value!r}")
+    return value

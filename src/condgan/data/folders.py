@@ -1,0 +1,125 @@
+"""A folder of class sub-folders (e.g. shoes/{sandal,sneaker,boot}/*.jpg).
+
+Every image Pillow can read is accepted, in any mode (L, RGB, RGBA, P, 16-bit),
+and normalised to `channels` and a square `image_size`. Files that are not
+readable images are skipped with a warning, or refused when
+bad_files="error", so one junk file never costs a long run.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import DataError
+from .imageset import ImageSet
+
+# Pillow warns above MAX_IMAGE_PIXELS and raises above twice that. We turn the
+# warning into an error too: a 90-megapixel "photo" in a dataset is an attack
+# or a mistake, not a training image.
+MAX_PIXELS = 64_000_000
+HELD_OUT_EVERY = 10  # every 10th file of a class forms the 'test' split
+
+
+def list_class_folders(root: Path) -> list[Path]:
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist (pass a folder of class sub-folders, or --data fashion-mnist)")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise DataError(f"{root} has no class sub-folders; expected {root}/<class-name>/<images>")
+    return folders
+
+
+def load_image(path: Path, channels: int, size: int) -> np.ndarray:
+    """One image as uint8 (C, size, size). Raises DataError if unreadable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise DataError(f"{path}: {im.width}x{im.height} pixels is too large (limit {MAX_PIXELS}); possible decompression bomb")
+                im.load()
+                im = _normalise_mode(im, channels)
+    except DataError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    im = _center_square(im).resize((size, size), Image.Resampling.LANCZOS)
+    arr = np.asarray(im, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _normalise_mode(im: Image.Image, channels: int) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):  # transparent pixels become white, as viewers show them
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im.convert("RGBA"))
+    return im.convert("L" if channels == 1 else "RGB")
+
+
+def _center_square(im: Image.Image) -> Image.Image:
+    side = min(im.size)
+    left, top = (im.width - side) // 2, (im.height - side) // 2
+    return im.crop((left, top, left + side, top + side))
+
+
+def _is_grayscale(path: Path) -> bool | None:
+    try:
+        with Image.open(path) as im:
+            return im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L")
+    except Exception:
+        return None
+
+
+def load_folder_dataset(root: Path, split: str = "train", image_size: int | None = None,
+                        channels: int | None = None, bad_files: str = "skip") -> ImageSet:
+    """Load `root/<class>/*` into memory. split: 'train', 'test' (every 10th file) or 'all'."""
+    if bad_files not in ("skip", "error"):
+        raise DataError(f"bad_files must be 'skip' or 'error', not {bad_files!r}")
+    root = Path(root)
+    folders = list_class_folders(root)
+    files_per_class = []
+    for folder in folders:
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise DataError(f"class folder {folder} is empty; remove it or add images to it")
+        files_per_class.append(files)
+    if len(folders) < 2:
+        raise DataError(f"{root} has a single class ({folders[0].name}); a conditional model needs at least 2 class folders")
+    size = image_size or 64
+    if channels is None:  # grayscale only if every sampled file is grayscale
+        probe = [_is_grayscale(f) for files in files_per_class for f in files[:20]]
+        channels = 1 if all(p is not False for p in probe) else 3
+    images, labels, skipped = [], [], []
+    for label, files in enumerate(files_per_class):
+        chosen = [f for i, f in enumerate(files) if split == "all" or (i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1) == (split == "test")]
+        kept = 0
+        for f in chosen:
+            try:
+                images.append(load_image(f, channels, size))
+            except DataError as e:
+                if bad_files == "error":
+                    raise DataError(f"{e} (set data.bad_files=skip to skip such files)") from None
+                skipped.append(str(e))
+                continue
+            labels.append(label)
+            kept += 1
+        if kept == 0 and chosen:
+            raise DataError(f"class folder {folders[label]} has no readable images ({len(chosen)} files tried)")
+    for msg in skipped[:10]:
+        warnings.warn(f"skipped {msg}", stacklevel=2)
+    if len(skipped) > 10:
+        warnings.warn(f"skipped {len(skipped) - 10} more unreadable files", stacklevel=2)
+    if not images:
+        raise DataError(f"no images in the {split!r} split of {root}")
+    return ImageSet(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64),
+                    [f.name for f in folders], name=str(root))

@@ -1,0 +1,160 @@
+"""Diagnostic pictures people look at before the numbers.
+
+- interference grid: one noise vector per column, one label per row; a model
+  that obeys its labels changes the class down a column and keeps the style
+  (thickness, pose, brightness) along a row;
+- latent traversal: interpolation between two noises with the label fixed; the
+  class must not change along the way (we report the fraction of frames the
+  evaluator still gives the label);
+- one sheet of samples per class, and the confusion matrix.
+
+Figures use matplotlib's object API with the Agg canvas, never pyplot, so no
+display is needed and no global backend is switched under the user's feet.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torchvision.utils import make_grid, save_image
+
+from ..data import to_float, to_uint8
+from .evaluator import Evaluator
+
+
+def _as_float(images: torch.Tensor) -> torch.Tensor:
+    return to_float(images) if images.dtype == torch.uint8 else images.float()
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int, row_names: list[str] | None = None,
+              title: str | None = None) -> Path:
+    """Save images (uint8, or float in [-1, 1]) as a grid; with row_names, label each row on the left."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = _as_float(images)
+    if not row_names and not title:
+        save_image(images, path, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2, pad_value=1.0)
+        return path
+    grid = make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2, pad_value=1.0)
+    h, w = grid.shape[1:]
+    scale = max(1.0, 64 / images.shape[-1]) / 100  # inches per pixel: small images are drawn larger
+    fig = Figure(figsize=(w * scale + (1.3 if row_names else 0.2), h * scale + (0.5 if title else 0.2)), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_xticks([])
+    if row_names:
+        step = (h - 2) / len(row_names)
+        ax.set_yticks([2 + step * (i + 0.5) for i in range(len(row_names))], row_names, fontsize=8)
+    else:
+        ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+@torch.no_grad()
+def interference_grid(gen, path: Path, n_cols: int = 8, seed: int = 0) -> Path:
+    """Same noise in every row, one label per row: style should stay, class should change."""
+    k = gen.num_classes
+    z = gen.noise(n_cols, seed=seed).repeat(k, 1)
+    labels = torch.arange(k).repeat_interleave(n_cols)
+    images = gen(z, labels)
+    return save_grid(images, path, nrow=n_cols, row_names=list(gen.class_names),
+                     title="same noise in each column, one label per row")
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation, row-wise: stays at the typical radius of a Gaussian, unlike lerp."""
+    a, b = z0 / z0.norm(dim=-1, keepdim=True), z1 / z1.norm(dim=-1, keepdim=True)
+    omega = (a * b).sum(-1, keepdim=True).clamp(-1, 1).acos()
+    so = omega.sin()
+    t = t[:, None]
+    near = so.abs() < 1e-6  # parallel vectors: plain linear interpolation
+    w0 = torch.where(near, 1 - t, ((1 - t) * omega).sin() / so.where(~near, torch.ones_like(so)))
+    w1 = torch.where(near, t, (t * omega).sin() / so.where(~near, torch.ones_like(so)))
+    return w0 * z0 + w1 * z1
+
+
+@torch.no_grad()
+def latent_traversal(gen, ev: Evaluator, class_map: torch.Tensor, path: Path, frames: int = 10,
+                     pairs_per_class: int = 8, seed: int = 0) -> dict:
+    """Interpolate between two noises inside each label; picture one path per class and
+    report the fraction of all frames the evaluator still classifies as that label."""
+    k = gen.num_classes
+    n = k * pairs_per_class
+    z0, z1 = gen.noise(n, seed=seed + 1), gen.noise(n, seed=seed + 2)
+    t = torch.linspace(0, 1, frames)
+    z = slerp(z0.repeat_interleave(frames, 0), z1.repeat_interleave(frames, 0), t.repeat(n))
+    labels = torch.arange(k).repeat_interleave(pairs_per_class * frames)
+    images = gen(z, labels)
+    _, logits = ev.run(to_uint8(images))
+    kept = logits.argmax(1) == class_map[labels]
+    per_class = kept.view(k, -1).float().mean(1).tolist()
+    first_path = images.view(k, pairs_per_class, frames, *images.shape[1:])[:, 0].reshape(-1, *images.shape[1:])
+    save_grid(first_path, path, nrow=frames, row_names=list(gen.class_names),
+              title="slerp between two noises, label fixed per row")
+    return {"fraction_kept": kept.float().mean().item(), "per_class": per_class,
+            "frames": frames, "paths_per_class": pairs_per_class}
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "class"
+
+
+def sample_sheets(images: torch.Tensor, labels: torch.Tensor, class_names: list[str], folder: Path,
+                  per_class: int = 64, overview_per_class: int = 10) -> dict:
+    """One sheet per class (folder/samples/<class>.png) and an overview with one row per class."""
+    folder = Path(folder)
+    sheets, rows = {}, []
+    for c, name in enumerate(class_names):
+        mine = images[labels == c]
+        if len(mine) == 0:
+            continue
+        sheets[name] = str(save_grid(mine[:per_class], folder / "samples" / f"{c:02d}_{_slug(name)}.png",
+                                     nrow=int(math.ceil(math.sqrt(min(per_class, len(mine)))))).relative_to(folder))
+        row = mine[:overview_per_class]
+        if len(row) < overview_per_class:  # pad short classes with white so rows stay aligned
+            pad = torch.full((overview_per_class - len(row), *row.shape[1:]), 255, dtype=row.dtype)
+            row = torch.cat([row.to(torch.uint8) if row.dtype == torch.uint8 else to_uint8(row), pad])
+        rows.append(row if row.dtype == torch.uint8 else to_uint8(row))
+    present = [n for c, n in enumerate(class_names) if (labels == c).any()]
+    overview = save_grid(torch.cat(rows), folder / "samples.png", nrow=overview_per_class, row_names=present,
+                         title="samples, one row per requested label")
+    return {"overview": overview.name, "per_class": sheets}
+
+
+def confusion_png(confusion: list[list[int]], class_names: list[str], path: Path, title: str) -> Path:
+    """Row-normalised confusion matrix: rows are requested labels, columns the evaluator's verdict."""
+    m = torch.tensor(confusion, dtype=torch.float64)
+    norm = m / m.sum(1, keepdim=True).clamp(min=1)
+    cols = list(class_names) + (["other"] if m.shape[1] > len(class_names) else [])
+    size = 2.5 + 0.45 * len(cols)
+    fig = Figure(figsize=(size + 1, size), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
+    ax.set_xlabel("evaluator says")
+    ax.set_ylabel("requested label")
+    ax.set_title(title, fontsize=9)
+    if len(cols) <= 15:
+        for i in range(norm.shape[0]):
+            for j in range(norm.shape[1]):
+                if norm[i, j] >= 0.005:
+                    ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path

@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from condgan.losses import LOSSES
+from condgan.models import ARCHITECTURES, build_discriminator, build_generator
+from condgan.models.resnet import plan_resolutions
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+@pytest.mark.parametrize("size,channels", [(28, 1), (32, 3), (16, 1)])
+def test_shapes_and_range(arch, size, channels):
+    torch.manual_seed(0)
+    G = build_generator(arch, 5, 8, channels, size, 8)
+    D = build_discriminator(arch, 5, channels, size, 8)
+    z, y = torch.randn(4, 8), torch.tensor([0, 1, 2, 4])
+    x = G(z, y)
+    assert x.shape == (4, channels, size, size)
+    assert x.min() >= -1 and x.max() <= 1
+    assert D(x, y).shape == (4,)
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_label_steers_both_networks(arch):
+    """Same noise, different label -> different image; same image, different label -> different score."""
+    torch.manual_seed(0)
+    G = build_generator(arch, 3, 8, 1, 16, 8).eval()
+    D = build_discriminator(arch, 3, 1, 16, 8).eval()
+    with torch.no_grad():
+        # make the label embeddings non-trivial, as after training
+        for m in list(G.modules()) + list(D.modules()):
+            if isinstance(m, torch.nn.Embedding):
+                m.weight.normal_()
+        z = torch.randn(1, 8).repeat(3, 1)
+        y = torch.arange(3)
+        images = G(z, y)
+        assert (images[0] - images[1]).abs().max() > 1e-4
+        scores = D(images[:1].repeat(3, 1, 1, 1), y)
+        assert (scores[0] - scores[1]).abs() > 1e-6
+
+
+def test_plan_resolutions():
+    assert plan_resolutions(28) == (7, 2)
+    assert plan_resolutions(32) == (4, 3)
+    assert plan_resolutions(64) == (4, 4)
+    with pytest.raises(ValueError):
+        plan_resolutions(7)
+
+
+def test_losses_prefer_real_over_fake():
+    high, low = torch.full((8,), 3.0), torch.full((8,), -3.0)
+    for name, (d_loss, g_loss) in LOSSES.items():
+        assert d_loss(high, low) < d_loss(low, high), name  # D is rewarded for scoring real high
+        assert g_loss(high) < g_loss(low), name              # G is rewarded when fakes score high
