@@ -287,4 +287,8 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
         if value is not None:
             setattr(config.train, key, value)
     config.validate()
-    return Run(config, out, resume=resume, quiet=quiet).fit()
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        return Run(config, out, resume=resume, quiet=quiet).fit()
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
