@@ -45,18 +45,19 @@ def run_recipe(name: str, config_path: Path, minutes: float, out: Path, n_per_cl
         print(f"\n=== {name}: training for {minutes} minutes ===")
         summary = train(config, run, stop_overrides={"budget_minutes": minutes})
     t0 = time.monotonic()
-    report = evaluate_run(run, n_per_class=n_per_class, seed=seed)
+    report = evaluate_run(run, n_per_class=n_per_class, seed=seed, progress=False)
     return {"recipe": name, "params": summary["params_G"] + summary["params_D"], "images_per_s": summary["images_per_s"],
             "steps": summary["steps"], "train_minutes": summary["train_minutes"], "eval_seconds": round(time.monotonic() - t0, 1),
             **headline(report), "report": str(run / "eval" / "report.md")}
 
 
 def headline(report: dict) -> dict:
-    """The numbers for the table, from a report.json produced by condgan.eval."""
-    g = report["generated"]
-    return {"fid": g["fid"], "per_class_fid": g["per_class_fid_mean"], "per_class_fid_each": g["per_class_fid"],
-            "accuracy": g["accuracy"], "diversity": g["diversity_ratio_mean"], "kid": g.get("kid"),
-            "precision": g.get("precision"), "recall": g.get("recall"), "copies": g.get("copy_fraction")}
+    """The numbers for the table, from the report condgan.eval writes (report.json)."""
+    m = report["model"]
+    return {"fid": m["fid"], "per_class_fid": m["class_fid_mean"], "accuracy": m["conditioning_accuracy"],
+            "diversity": m["diversity_ratio_mean"], "kid": m["kid"], "precision": m["precision"], "recall": m["recall"],
+            "copies": m["copy_fraction"], "per_class": {c["class"]: {"fid": c["fid"], "accuracy": c["conditioning_accuracy"]}
+                                                 for c in report["per_class"]}}
 
 
 def print_table(rows: list[dict]) -> str:
@@ -80,6 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    floor = None
     rows = [run_recipe(name, RECIPES[name], args.minutes, out, args.n_per_class, args.seed) for name in args.recipes.split(",")]
     table = print_table(rows)
     (out / "compare.json").write_text(json.dumps({"minutes": args.minutes, "rows": rows}, indent=2))

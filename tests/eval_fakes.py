@@ -48,7 +48,7 @@ def render(z: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     return ((out + 1) * bright[:, None, None, None] - 1 + texture).clamp(-1, 1)
 
 
-def write_folder_dataset(root: Path, per_class: int = 200, seed: int = 0) -> Path:
+def write_folder_dataset(root: Path, per_class: int = 200, seed: int = 12345) -> Path:
     """root/<class>/<i>.png, as a user's folder dataset."""
     g = torch.Generator().manual_seed(seed)
     for c, name in enumerate(CLASSES):

@@ -66,12 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("out", help="folder to write generator.safetensors and generator.json into")
     e.set_defaults(func=cmd_export)
 
-    try:
-        from .eval.cli import add_eval_commands
-    except ImportError:  # evaluation extras not installed in this checkout
-        add_eval_commands = None
-    if add_eval_commands is not None:
-        add_eval_commands(sub)
+    from .eval.cli import add_eval_commands
+
+    add_eval_commands(sub)
     return parser
 
 

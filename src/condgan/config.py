@@ -45,8 +45,9 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     d_steps: int = 1                  # D updates per G update
-    aux_weight: float = 0.0           # auxiliary class loss in D and G (resnet only); 0 disables
-    ema_decay: float = 0.999          # EMA of G's weights, used for sampling; 0 disables
+    aux_weight: float | None = None   # auxiliary class loss in D and G; default 1.0 for resnet (the
+                                      # only D with a class head), 0 for the classic recipes
+    ema_decay: float = 0.99           # EMA of G's weights, used for sampling; 0 disables
     ema_start: int = 500              # steps before the EMA starts tracking
     augment: list[str] = field(default_factory=list)  # DiffAugment ops: translation, cutout, brightness
     steps: int | None = None          # stop after this many G steps ...
@@ -70,6 +71,12 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def aux_weight(self) -> float:
+        """train.aux_weight with its architecture-dependent default resolved."""
+        if self.train.aux_weight is not None:
+            return self.train.aux_weight
+        return 1.0 if self.model.arch == "resnet" else 0.0
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -90,8 +97,8 @@ class Config:
             (self.model.z_dim >= 1 and self.model.g_width >= 1 and self.model.d_width >= 1, "model sizes must be positive"),
             (self.train.lr_g > 0 and self.train.lr_d > 0, "learning rates must be positive"),
             (0 <= self.train.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
-            (self.train.aux_weight >= 0, "train.aux_weight must be >= 0"),
-            (self.train.aux_weight == 0 or self.model.arch == "resnet", "train.aux_weight needs model.arch=resnet (the only D with a class head)"),
+            (self.train.aux_weight is None or self.train.aux_weight >= 0, "train.aux_weight must be >= 0"),
+            (not self.train.aux_weight or self.model.arch == "resnet", "train.aux_weight needs model.arch=resnet (the only D with a class head)"),
             (self.train.d_steps >= 1, "train.d_steps must be at least 1"),
             (self.train.keep_checkpoints >= 1, "train.keep_checkpoints must be at least 1"),
             (all(v is None or v > 0 for v in (self.train.steps, self.train.epochs, self.train.budget_minutes)),

@@ -34,7 +34,7 @@ K_NEAREST = 5  # k of the k-NN manifold metrics, as in Naeem et al. 2020
 PRDC_MAX = 10_000  # sets are subsampled to this size for the k-NN metrics (their cost is quadratic)
 DIVERSITY_MAX = 1_000  # per class, for the mean pairwise distance
 COPY_QUANTILE = 0.01  # a generated image closer to the train set than 99% of real test images is a suspected copy
-REFERENCE_VERSION = 1
+REFERENCE_VERSION = 2
 
 
 class _Precomputed(nn.Module):
@@ -167,8 +167,7 @@ class Reference:
     test_logits: torch.Tensor
     test_labels: torch.Tensor
     test_nn_distance: torch.Tensor  # RMS pixel distance of each test image to its nearest train image
-    prdc_features: torch.Tensor  # seeded subsample of train features for the k-NN metrics
-    prdc_radii: torch.Tensor
+    prdc_features: torch.Tensor  # train features in a seeded random order: the k-NN metrics take the first n
     class_diversity: torch.Tensor  # mean pairwise train feature distance per class
 
     @property
@@ -195,12 +194,10 @@ def build_reference(ev: Evaluator, train: ImageSet, test: ImageSet, progress: bo
     train_features, _ = ev.run(train.images, progress="real train features" if progress else None)
     test_features, test_logits = ev.run(test.images, progress="real test features" if progress else None)
     test_nn, _ = nearest_pixel_distance(test.images, train.images)
-    pick = _subsample(len(train_features), PRDC_MAX, seed=0)
-    prdc_features = train_features[pick]
+    prdc_features = train_features[torch.randperm(len(train_features), generator=torch.Generator().manual_seed(0))]
     diversity = _per_class_diversity(train_features, train.labels, train.num_classes, seed=0)
     return Reference(train_features, train.labels, test_features, test_logits, test.labels, test_nn,
-                     prdc_features, knn_radii(prdc_features),
-                     torch.tensor([float("nan") if d is None else d for d in diversity]))
+                     prdc_features, torch.tensor([float("nan") if d is None else d for d in diversity]))
 
 
 def reference_path(ev: Evaluator, class_names: list[str]) -> Path | None:
@@ -281,7 +278,10 @@ def compute_metrics(seen: Seen, ref: Reference, class_map: torch.Tensor, seed: i
         per_fid.append(fid(ref.train_features[ref.train_labels == c], seen.features[seen.labels == c]))
         real_div = ref.class_diversity[c].item()
         div_ratio.append(own_diversity[c] / real_div if own_diversity[c] is not None and real_div > 0 else None)
-    pick = _subsample(len(seen.features), PRDC_MAX, seed)
+    # k-NN metrics are biased unless both sets have the same size (Naeem et al. use equal n),
+    # so the real set is cut to the generated set's size (at most PRDC_MAX), and vice versa
+    n = min(len(seen.features), len(ref.prdc_features), PRDC_MAX)
+    pick = _subsample(len(seen.features), n, seed)
     kid_value = kid(ref.train_features, seen.features, seed=seed)
     threshold = ref.copy_threshold
     test_median = ref.test_nn_distance.median().item()
@@ -293,7 +293,7 @@ def compute_metrics(seen: Seen, ref: Reference, class_map: torch.Tensor, seed: i
         "kid_std": kid_value[1] if kid_value else None,
         "class_fid_mean": _mean(per_fid),
         "conditioning_accuracy": cond["accuracy"],
-        **prdc(ref.prdc_features, seen.features[pick], real_radii=ref.prdc_radii),
+        **prdc(ref.prdc_features[:n], seen.features[pick]),
         "diversity_ratio_mean": _mean(div_ratio),
         "copy_fraction": (seen.nn_distance < threshold).float().mean().item() if len(seen.nn_distance) else None,
         "exact_copies": int((seen.nn_distance == 0).sum()),

@@ -1,0 +1,106 @@
+"""The `condgan eval` and `condgan evaluator` subcommands.
+
+`add_eval_commands(subparsers)` registers them on the main condgan parser;
+`python -m condgan.eval.cli ...` runs them on their own (same flags).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import UserError
+
+
+def _classes(text: str | None) -> list[str] | None:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+def _data_cfg(args: argparse.Namespace) -> dict:
+    return {"name": args.data, "data_dir": args.data_dir, "classes": _classes(getattr(args, "classes", None)),
+            "image_size": args.image_size, "channels": getattr(args, "channels", None)}
+
+
+def add_eval_commands(subparsers) -> None:
+    """Register `eval` and `evaluator train` on an argparse subparsers object."""
+    ev = subparsers.add_parser(
+        "eval", help="score a run or a samples .npz: FID, per-class FID, conditioning accuracy, ... (report.md)",
+        description="Evaluate a trained run (condgan eval RUN) or a samples file "
+                    "(condgan eval --samples x.npz --data fashion-mnist). Writes report.json, report.md and PNGs; "
+                    "every number is shown beside the same metric for real held-out images.")
+    ev.add_argument("run", nargs="?", help="run directory or checkpoint file to evaluate (or use --samples)")
+    ev.add_argument("--samples", metavar="NPZ", help="evaluate images from this .npz (keys images, labels, class_names) instead of a run")
+    ev.add_argument("--data", help="dataset the samples should look like: fashion-mnist, mnist, or a folder (needed with --samples)")
+    ev.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset files, if not in the default place")
+    ev.add_argument("--classes", metavar="A,B,...", help="comma-separated classes the samples were made for (default: those stored in the .npz)")
+    ev.add_argument("--image-size", type=int, metavar="PX", help="resize the dataset to this size (default: the samples' size)")
+    ev.add_argument("--n-per-class", type=int, default=1000, metavar="N", help="images to generate per class for a run (default 1000)")
+    ev.add_argument("--seed", type=int, default=0, help="seed for the noise and the metric subsets (default 0)")
+    ev.add_argument("--out", metavar="DIR", help="output folder (default RUN/eval, or NAME-eval beside the .npz)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.set_defaults(func=cmd_eval)
+
+    tool = subparsers.add_parser("evaluator", help="train or inspect the domain classifier used for evaluation",
+                                 description="condgan scores images with its own small classifier (no Inception "
+                                             "download). It is trained once per dataset and cached in "
+                                             "$CONDGAN_CACHE/evaluators (default ~/.cache/condgan/evaluators).")
+    actions = tool.add_subparsers(dest="evaluator_action", metavar="ACTION", required=True, help="train: train or show the evaluator")
+    train = actions.add_parser("train", help="train (or show the cached) evaluator for a dataset",
+                               description="Train the evaluator on the dataset's train split and report its accuracy "
+                                           "on the held-out test split. Does nothing if a matching one is cached, "
+                                           "unless --force.")
+    train.add_argument("--data", default="fashion-mnist", help="fashion-mnist (default), mnist, or a folder of class sub-folders")
+    train.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset files, if not in the default place")
+    train.add_argument("--image-size", type=int, metavar="PX", help="resize images to this size (default: native, 64 for folders)")
+    train.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB); default: as the data")
+    train.add_argument("--epochs", type=int, metavar="E", help="training epochs (default 6)")
+    train.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    train.add_argument("--force", action="store_true", help="retrain even if a cached evaluator exists")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=cmd_evaluator_train)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .report import evaluate_run, evaluate_samples
+
+    if (args.run is None) == (args.samples is None):
+        raise UserError("give either a run directory (condgan eval RUN) or --samples FILE.npz --data DATASET")
+    if args.samples:
+        if not args.data:
+            raise UserError("--samples needs --data: the dataset the samples imitate (fashion-mnist, mnist, or a folder)")
+        report = evaluate_samples(args.samples, _data_cfg(args), out_dir=args.out, seed=args.seed, progress=not args.quiet)
+    else:
+        if args.data or args.classes or args.data_dir:
+            raise UserError("--data/--data-dir/--classes are for --samples; a run knows its own dataset")
+        report = evaluate_run(args.run, n_per_class=args.n_per_class, seed=args.seed, out_dir=args.out, progress=not args.quiet)
+    m, f = report["model"], report["real_floor"]
+    print(f"FID {m['fid']:.3f} (real {f['fid']:.3f})  mean class FID {m['class_fid_mean']:.3f} (real {f['class_fid_mean']:.3f})  "
+          f"conditioning accuracy {m['conditioning_accuracy']:.1%} (real {f['conditioning_accuracy']:.1%})")
+    return 0
+
+
+def cmd_evaluator_train(args: argparse.Namespace) -> int:
+    from .evaluator import get_evaluator
+
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, not {args.epochs}")
+    ev = get_evaluator(_data_cfg(args), epochs=args.epochs, force=args.force, seed=args.seed, progress=not args.quiet)
+    info = ev.info
+    print(f"evaluator for {info['dataset']}: test accuracy {info['test_accuracy']:.2%} "
+          f"({info['epochs']} epochs, seed {info['seed']}, {info['train_seconds']} s) in {ev.path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="condgan", description="condgan evaluation commands")
+    add_eval_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"condgan: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""The evaluation report: sample (or read) images, score them, draw the pictures, write report.json + report.md.
+
+Every number is shown beside its real-data floor (the same metric for the
+held-out real test split), because an FID of 3.1 means nothing on its own and
+"3.1 where real images score 0.9" means a lot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data import ImageSet, to_uint8
+from ..errors import UserError
+from .evaluator import Evaluator, get_evaluator, load_splits
+from .metrics import COPY_QUANTILE, K_NEAREST, Reference, compute_metrics, get_reference, look, real_floor
+from .pictures import confusion_png, interference_grid, latent_traversal, sample_sheets
+from .samples import load_samples_npz
+
+
+@dataclass
+class Context:
+    """The evaluator, the real side and the class mapping for one dataset and class list."""
+
+    ev: Evaluator
+    ref: Reference
+    train: ImageSet  # real train split, only the model's classes, labels in the model's order
+    class_names: list[str]
+    class_map: torch.Tensor  # model class index -> evaluator class index
+
+
+def prepare(data_cfg: dict, class_names: list[str], progress: bool = True) -> Context:
+    """Load the data, find or train the evaluator, build or load the cached real side."""
+    train, test = load_splits(data_cfg)
+    ev = get_evaluator(data_cfg, splits=(train, test), progress=progress)
+    class_map = ev.class_map(class_names)
+    if list(class_names) != list(train.class_names):
+        train, test = train.subset(list(class_names)), test.subset(list(class_names))
+    return Context(ev, get_reference(ev, train, test, progress), train, list(class_names), class_map)
+
+
+@torch.no_grad()
+def sample(gen, n_per_class: int, seed: int = 0, batch_size: int = 500, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """n_per_class uint8 images of every class, from one seeded noise draw: the same images as
+    gen.sample_per_class(n_per_class, seed) (and `condgan sample`), with a progress bar."""
+    labels = torch.arange(gen.num_classes).repeat_interleave(n_per_class)
+    z = gen.noise(len(labels), seed=seed)
+    out = []
+    for i in tqdm(range(0, len(labels), batch_size), desc="sampling", unit="batch", leave=False, disable=not progress):
+        out.append(to_uint8(gen(z[i:i + batch_size], labels[i:i + batch_size])))
+    return torch.cat(out), labels
+
+
+def evaluate_run(run_dir: str | Path, n_per_class: int = 1000, seed: int = 0, out_dir: str | Path | None = None,
+                 progress: bool = True) -> dict:
+    """Evaluate a training run (or checkpoint); writes <run>/eval/report.{json,md} by default."""
+    import condgan  # the lead's api; imported here so the metrics work without it
+
+    gen = condgan.load(run_dir)
+    run_dir = Path(run_dir)
+    default_out = (run_dir if run_dir.is_dir() else run_dir.parent) / "eval"
+    return evaluate_generator(gen, out_dir or default_out, n_per_class, seed, progress, source=str(run_dir))
+
+
+def evaluate_generator(gen, out_dir: str | Path, n_per_class: int = 1000, seed: int = 0, progress: bool = True,
+                       source: str = "generator") -> dict:
+    """Evaluate any object with the Generator interface (class_names, data, noise, __call__)."""
+    if n_per_class < 2:
+        raise UserError(f"--n-per-class must be at least 2 (FID needs two images per class), not {n_per_class}")
+    started = time.time()
+    ctx = prepare(gen.data, list(gen.class_names), progress)
+    t0 = time.time()
+    images, labels = sample(gen, n_per_class, seed, progress=progress)
+    sampling_s = time.time() - t0
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    extra = {"interference": interference_grid(gen, out / "interference.png", seed=seed).name}
+    traversal = latent_traversal(gen, ctx.ev, ctx.class_map, out / "traversal.png", seed=seed)
+    extra["traversal"] = "traversal.png"
+    return _score_and_write(ctx, images, labels, out, seed, progress, source, "run", started,
+                            {"sampling": sampling_s}, extra, traversal)
+
+
+def evaluate_samples(npz_path: str | Path, data_cfg: dict, out_dir: str | Path | None = None, seed: int = 0,
+                     progress: bool = True) -> dict:
+    """Evaluate images from a samples .npz against a dataset (data_cfg: name, data_dir, classes, ...)."""
+    started = time.time()
+    images, labels, class_names = load_samples_npz(npz_path)
+    cfg = dict(data_cfg)
+    if cfg.get("classes") and [c.lower() for c in cfg["classes"]] != [c.lower() for c in class_names]:
+        raise UserError(f"--classes {','.join(cfg['classes'])} does not match the classes stored in {npz_path}: "
+                        f"{','.join(class_names)}")
+    cfg.setdefault("image_size", None)
+    cfg["image_size"] = cfg["image_size"] or images.shape[-1]
+    cfg["channels"] = cfg.get("channels") or images.shape[1]
+    ctx = prepare(cfg, class_names, progress)
+    out = Path(out_dir) if out_dir else Path(npz_path).with_suffix("").parent / (Path(npz_path).stem + "-eval")
+    return _score_and_write(ctx, images, labels, out, seed, progress, str(npz_path), "samples", started, {}, {}, None)
+
+
+def _score_and_write(ctx: Context, images, labels, out: Path, seed: int, progress: bool, source: str, kind: str,
+                     started: float, timing: dict, pictures: dict, traversal: dict | None) -> dict:
+    t0 = time.time()
+    seen = look(ctx.ev, images, labels, ctx.train.images, progress)
+    model = compute_metrics(seen, ctx.ref, ctx.class_map, seed)
+    floor = compute_metrics(real_floor(ctx.ref), ctx.ref, ctx.class_map, seed)
+    timing["scoring"] = time.time() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    pictures["confusion"] = confusion_png(model["confusion"], ctx.class_names, out / "confusion.png",
+                                          "conditioning: requested label vs evaluator verdict").name
+    pictures["samples"] = sample_sheets(images, labels, ctx.class_names, out)
+    timing["total"] = time.time() - started
+
+    per_class = []
+    for c, name in enumerate(ctx.class_names):
+        row = {"class": name, "n_images": int((labels == c).sum())}
+        for metric in ("fid", "conditioning_accuracy", "diversity_ratio"):
+            row[metric] = model["per_class"][metric][c]
+            row[metric + "_floor"] = floor["per_class"][metric][c]
+        if traversal:
+            row["traversal_kept"] = traversal["per_class"][c]
+        per_class.append(row)
+    report = {
+        "kind": kind, "source": source, "dataset": ctx.train.name, "classes": ctx.class_names,
+        "evaluator": {"path": str(ctx.ev.path) if ctx.ev.path else None, "test_accuracy": ctx.ev.info.get("test_accuracy"),
+                      "key": ctx.ev.info.get("key")},
+        "settings": {"seed": seed, "k_nearest": K_NEAREST, "copy_quantile": COPY_QUANTILE,
+                     "n_images": len(labels), "reference": "real train split", "floor": "real test split"},
+        "model": {k: v for k, v in model.items() if k not in ("per_class", "confusion")},
+        "real_floor": {k: v for k, v in floor.items() if k not in ("per_class", "confusion")},
+        "per_class": per_class,
+        "confusion": model["confusion"],
+        "latent_traversal": traversal,
+        "pictures": pictures,
+        "timing_s": {k: round(v, 2) for k, v in timing.items()},
+    }
+    report = _clean(report)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(render_markdown(report))
+    if progress:
+        print(f"condgan: report written to {out / 'report.md'}")
+    return report
+
+
+def _clean(x):
+    """JSON-safe: NaN/inf become null, tensors become lists."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, torch.Tensor):
+        return _clean(x.tolist())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+# --------------------------------------------------------------------------- markdown
+
+SUMMARY_ROWS = [  # key, label, how to read it, format
+    ("fid", "FID (evaluator features)", "lower is better", "num"),
+    ("kid", "KID", "lower is better; unbiased, can dip below 0", "kid"),
+    ("class_fid_mean", "mean per-class FID", "lower; catches ignored labels", "num"),
+    ("conditioning_accuracy", "conditioning accuracy", "higher; evaluator agrees with the label", "pct"),
+    ("precision", "precision (k=5)", "higher; realism", "num"),
+    ("recall", "recall (k=5)", "higher; variety", "num"),
+    ("density", "density (k=5)", "about 1 for real data", "num"),
+    ("coverage", "coverage (k=5)", "higher; modes covered", "num"),
+    ("diversity_ratio_mean", "intra-class diversity / real", "about 1; below 1 is mode collapse", "num"),
+    ("copy_fraction", "suspected copies", "1% for real test images by construction", "pct"),
+    ("exact_copies", "exact copies of training images", "0", "int"),
+    ("nn_distance_ratio", "nearest-train distance / real test's", "about 1; well below 1 is memorising", "num"),
+]
+
+
+def _fmt(v, kind: str = "num") -> str:
+    if v is None:
+        return "—"
+    if kind == "pct":
+        return f"{100 * v:.1f}%"
+    if kind == "int":
+        return str(int(v))
+    if kind == "kid":
+        return f"{v:.4f}"
+    return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+
+
+def render_markdown(r: dict) -> str:
+    m, f = r["model"], r["real_floor"]
+    what = "samples file" if r["kind"] == "samples" else "run"
+    lines = [
+        f"# condgan evaluation: {r['source']}",
+        "",
+        f"{what.capitalize()} scored against **{r['dataset']}** ({len(r['classes'])} classes: {', '.join(r['classes'])}), "
+        f"{m['n_images']} generated images vs the real train split, in the feature space of condgan's own evaluator "
+        f"(test accuracy {_fmt(r['evaluator']['test_accuracy'], 'pct')}; no Inception network is used, so numbers are "
+        f"comparable between condgan runs on this dataset, not with published Inception FIDs).",
+        "",
+        f"The **real floor** column scores the held-out real test split ({f['n_images']} images) exactly as if a model "
+        "had generated it: the best a perfect model could expect.",
+        "",
+        "| metric | model | real floor | how to read |",
+        "|---|---:|---:|---|",
+    ]
+    for key, label, note, kind in SUMMARY_ROWS:
+        lines.append(f"| {label} | {_fmt(m.get(key), kind)} | {_fmt(f.get(key), kind)} | {note} |")
+    if r.get("latent_traversal"):
+        lines.append(f"| latent traversal: frames keeping the label | {_fmt(r['latent_traversal']['fraction_kept'], 'pct')} "
+                     f"| — | higher; class must not change along a path |")
+    lines += [
+        "",
+        "## Per class",
+        "",
+        "| class | FID | floor | conditioning acc. | floor | diversity / real | floor |"
+        + (" traversal kept |" if r.get("latent_traversal") else ""),
+        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if r.get("latent_traversal") else ""),
+    ]
+    for row in r["per_class"]:
+        cells = [row["class"], _fmt(row["fid"]), _fmt(row["fid_floor"]), _fmt(row["conditioning_accuracy"], "pct"),
+                 _fmt(row["conditioning_accuracy_floor"], "pct"), _fmt(row["diversity_ratio"]), _fmt(row["diversity_ratio_floor"])]
+        if "traversal_kept" in row:
+            cells.append(_fmt(row["traversal_kept"], "pct"))
+        lines.append("| " + " | ".join(cells) + " |")
+    p = r["pictures"]
+    lines += ["", "## Pictures", ""]
+    if "interference" in p:
+        lines += ["**Interference grid** — the same noise in each column, one label per row: the style should stay "
+                  "along a column while the class changes.", "", f"![interference grid]({p['interference']})", ""]
+    if "traversal" in p:
+        lines += ["**Latent traversal** — interpolation between two noises with the label fixed; the class must not "
+                  "change along a row.", "", f"![latent traversal]({p['traversal']})", ""]
+    lines += ["**Conditioning confusion matrix** — rows: requested label; columns: what the evaluator sees.", "",
+              f"![confusion matrix]({p['confusion']})", "",
+              "**Samples**, one row per requested label (full sheets: "
+              + ", ".join(f"[{name}]({path})" for name, path in p["samples"]["per_class"].items()) + ").", "",
+              f"![samples]({p['samples']['overview']})", "",
+              "## Notes", "",
+              f"- FID/KID/precision/recall/density/coverage use the evaluator's 128-d penultimate features; per-class "
+              f"FID compares each requested label's images with real train images of that class. FID is biased by sample "
+              f"size, so compare the model with the floor at similar numbers of images.",
+              f"- Memorisation uses RMS pixel distance (0 = identical, 1 = opposite) to the nearest training image; "
+              f"an image closer than {_fmt(m['copy_threshold'])} (the {COPY_QUANTILE:.0%} quantile of real test images' "
+              "distances) is a suspected copy.",
+              f"- Timing (s): {', '.join(f'{k} {v}' for k, v in r['timing_s'].items())}.", ""]
+    return "\n".join(lines)
