@@ -81,7 +81,6 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    floor = None
     rows = [run_recipe(name, RECIPES[name], args.minutes, out, args.n_per_class, args.seed) for name in args.recipes.split(",")]
     table = print_table(rows)
     (out / "compare.json").write_text(json.dumps({"minutes": args.minutes, "rows": rows}, indent=2))

@@ -106,7 +106,7 @@ def cmd_sample(args) -> int:
     import condgan
 
     from .api import check_count
-    from .visual import class_grid
+    from .visual import save_grid
 
     gen = condgan.load(args.run, device=args.device)
     out = Path(args.out)
@@ -124,16 +124,11 @@ def cmd_sample(args) -> int:
     ids = gen.label_ids(labels)
     images = gen.sample(labels, n=args.n, seed=args.seed)
     names = [gen.class_names[i] for i in ids.tolist()]
+    cols = args.n
     if len(names) == 1:  # one label: a near-square grid rather than one long row
         cols = math.ceil(math.sqrt(args.n))
-        rows = math.ceil(args.n / cols)
-        pad = rows * cols - args.n
-        if pad:
-            import torch
-
-            images = torch.cat([images, images.new_ones(pad, *images.shape[1:])])
-        names = [names[0]] * rows
-    class_grid(images, names).save(out)
+        names = [names[0]] * math.ceil(args.n / cols)
+    save_grid(images, out, nrow=cols, row_names=names)
     print(f"wrote {args.n} image(s) each of {', '.join(dict.fromkeys(gen.class_names[i] for i in ids.tolist()))} to {out}")
     return 0
 

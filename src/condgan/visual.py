@@ -1,4 +1,4 @@
-"""Pictures made during training and sampling: labelled class grids and loss plots."""
+"""Pictures shared by training, sampling and evaluation: labelled image grids and loss plots."""
 
 from __future__ import annotations
 
@@ -6,28 +6,44 @@ import json
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw
-from torchvision.utils import make_grid
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torchvision.utils import make_grid, save_image
 
-from .data.imageset import to_uint8
+from .data.imageset import to_float
 
 
-def class_grid(images: torch.Tensor, row_names: list[str], scale: int = 2) -> Image.Image:
-    """Images (rows*cols, C, H, W) in [-1, 1], row-major, with each row's class name at its left."""
-    rows = len(row_names)
-    cols = len(images) // rows
-    grid = make_grid(images.float().clamp(-1, 1), nrow=cols, padding=2, pad_value=1.0, normalize=True, value_range=(-1, 1))
-    arr = to_uint8(grid * 2 - 1).permute(1, 2, 0).numpy()
-    picture = Image.fromarray(arr if arr.shape[2] == 3 else arr[..., 0])
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST).convert("RGB")
-    margin = 8 + 7 * max(len(n) for n in row_names)
-    out = Image.new("RGB", (picture.width + margin, picture.height), "white")
-    out.paste(picture, (margin, 0))
-    draw = ImageDraw.Draw(out)
-    row_h = picture.height / rows
-    for r, name in enumerate(row_names):
-        draw.text((4, int(r * row_h + row_h / 2 - 5)), name, fill="black")
-    return out
+def _as_float(images: torch.Tensor) -> torch.Tensor:
+    return to_float(images) if images.dtype == torch.uint8 else images.float()
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int, row_names: list[str] | None = None,
+              title: str | None = None) -> Path:
+    """Save images (uint8, or float in [-1, 1]) as a grid; with row_names, label each row on the left."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = _as_float(images)
+    if not row_names and not title:
+        save_image(images, path, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2, pad_value=1.0)
+        return path
+    grid = make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2, pad_value=1.0)
+    h, w = grid.shape[1:]
+    scale = max(1.0, 64 / images.shape[-1]) / 100  # inches per pixel: small images are drawn larger
+    fig = Figure(figsize=(w * scale + (1.3 if row_names else 0.2), h * scale + (0.5 if title else 0.2)), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_xticks([])
+    if row_names:
+        step = (h - 2) / len(row_names)
+        ax.set_yticks([2 + step * (i + 0.5) for i in range(len(row_names))], row_names, fontsize=8)
+    else:
+        ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
 
 
 def loss_plot(metrics_file: Path, out: Path) -> None:

@@ -1,13 +1,11 @@
 """The `condgan eval` and `condgan evaluator` subcommands.
 
 `add_eval_commands(subparsers)` registers them on the main condgan parser;
-`python -m condgan.eval.cli ...` runs them on their own (same flags).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..errors import UserError
 
@@ -89,18 +87,3 @@ def cmd_evaluator_train(args: argparse.Namespace) -> int:
     print(f"evaluator for {info['dataset']}: test accuracy {info['test_accuracy']:.2%} "
           f"({info['epochs']} epochs, seed {info['seed']}, {info['train_seconds']} s) in {ev.path}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="condgan", description="condgan evaluation commands")
-    add_eval_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as e:
-        print(f"condgan: error: {e}", file=sys.stderr)
-        return e.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

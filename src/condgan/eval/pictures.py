@@ -21,43 +21,10 @@ from pathlib import Path
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from torchvision.utils import make_grid, save_image
 
-from ..data import to_float, to_uint8
+from ..data import to_uint8
+from ..visual import save_grid
 from .evaluator import Evaluator
-
-
-def _as_float(images: torch.Tensor) -> torch.Tensor:
-    return to_float(images) if images.dtype == torch.uint8 else images.float()
-
-
-def save_grid(images: torch.Tensor, path: Path, nrow: int, row_names: list[str] | None = None,
-              title: str | None = None) -> Path:
-    """Save images (uint8, or float in [-1, 1]) as a grid; with row_names, label each row on the left."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images = _as_float(images)
-    if not row_names and not title:
-        save_image(images, path, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2, pad_value=1.0)
-        return path
-    grid = make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2, pad_value=1.0)
-    h, w = grid.shape[1:]
-    scale = max(1.0, 64 / images.shape[-1]) / 100  # inches per pixel: small images are drawn larger
-    fig = Figure(figsize=(w * scale + (1.3 if row_names else 0.2), h * scale + (0.5 if title else 0.2)), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
-    ax.set_xticks([])
-    if row_names:
-        step = (h - 2) / len(row_names)
-        ax.set_yticks([2 + step * (i + 0.5) for i in range(len(row_names))], row_names, fontsize=8)
-    else:
-        ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
 
 
 @torch.no_grad()

@@ -241,9 +241,9 @@ def render_markdown(r: dict) -> str:
               + ", ".join(f"[{name}]({path})" for name, path in p["samples"]["per_class"].items()) + ").", "",
               f"![samples]({p['samples']['overview']})", "",
               "## Notes", "",
-              f"- FID/KID/precision/recall/density/coverage use the evaluator's 128-d penultimate features; per-class "
-              f"FID compares each requested label's images with real train images of that class. FID is biased by sample "
-              f"size, so compare the model with the floor at similar numbers of images.",
+              "- FID/KID/precision/recall/density/coverage use the evaluator's 128-d penultimate features; per-class "
+              "FID compares each requested label's images with real train images of that class. FID is biased by sample "
+              "size, so compare the model with the floor at similar numbers of images.",
               f"- Memorisation uses RMS pixel distance (0 = identical, 1 = opposite) to the nearest training image; "
               f"an image closer than {_fmt(m['copy_threshold'])} (the {COPY_QUANTILE:.0%} quantile of real test images' "
               "distances) is a suspected copy.",

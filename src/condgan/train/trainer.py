@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import time
 from pathlib import Path
 
 import torch
+from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from ..config import Config, load_config, save_config
 from ..data import load_dataset, to_float
 from ..errors import CheckpointError, ConfigError, DivergenceError, UserError
 from ..models import build_discriminator, build_generator, count_parameters
-from ..visual import class_grid, loss_plot
+from ..visual import loss_plot, save_grid
 from . import checkpoint as ckpt
 from .loop import GANStep
 
@@ -258,14 +260,12 @@ class Run:
         labels = torch.arange(rows).repeat_interleave(GRID_COLUMNS).to(self.device)
         z = self.fixed_noise.repeat(rows, 1).to(self.device)
         images = self.gan.G_ema(z, labels).cpu()
-        picture = class_grid(images, self.class_names[:rows])
-        path = self.out / "samples" / f"step_{self.gan.steps_done:08d}.png"
-        picture.save(path)
-        picture.save(self.out / "samples" / "latest.png")
+        path = save_grid(images, self.out / "samples" / f"step_{self.gan.steps_done:08d}.png", nrow=GRID_COLUMNS,
+                         row_names=self.class_names[:rows], title=f"step {self.gan.steps_done}: one row per class, fixed noise")
+        shutil.copyfile(path, self.out / "samples" / "latest.png")
         if writer is not None:
-            import numpy as np
-
-            writer.add_image("samples", np.asarray(picture), self.gan.steps_done, dataformats="HWC")
+            writer.add_image("samples", make_grid(images, nrow=GRID_COLUMNS, normalize=True, value_range=(-1, 1)),
+                             self.gan.steps_done)
         loss_plot(self.metrics_file, self.out / "loss.png")
         return path
 
