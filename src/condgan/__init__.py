@@ -6,14 +6,6 @@
     pictures = gen.sample(["sandal", "bag"], output_type="pil")
 """
 
-import os
-
-# With the default (active) OpenMP wait policy, two PyTorch processes sharing a
-# few CPU cores spin against each other and each slows down ~10x (measured
-# here: 153 -> 13 images/s). Passive waiting costs little when alone. This only
-# takes effect if condgan is imported before torch, as the CLI does.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 __version__ = "0.1.0"
 
 
