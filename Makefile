@@ -37,12 +37,15 @@ demo: $(STAMP) data
 	@echo "  loss plot                     : runs/demo/loss.png"
 	@echo "  logs                          : runs/demo/metrics.jsonl, TensorBoard: $(VENV)/bin/tensorboard --logdir runs/demo/tb"
 	@echo "  more samples                  : $(PY) -m condgan sample runs/demo --label bag --n 16 --out bags.png"
+	@echo "  prove it obeys its labels     : $(PY) -m condgan eval runs/demo   (about 3 minutes; report in runs/demo/eval/report.md)"
 
 test: $(STAMP) data
 	$(PY) -m pytest -q
 
 bench: $(STAMP) data
 	$(PY) benchmarks/compare.py --minutes $(BENCH_MINUTES) --out bench-results
+	$(PY) benchmarks/eval_speed.py --out bench-results/eval_speed.json
+	$(PY) benchmarks/kill_resume.py --kills 20 --out bench-results/kill_resume.json
 
 clean:
 	rm -rf $(VENV) runs bench-results
