@@ -3,7 +3,7 @@
     python benchmarks/kill_resume.py --kills 20 --out bench-results/kill_resume.json
 
 Each round starts (or resumes) a small run that checkpoints every step, waits a
-random time, and SIGKILLs it — often in the middle of a checkpoint write. A
+random moment once it is training, and SIGKILLs it — often in the middle of a checkpoint write. A
 resume is clean when every checkpoint file left behind loads, the resumed run
 starts from the newest one, and its step count never goes backwards.
 """
@@ -28,6 +28,7 @@ from conftest import write_folders  # noqa: E402  (tiny synthetic dataset)
 
 from condgan.train import checkpoint as ckpt  # noqa: E402
 
+STARTUP_TIMEOUT = 120  # seconds a (re)started run may take to write its first new checkpoint
 TRAIN_ARGS = ["--quiet", "--set", "data.image_size=16", "--set", "model.g_width=4", "--set", "model.d_width=4",
               "--set", "train.batch_size=8", "--set", "train.checkpoint_every=1", "--set", "train.keep_checkpoints=2",
               "--set", "train.sample_every=1000", "--set", "train.log_every=1"]
@@ -40,7 +41,12 @@ def start(run: Path, data: Path, first: bool) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def kill_and_resume(kills: int, seed: int = 0, min_wait: float = 4.0, max_wait: float = 8.0) -> dict:
+def _newest(run: Path) -> int:
+    files = ckpt.list_checkpoints(run / "checkpoints")
+    return int(files[-1].name[5:13]) if files else 0
+
+
+def kill_and_resume(kills: int, seed: int = 0, min_wait: float = 0.0, max_wait: float = 2.0) -> dict:
     rng = random.Random(seed)
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,6 +55,11 @@ def kill_and_resume(kills: int, seed: int = 0, min_wait: float = 4.0, max_wait: 
         last_step = 0
         for i in range(kills):
             proc = start(run, data, first=i == 0)
+            # Let the (re)started run make progress, then kill it at a random moment: with a
+            # checkpoint every step, many kills land in the middle of a checkpoint write.
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while time.monotonic() < deadline and proc.poll() is None and _newest(run) <= last_step:
+                time.sleep(0.1)
             time.sleep(rng.uniform(min_wait, max_wait))
             proc.send_signal(signal.SIGKILL)
             _, err = proc.communicate()
@@ -59,10 +70,12 @@ def kill_and_resume(kills: int, seed: int = 0, min_wait: float = 4.0, max_wait: 
                     ckpt.safe_load(f)
                 except Exception:
                     loadable = False
-            newest = int(files[-1].name[5:13]) if files else 0
-            clean = loadable and newest >= last_step and bool(files)
+            newest = _newest(run)
+            logged = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()[:-1]]
+            consecutive = logged == list(range(1, len(logged) + 1))  # resumed exactly where the checkpoint was
+            clean = loadable and newest > last_step and consecutive
             rounds.append({"round": i + 1, "checkpoints": [f.name for f in files], "newest_step": newest,
-                           "all_loadable": loadable, "clean": clean, "stderr_tail": err.strip().splitlines()[-1:] if err else []})
+                           "all_loadable": loadable, "log_consecutive": consecutive, "clean": clean, "stderr_tail": err.strip().splitlines()[-1:] if err else []})
             print(f"kill {i + 1:2d}: newest checkpoint step {newest:5d}, all loadable: {loadable}, clean: {clean}")
             last_step = max(last_step, newest)
         final = subprocess.run([sys.executable, "-m", "condgan", "train", "--resume", str(run),

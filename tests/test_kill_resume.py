@@ -11,7 +11,7 @@ spec.loader.exec_module(kill_resume)
 
 
 def test_three_kills_three_clean_resumes():
-    result = kill_resume.kill_and_resume(kills=3, seed=1, min_wait=4.0, max_wait=7.0)
+    result = kill_resume.kill_and_resume(kills=3, seed=1)
     assert result["clean_resumes"] == 3, result["rounds"]
     assert all(r["newest_step"] > 0 for r in result["rounds"]), "the run never got far enough to checkpoint"
     assert result["final_resume_ok"], result

@@ -112,8 +112,7 @@ class Run:
         self._restore(state)
         # Drop log lines written after this checkpoint: they describe lost steps.
         if self.metrics_file.exists():
-            lines = [ln for ln in self.metrics_file.read_text().splitlines() if ln.strip()]
-            kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= self.gan.steps_done]
+            kept = [ln for ln in self.metrics_file.read_text().splitlines() if _logged_step(ln) <= self.gan.steps_done]
             self.metrics_file.write_text("".join(ln + "\n" for ln in kept))
         save_config(self.config, self.out / "config.yaml")
         self._log(f"resumed from {path} at step {self.gan.steps_done}")
@@ -272,6 +271,14 @@ class Run:
     def _log(self, message: str) -> None:
         if not self.quiet:
             tqdm.write(message)
+
+
+def _logged_step(line: str) -> float:
+    """Step of a metrics.jsonl line; a line cut short by a kill counts as after any checkpoint."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 def train(config: Config | None = None, out: str | Path = "runs/default", resume: bool = False,
