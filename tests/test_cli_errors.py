@@ -102,3 +102,11 @@ def test_help_explains_every_flag():
     assert not missing, f"flags without help: {missing}"
     proc = subprocess.run([sys.executable, "-m", "condgan", "train", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "--budget-minutes" in proc.stdout
+
+
+def test_set_takes_several_overrides_at_once_and_repeats():
+    from condgan.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--set", "train.lr_g=1e-4", "train.batch_size=32",
+                                      "--set", "model.z_dim=16", "--steps", "1"])
+    assert args.set == ["train.lr_g=1e-4", "train.batch_size=32", "model.z_dim=16"] and args.steps == 1

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from condgan.losses import LOSSES
+from condgan.losses import LOSSES, mode_seeking
 from condgan.models import ARCHITECTURES, build_discriminator, build_generator
 from condgan.models.resnet import plan_resolutions
 
@@ -51,3 +51,13 @@ def test_losses_prefer_real_over_fake():
     for name, (d_loss, g_loss) in LOSSES.items():
         assert d_loss(high, low) < d_loss(low, high), name  # D is rewarded for scoring real high
         assert g_loss(high) < g_loss(low), name              # G is rewarded when fakes score high
+
+
+def test_mode_seeking_penalises_collapse_within_a_class():
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    z = torch.randn(6, 8, generator=gen)
+    varied = torch.rand(6, 1, 4, 4, generator=gen) * 2 - 1
+    collapsed = varied[[0, 0, 0, 3, 3, 3]] + 0.01 * torch.randn(6, 1, 4, 4, generator=gen)
+    assert mode_seeking(collapsed, z, labels) > 10 * mode_seeking(varied, z, labels)
+    assert mode_seeking(varied, z, torch.arange(6)) == 0  # no two images share a label: nothing to compare

@@ -33,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a class-conditional GAN", description="Train a class-conditional GAN. "
                        "With no --config, trains the default model (resnet, hinge loss) on Fashion-MNIST.")
     t.add_argument("--config", help="YAML config file (copy one from configs/); default: built-in defaults")
-    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a config value, e.g. --set train.lr_g=1e-4 (repeatable)")
+    t.add_argument("--set", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override config values, e.g. --set train.lr_g=1e-4 train.batch_size=128 (repeatable)")
     t.add_argument("--out", help="run directory (default: runs/<dataset>-<arch>)")
     t.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
     t.add_argument("--data", help="dataset: 'fashion-mnist', 'mnist', or a folder of class sub-folders (sets data.name)")

@@ -40,13 +40,15 @@ class ModelConfig:
 class TrainConfig:
     loss: str = "hinge"               # 'hinge' | 'lsgan' | 'bce'
     batch_size: int = 64
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    lr_g: float = 3e-4
+    lr_d: float = 6e-4                # D learns twice as fast as G (TTUR): measured better in 10 minutes
+    beta1: float = 0.0
+    beta2: float = 0.99
     d_steps: int = 1                  # D updates per G update
-    aux_weight: float | None = None   # auxiliary class loss in D and G; default 1.0 for resnet (the
+    aux_weight: float | None = None   # auxiliary class loss in D and G; default 2.0 for resnet (the
                                       # only D with a class head), 0 for the classic recipes
+    diversity_weight: float = 0.5     # mode-seeking term in G's loss: keeps samples of one class varied
+                                      # (it offsets the sameness that a strong aux_weight brings)
     ema_decay: float = 0.99           # EMA of G's weights, used for sampling; 0 disables
     ema_start: int = 500              # steps before the EMA starts tracking
     augment: list[str] = field(default_factory=list)  # DiffAugment ops: translation, cutout, brightness
@@ -75,7 +77,7 @@ class Config:
         """train.aux_weight with its architecture-dependent default resolved."""
         if self.train.aux_weight is not None:
             return self.train.aux_weight
-        return 1.0 if self.model.arch == "resnet" else 0.0
+        return 2.0 if self.model.arch == "resnet" else 0.0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -98,6 +100,7 @@ class Config:
             (self.train.lr_g > 0 and self.train.lr_d > 0, "learning rates must be positive"),
             (0 <= self.train.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
             (self.train.aux_weight is None or self.train.aux_weight >= 0, "train.aux_weight must be >= 0"),
+            (self.train.diversity_weight >= 0, "train.diversity_weight must be >= 0"),
             (not self.train.aux_weight or self.model.arch == "resnet", "train.aux_weight needs model.arch=resnet (the only D with a class head)"),
             (self.train.d_steps >= 1, "train.d_steps must be at least 1"),
             (self.train.keep_checkpoints >= 1, "train.keep_checkpoints must be at least 1"),

@@ -30,3 +30,20 @@ def hinge_g(fake: torch.Tensor) -> torch.Tensor:
 
 
 LOSSES = {"bce": (bce_d, bce_g), "lsgan": (lsgan_d, lsgan_g), "hinge": (hinge_d, hinge_g)}
+
+
+def mode_seeking(images: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Diversity term for G (MSGAN, Mao et al. 2019), to minimise.
+
+    For pairs of the batch that share a label, the ratio of image distance to
+    noise distance should stay large: otherwise different noises give the same
+    image, which is mode collapse inside a class.
+    """
+    i, j = torch.triu_indices(len(labels), len(labels), offset=1, device=labels.device)
+    same = labels[i] == labels[j]
+    i, j = i[same], j[same]
+    if len(i) == 0:
+        return images.new_zeros(())
+    image_distance = (images[i] - images[j]).abs().flatten(1).mean(1)
+    noise_distance = (z[i] - z[j]).abs().mean(1)
+    return 1.0 / ((image_distance / noise_distance).mean() + eps)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses import LOSSES
+from ..losses import LOSSES, mode_seeking
 from .augment import augment
 
 
@@ -22,7 +22,8 @@ class GANStep:
 
     def __init__(self, G: nn.Module, D: nn.Module, *, loss: str, lr_g: float, lr_d: float,
                  betas: tuple[float, float], ema_decay: float, ema_start: int,
-                 augment_policy: list[str], z_dim: int, num_classes: int, aux_weight: float = 0.0):
+                 augment_policy: list[str], z_dim: int, num_classes: int, aux_weight: float = 0.0,
+                 diversity_weight: float = 0.0):
         self.G, self.D = G, D
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         self.opt_G = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)
@@ -32,6 +33,7 @@ class GANStep:
         self.augment_policy = augment_policy
         self.z_dim, self.num_classes = z_dim, num_classes
         self.aux_weight = aux_weight
+        self.diversity_weight = diversity_weight
         self.joint_d_pass = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules())
         if aux_weight > 0 and not hasattr(D, "forward_with_classes"):
             raise ValueError("train.aux_weight > 0 needs a discriminator with a class head (model.arch=resnet)")
@@ -74,6 +76,8 @@ class GANStep:
         loss_g = self.g_loss(d_gen)
         if class_gen is not None:  # G is rewarded when D recognises the requested class
             loss_g = loss_g + self.aux_weight * F.cross_entropy(class_gen, labels)
+        if self.diversity_weight > 0:  # same label, different noise -> different images
+            loss_g = loss_g + self.diversity_weight * mode_seeking(fake, z, labels)
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_G.step()

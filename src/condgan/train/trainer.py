@@ -73,7 +73,7 @@ class Run:
         self.gan = GANStep(G.to(self.device), D.to(self.device), loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d,
                            betas=(t.beta1, t.beta2), ema_decay=t.ema_decay, ema_start=t.ema_start,
                            augment_policy=t.augment, z_dim=m.z_dim, num_classes=self.data.num_classes,
-                           aux_weight=config.aux_weight())
+                           aux_weight=config.aux_weight(), diversity_weight=t.diversity_weight)
         self.noise_gen = torch.Generator().manual_seed(t.seed + 1)
         self.fixed_noise = torch.randn(GRID_COLUMNS, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
         self.batches_done = 0
