@@ -21,6 +21,8 @@ def test_defaults_and_overrides(tmp_path):
     ("model.arch=vae", "model.arch must be one of"),
     ("train.loss=wgan", "train.loss must be one of"),
     ("train.batch_size=0", "batch_size must be between"),
+    ("train.diversity_weight=-1", "train.diversity_weight must be >= 0"),
+    ("train.diversity_weight=abc", "train.diversity_weight must be a number"),
     ("lr=1", "section.key=value"),
 ])
 def test_bad_values_name_the_key(override, message):
