@@ -1,0 +1,89 @@
+"""Field specs: what each named field of a batch is.
+
+A batch is a dict of named tensors (`image`, `label`, `source`, ...). A
+dataset declares a `Spec` saying, for each field, whether it is a class field
+(int64 labels, with the class names) or an image field (uint8 on disk, float
+in [-1, 1] in a batch; channels and size). Class names travel in the spec, so
+`--label sandal` works wherever a model goes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import CheckpointError
+
+
+@dataclass(frozen=True)
+class ClassField:
+    class_names: tuple[str, ...]
+
+    kind = "class"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "class_names": list(self.class_names)}
+
+
+@dataclass(frozen=True)
+class ImageField:
+    channels: int
+    height: int
+    width: int
+
+    kind = "image"
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "channels": self.channels, "height": self.height, "width": self.width}
+
+
+Field = ClassField | ImageField
+
+
+class Spec(dict):
+    """An ordered mapping field name -> ClassField | ImageField."""
+
+    def class_fields(self) -> list[str]:
+        return [k for k, f in self.items() if isinstance(f, ClassField)]
+
+    def image_fields(self) -> list[str]:
+        return [k for k, f in self.items() if isinstance(f, ImageField)]
+
+    def to_dict(self) -> dict:
+        return {name: f.to_dict() for name, f in self.items()}
+
+    @classmethod
+    def from_dict(cls, raw) -> "Spec":
+        """Parse a spec read from a checkpoint or manifest; a malformed one is a CheckpointError."""
+        if not isinstance(raw, dict) or not raw:
+            raise CheckpointError("the field spec must be a non-empty mapping of field names")
+        spec = cls()
+        for name, f in raw.items():
+            try:
+                if f["kind"] == "class":
+                    names = f["class_names"]
+                    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(names) < 1:
+                        raise ValueError("class_names must be a list of strings")
+                    spec[name] = ClassField(tuple(names))
+                elif f["kind"] == "image":
+                    dims = [f["channels"], f["height"], f["width"]]
+                    if not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 65536 for d in dims):
+                        raise ValueError("channels/height/width must be positive integers")
+                    spec[name] = ImageField(*dims)
+                else:
+                    raise ValueError(f"unknown kind {f['kind']!r}")
+            except (KeyError, TypeError, ValueError) as e:
+                raise CheckpointError(f"field {name!r} of the spec is malformed ({e})") from None
+        return spec
+
+
+def class_spec(class_names, channels: int, size: int) -> Spec:
+    """The spec of a class-conditional dataset: an `image` and its `label`."""
+    return Spec(image=ImageField(channels, size, size), label=ClassField(tuple(class_names)))
