@@ -18,7 +18,7 @@ def test_defaults_and_overrides(tmp_path):
     ("train.batch_size=abc", "train.batch_size must be int"),
     ("train.batch_size=true", "train.batch_size must be int"),
     ("train.lr_g=fast", "train.lr_g must be a number"),
-    ("model.arch=vae", "model.arch must be one of"),
+    ("model.arch=vae", "model.arch for task cgan must be one of"),
     ("train.loss=wgan", "train.loss must be one of"),
     ("train.batch_size=0", "batch_size must be between"),
     ("train.diversity_weight=-1", "train.diversity_weight must be >= 0"),

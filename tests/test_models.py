@@ -6,7 +6,7 @@ from condgan.models import ARCHITECTURES, build_discriminator, build_generator
 from condgan.models.resnet import plan_resolutions
 
 
-@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])
 @pytest.mark.parametrize("size,channels", [(28, 1), (32, 3), (16, 1)])
 def test_shapes_and_range(arch, size, channels):
     torch.manual_seed(0)
@@ -16,10 +16,11 @@ def test_shapes_and_range(arch, size, channels):
     x = G(z, y)
     assert x.shape == (4, channels, size, size)
     assert x.min() >= -1 and x.max() <= 1
-    assert D(x, y).shape == (4,)
+    out = D(x, y)
+    assert out["score"].shape == (4,) and out["classes"] is None
 
 
-@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])
 def test_label_steers_both_networks(arch):
     """Same noise, different label -> different image; same image, different label -> different score."""
     torch.manual_seed(0)
@@ -34,7 +35,7 @@ def test_label_steers_both_networks(arch):
         y = torch.arange(3)
         images = G(z, y)
         assert (images[0] - images[1]).abs().max() > 1e-4
-        scores = D(images[:1].repeat(3, 1, 1, 1), y)
+        scores = D(images[:1].repeat(3, 1, 1, 1), y)["score"]
         assert (scores[0] - scores[1]).abs() > 1e-6
 
 
@@ -61,3 +62,32 @@ def test_mode_seeking_penalises_collapse_within_a_class():
     collapsed = varied[[0, 0, 0, 3, 3, 3]] + 0.01 * torch.randn(6, 1, 4, 4, generator=gen)
     assert mode_seeking(collapsed, z, labels) > 10 * mode_seeking(varied, z, labels)
     assert mode_seeking(varied, z, torch.arange(6)) == 0  # no two images share a label: nothing to compare
+
+
+def test_class_head_exists_only_when_asked_for():
+    with_head = build_discriminator("resnet", 5, 1, 16, 4, class_head=True)
+    without = build_discriminator("resnet", 5, 1, 16, 4)
+    x, y = torch.randn(3, 1, 16, 16), torch.tensor([0, 1, 4])
+    assert with_head(x, y)["classes"].shape == (3, 5)
+    assert without(x, y)["classes"] is None
+    assert not any(k.startswith("classifier") for k in without.state_dict())
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])
+def test_networks_rebuild_from_their_recorded_arguments(arch):
+    from condgan.models import rebuild
+
+    for net in (build_generator(arch, 3, 8, 1, 16, 4), build_discriminator(arch, 3, 1, 16, 4)):
+        again = rebuild(net.describe())
+        assert type(again) is type(net)
+        assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in net.state_dict().items()}
+
+
+def test_rebuild_refuses_unknown_classes_and_bad_arguments():
+    from condgan.errors import CheckpointError
+    from condgan.models import rebuild
+
+    with pytest.raises(CheckpointError, match="unknown network class 'os.system'"):
+        rebuild({"class": "os.system", "arguments": {}})
+    with pytest.raises(CheckpointError, match="cannot rebuild ResNetGenerator"):
+        rebuild({"class": "ResNetGenerator", "arguments": {"bogus": 1}})

@@ -42,7 +42,7 @@ def test_training_changes_the_generator(shoes_dir, tmp_path):
     from condgan.models import build_generator
 
     init = build_generator("resnet", 3, 8, 1, 16, 4).state_dict()
-    changed = [k for k, v in state["gan"]["G"].items() if k in init and not torch.equal(v, init[k])]
+    changed = [k for k, v in state["state"]["G"].items() if k in init and not torch.equal(v, init[k])]
     assert changed, "two steps of training left every generator weight untouched"
 
 
@@ -55,7 +55,7 @@ def test_keep_last_k_checkpoints(shoes_dir, tmp_path):
 def test_resume_continues_from_last_checkpoint(shoes_dir, tmp_path):
     config = load_config(None, tiny_overrides(shoes_dir, steps=4))
     train(config, tmp_path / "run", quiet=True)
-    summary = train(out=tmp_path / "run", resume=True, stop_overrides={"steps": 6}, quiet=True)
+    summary = train(out=tmp_path / "run", resume=True, stop_overrides={"steps": 2}, quiet=True)  # two more
     assert summary["steps"] == 6
     steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
@@ -66,9 +66,10 @@ def test_resume_is_bit_identical(shoes_dir, tmp_path):
     extra = {"train.deterministic": True, "train.checkpoint_every": 3, "train.augment": "translation,cutout"}
     train(load_config(None, tiny_overrides(shoes_dir, steps=6, **extra)), tmp_path / "straight", quiet=True)
     train(load_config(None, tiny_overrides(shoes_dir, steps=3, **extra)), tmp_path / "split", quiet=True)
-    train(out=tmp_path / "split", resume=True, stop_overrides={"steps": 6}, quiet=True)
-    a = ckpt.safe_load(tmp_path / "straight" / "checkpoints" / "step_00000006.pt")["gan"]
-    b = ckpt.safe_load(tmp_path / "split" / "checkpoints" / "step_00000006.pt")["gan"]
+    train(out=tmp_path / "split", resume=True, quiet=True)  # its own stop (3) is met: trains nothing, changes nothing
+    train(out=tmp_path / "split", resume=True, stop_overrides={"steps": 3}, quiet=True)  # three more
+    a = ckpt.safe_load(tmp_path / "straight" / "checkpoints" / "step_00000006.pt")["state"]
+    b = ckpt.safe_load(tmp_path / "split" / "checkpoints" / "step_00000006.pt")["state"]
     for net in ("G", "D", "G_ema"):
         for key in a[net]:
             assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs after resume"
@@ -90,7 +91,7 @@ def test_resume_with_another_model_type_is_refused(shoes_dir, tmp_path):
 
 
 def test_nan_stops_training_and_keeps_the_good_checkpoint(shoes_dir, tmp_path, monkeypatch):
-    from condgan.train import loop
+    from condgan.tasks import gan as loop
 
     original = loop.LOSSES["hinge"][0]
     calls = {"n": 0}
@@ -105,12 +106,12 @@ def test_nan_stops_training_and_keeps_the_good_checkpoint(shoes_dir, tmp_path, m
     with pytest.raises(DivergenceError, match="diverged.*step_00000002.pt"):
         train(config, tmp_path / "run", quiet=True)
     good = ckpt.safe_load(tmp_path / "run" / "checkpoints" / "step_00000002.pt")
-    assert all(torch.isfinite(v).all() for v in good["gan"]["G"].values() if v.is_floating_point())
+    assert all(torch.isfinite(v).all() for v in good["state"]["G"].values() if v.is_floating_point())
     assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step_00000002.pt"]
 
 
 def test_nan_rollback_recovers(shoes_dir, tmp_path, monkeypatch):
-    from condgan.train import loop
+    from condgan.tasks import gan as loop
 
     original = loop.LOSSES["hinge"][0]
     calls = {"n": 0}
@@ -167,7 +168,7 @@ def test_disk_full_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     import errno
 
     good = tmp_path / "step_00000001.pt"
-    ckpt.atomic_save({"format": ckpt.FORMAT, "version": 1, "x": torch.ones(3)}, good)
+    ckpt.atomic_save({"format": ckpt.FORMAT, "version": ckpt.VERSION, "x": torch.ones(3)}, good)
 
     def full(obj, f, *a, **k):
         f.write(b"partial")
@@ -182,7 +183,7 @@ def test_disk_full_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def test_corrupt_newest_checkpoint_falls_back(tmp_path):
-    ckpt.atomic_save({"format": ckpt.FORMAT, "version": 1, "step": 1}, ckpt.checkpoint_path(tmp_path, 1))
+    ckpt.atomic_save({"format": ckpt.FORMAT, "version": ckpt.VERSION, "step": 1}, ckpt.checkpoint_path(tmp_path, 1))
     ckpt.checkpoint_path(tmp_path, 2).write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="skipping unreadable checkpoint"):
         state, path = ckpt.load_latest(tmp_path)

@@ -4,14 +4,16 @@
     gen = condgan.load("runs/default")
     sandals = gen.sample("sandal", n=16, seed=0)          # float tensor in [-1, 1]
     pictures = gen.sample(["sandal", "bag"], output_type="pil")
+    garments = condgan.load("runs/edges").translate(edge_maps)   # a translator
 """
 
 __version__ = "0.1.0"
 
 
 def load(path, device: str = "cpu"):
-    """Load a trained generator from a run directory, checkpoint, or save_pretrained folder."""
-    from .api import load as _load
+    """The pipeline for a run directory, checkpoint or exported folder: ClassConditional (`sample`) or
+    Translator (`translate`), whichever task the model was trained for."""
+    from .pipelines import load as _load
 
     return _load(path, device)
 

@@ -1,6 +1,8 @@
 """Typed run configuration: dataclasses with YAML on top.
 
-A config file has three sections (data, model, train) mirroring the pipeline.
+A config file names its `task` (cgan: class-conditional generation; translate:
+paired image-to-image translation) and has three sections (data, model, train)
+mirroring the pipeline. Keys left at None take the task's default (TASK_DEFAULTS).
 Unknown keys and wrong types are errors that name the key, because a typo in a
 config silently ignored can waste hours of training.
 """
@@ -26,14 +28,16 @@ class DataConfig:
     image_size: int | None = None     # resize to this (default: native; 64 for folders)
     channels: int | None = None       # 1 or 3 (default: from the data)
     bad_files: str = "skip"           # unreadable images in folders: 'skip' (warn) or 'error'
+    direction: str = "AtoB"           # translate: AtoB (A is the source) or BtoA
+    jitter: list[str] = field(default_factory=list)  # translate: random 'flip', 'shift' of each pair, the same for source and target
 
 
 @dataclass
 class ModelConfig:
-    arch: str = "resnet"              # 'resnet' | 'dcgan' | 'mlp'
-    z_dim: int = 64
-    g_width: int = 16                 # G channels at full resolution (doubles per lower level)
-    d_width: int = 16                 # D channels at full resolution
+    arch: str | None = None           # cgan: 'resnet' (default) | 'dcgan' | 'mlp'; translate: 'unet'
+    z_dim: int | None = None          # noise size (cgan 64; translate 8, injected at the U-Net's bottleneck)
+    g_width: int | None = None        # G channels at full resolution (doubles per lower level); default 16
+    d_width: int | None = None        # D channels at full resolution; default 16
 
 
 @dataclass
@@ -47,8 +51,11 @@ class TrainConfig:
     d_steps: int = 1                  # D updates per G update
     aux_weight: float | None = None   # auxiliary class loss in D and G; default 2.5 for resnet (the
                                       # only D with a class head), 0 for the classic recipes
-    diversity_weight: float = 0.5     # mode-seeking term in G's loss: keeps samples of one class varied
-                                      # (it offsets the sameness that a strong aux_weight brings)
+    diversity_weight: float | None = None  # mode-seeking term in G's loss: keeps samples of one class varied
+                                      # (it offsets the sameness that a strong aux_weight brings); cgan 0.5
+    l1_weight: float | None = None    # translate: weight of L1 to the target (pix2pix's 100); cgan: 0
+    adversarial_weight: float = 1.0   # weight of the adversarial term in G's loss (0 = a plain L1 regressor)
+    feature_matching: float = 0.0     # translate: weight of matching D's features of real and generated pairs
     ema_decay: float = 0.99           # EMA of G's weights, used for sampling; 0 disables
     ema_start: int = 500              # steps before the EMA starts tracking
     augment: list[str] = field(default_factory=list)  # DiffAugment ops: translation, cutout, brightness
@@ -67,8 +74,25 @@ class TrainConfig:
     threads: int | None = None        # CPU threads (default: torch's choice)
 
 
+TASKS = ("cgan", "translate")
+# None in a config means "the task's default"; validate() fills these in, so config.yaml shows what ran.
+TASK_DEFAULTS = {
+    "cgan": {"model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
+             "train.diversity_weight": 0.5, "train.l1_weight": 0.0},
+    "translate": {"model.arch": "unet", "model.z_dim": 8, "model.g_width": 16, "model.d_width": 16,
+                  "train.diversity_weight": 0.0, "train.l1_weight": 100.0, "train.aux_weight": 0.0},
+}
+TASK_ARCHS = {"cgan": ("resnet", "dcgan", "mlp"), "translate": ("unet",)}
+# Keys that may change when a run is resumed: when and how to stop, log and save, and where to run.
+# Everything else is the run's recipe (model, data, optimiser) and is fixed by its checkpoint.
+RUNTIME_KEYS = {f"train.{k}" for k in ("steps", "epochs", "budget_minutes", "log_every", "sample_every",
+                                        "checkpoint_every", "checkpoint_minutes", "keep_checkpoints",
+                                        "on_divergence", "device", "threads", "deterministic")}
+
+
 @dataclass
 class Config:
+    task: str = "cgan"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -82,13 +106,23 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def get(self, key: str):
+        section, name = key.split(".")
+        return getattr(getattr(self, section), name)
+
     def validate(self) -> "Config":
         from .losses import LOSSES
-        from .models import ARCHITECTURES
-        from .train.augment import POLICIES
+        from .train.augment import JITTER, POLICIES
 
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
+        for key, value in TASK_DEFAULTS[self.task].items():
+            section, name = key.split(".")
+            if getattr(getattr(self, section), name) is None:
+                setattr(getattr(self, section), name, value)
+        archs = TASK_ARCHS[self.task]
         checks = [
-            (self.model.arch in ARCHITECTURES, f"model.arch must be one of {', '.join(ARCHITECTURES)}, not {self.model.arch!r}"),
+            (self.model.arch in archs, f"model.arch for task {self.task} must be one of {', '.join(archs)}, not {self.model.arch!r}"),
             (self.train.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {self.train.loss!r}"),
             (all(a in POLICIES for a in self.train.augment), f"train.augment items must be among {', '.join(POLICIES)}, not {self.train.augment}"),
             (self.train.on_divergence in ("stop", "rollback"), "train.on_divergence must be 'stop' or 'rollback'"),
@@ -101,7 +135,15 @@ class Config:
             (0 <= self.train.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
             (self.train.aux_weight is None or self.train.aux_weight >= 0, "train.aux_weight must be >= 0"),
             (self.train.diversity_weight >= 0, "train.diversity_weight must be >= 0"),
-            (not self.train.aux_weight or self.model.arch == "resnet", "train.aux_weight needs model.arch=resnet (the only D with a class head)"),
+            (not self.train.aux_weight or self.model.arch in ("resnet", "unet"),
+             "train.aux_weight needs model.arch=resnet (the only class-conditional D with a class head)"),
+            (self.train.l1_weight >= 0 and self.train.feature_matching >= 0 and self.train.adversarial_weight >= 0,
+             "train.l1_weight, train.feature_matching and train.adversarial_weight must be >= 0"),
+            (self.task == "translate" or not (self.train.l1_weight or self.train.feature_matching),
+             "train.l1_weight and train.feature_matching are for task translate (a cgan has no paired target)"),
+            (self.task == "translate" or self.train.adversarial_weight > 0, "train.adversarial_weight=0 is for task translate"),
+            (self.data.direction in ("AtoB", "BtoA"), f"data.direction must be AtoB or BtoA, not {self.data.direction!r}"),
+            (all(j in JITTER for j in self.data.jitter), f"data.jitter items must be among {', '.join(JITTER)}, not {self.data.jitter}"),
             (self.train.d_steps >= 1, "train.d_steps must be at least 1"),
             (self.train.keep_checkpoints >= 1, "train.keep_checkpoints must be at least 1"),
             (all(v is None or v > 0 for v in (self.train.steps, self.train.epochs, self.train.budget_minutes)),
@@ -120,15 +162,20 @@ def from_dict(raw: dict | None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError("a config file must be a mapping with sections data, model, train")
     sections = {}
+    task = raw.get("task", "cgan")
+    if not isinstance(task, str):
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     for section in dataclasses.fields(Config):
+        if section.name == "task":
+            continue
         value = raw.get(section.name) or {}
         if not isinstance(value, dict):
             raise ConfigError(f"config section {section.name!r} must be a mapping")
         sections[section.name] = _build(_SECTIONS[section.name], value, section.name)
-    unknown = set(raw) - set(_SECTIONS)
+    unknown = set(raw) - set(_SECTIONS) - {"task"}
     if unknown:
-        raise ConfigError(f"unknown config section {sorted(unknown)[0]!r}; sections are {', '.join(_SECTIONS)}")
-    return Config(**sections).validate()
+        raise ConfigError(f"unknown config section {sorted(unknown)[0]!r}; a config has task and sections {', '.join(_SECTIONS)}")
+    return Config(task=task, **sections).validate()
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
@@ -142,20 +189,32 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        parts = key.strip().split(".")
-        if not sep or len(parts) != 2:
-            raise ConfigError(f"--set expects section.key=value (e.g. train.lr_g=1e-4), got {item!r}")
-        try:
-            parsed = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
-            parsed = value
+    for key, parsed in parse_overrides(overrides):
+        if key == "task":
+            raw["task"] = parsed
+            continue
+        parts = key.split(".")
         raw.setdefault(parts[0], {})
         if not isinstance(raw[parts[0]], dict):
             raise ConfigError(f"config section {parts[0]!r} must be a mapping")
         raw[parts[0]][parts[1]] = parsed
     return from_dict(raw)
+
+
+def parse_overrides(overrides) -> list[tuple[str, object]]:
+    """`section.key=value` strings (or `task=...`) as (key, YAML-parsed value) pairs."""
+    parsed_items = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or (key != "task" and len(key.split(".")) != 2):
+            raise ConfigError(f"--set expects section.key=value (e.g. train.lr_g=1e-4) or task=NAME, got {item!r}")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            parsed = value
+        parsed_items.append((key, parsed))
+    return parsed_items
 
 
 def save_config(config: Config, path: Path) -> None:

@@ -47,3 +47,14 @@ def mode_seeking(images: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, ep
     image_distance = (images[i] - images[j]).abs().flatten(1).mean(1)
     noise_distance = (z[i] - z[j]).abs().mean(1)
     return 1.0 / ((image_distance / noise_distance).mean() + eps)
+
+
+def feature_matching(fake_features: list[torch.Tensor], real_features: list[torch.Tensor]) -> torch.Tensor:
+    """Mean L1 between D's intermediate features of generated and real pairs (pix2pixHD), to minimise.
+
+    It gives G a dense, stable signal about what D has learnt beyond one score per patch.
+    """
+    if not fake_features:
+        raise ValueError("train.feature_matching needs a discriminator that returns its features (model.arch=unet)")
+    terms = [(f - r).abs().mean() for f, r in zip(fake_features, real_features)]
+    return torch.stack(terms).mean()

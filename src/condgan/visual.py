@@ -46,21 +46,50 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int, row_names: list[str] 
     return path
 
 
+def save_sheet(columns: list[torch.Tensor], column_names: list[str], path: Path, title: str | None = None) -> Path:
+    """Images side by side, one row per item: e.g. source | output | target of a translator.
+    Columns may differ in channels (a grey mask beside a colour photo): grey is shown as grey."""
+    columns = [_as_float(c) for c in columns]
+    channels = max(c.shape[1] for c in columns)
+    columns = [c.expand(-1, channels, -1, -1) if c.shape[1] != channels else c for c in columns]
+    rows = torch.stack(columns, dim=1).flatten(0, 1)  # item-major: row i holds column 0..k-1 of item i
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = make_grid(rows, nrow=len(columns), normalize=True, value_range=(-1, 1), padding=2, pad_value=1.0)
+    h, w = grid.shape[1:]
+    scale = max(1.0, 64 / rows.shape[-1]) / 100
+    fig = Figure(figsize=(w * scale + 0.3, h * scale + (0.7 if title else 0.5)), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    step = (w - 2) / len(columns)
+    ax.set_xticks([2 + step * (i + 0.5) for i in range(len(columns))], column_names, fontsize=8)
+    ax.xaxis.tick_top()
+    ax.set_yticks([])
+    if title:
+        ax.set_xlabel(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 def loss_plot(metrics_file: Path, out: Path) -> None:
-    """Plot D and G losses from metrics.jsonl as a PNG."""
+    """Plot every logged loss (loss_* keys) from metrics.jsonl as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     records = [json.loads(line) for line in Path(metrics_file).read_text().splitlines() if line.strip()]
-    records = [r for r in records if "loss_d" in r]
+    records = [r for r in records if "loss_g" in r]
     if not records:
         return
     steps = [r["step"] for r in records]
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
-    ax.plot(steps, [r["loss_d"] for r in records], label="D loss")
-    ax.plot(steps, [r["loss_g"] for r in records], label="G loss")
+    keys = [k for k in records[-1] if k.startswith("loss_")]  # every loss term the task logs
+    for key in keys:
+        ax.plot(steps, [r.get(key, float("nan")) for r in records], label=key.removeprefix("loss_").upper() + " loss"
+                if key in ("loss_d", "loss_g") else key.removeprefix("loss_") + " term")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.legend()

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
+from ..progress import progress as tqdm
 
 from ..data import ImageSet, load_dataset, resolve_class, to_float
 from ..errors import DataError, UserError

@@ -125,3 +125,49 @@ def confusion_png(confusion: list[list[int]], class_names: list[str], path: Path
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
+
+
+def _as_rgb01(images: torch.Tensor) -> torch.Tensor:
+    """uint8 or [-1, 1] float images as 3-channel floats in [0, 1], so sources and targets with
+    different channel counts share one grid: 1 channel is drawn grey, 3 as colour, any other
+    count as its first three planes (a missing third plane stays black)."""
+    x = images.float().div(255.0) if images.dtype == torch.uint8 else images.float().add(1.0).div(2.0)
+    x = x.clamp(0, 1)
+    c = x.shape[1]
+    if c == 1:
+        return x.expand(-1, 3, -1, -1)
+    if c >= 3:
+        return x[:, :3]
+    return torch.cat([x, x.new_zeros(len(x), 3 - c, *x.shape[2:])], dim=1)
+
+
+def translation_sheet(sources: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor, path: Path,
+                      n: int = 16, title: str | None = None, row_names: list[str] | None = None) -> Path:
+    """One pair per row, columns source | output | target: the model's output sits between what
+    it was given and what it should have drawn, so blur, lost detail and ignored inputs show at a glance."""
+    from torchvision.utils import make_grid
+
+    n = min(n, len(sources))
+    cells = torch.stack([_as_rgb01(sources[:n]), _as_rgb01(outputs[:n]), _as_rgb01(targets[:n])], dim=1)
+    grid = make_grid(cells.flatten(0, 1), nrow=3, padding=2, pad_value=1.0)
+    h, w = grid.shape[1:]
+    step_x, step_y = (w - 2) / 3, (h - 2) / n
+    scale = max(1.0, 64 / sources.shape[-1]) / 100  # inches per pixel, as in save_grid
+    fig = Figure(figsize=(w * scale + (1.3 if row_names else 0.2), h * scale + (0.8 if title else 0.5)), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.xaxis.tick_top()
+    ax.set_xticks([2 + step_x * (i + 0.5) for i in range(3)], ["source", "output", "target"], fontsize=9)
+    ax.tick_params(axis="x", length=0)
+    if row_names:
+        ax.set_yticks([2 + step_y * (i + 0.5) for i in range(n)], list(row_names)[:n], fontsize=8)
+    else:
+        ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9, pad=18)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from ..progress import progress as tqdm
 
 from ..data import ImageSet, to_uint8
 from ..errors import UserError

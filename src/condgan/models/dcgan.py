@@ -4,10 +4,12 @@ the noise feature map in G and as an extra image channel in D."""
 import torch
 from torch import nn
 
+from .base import Network
+
 from .resnet import plan_resolutions
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(Network):
     def __init__(self, num_classes: int, z_dim: int, channels: int, image_size: int, width: int = 64):
         super().__init__()
         self.base, n_up = plan_resolutions(image_size)
@@ -29,7 +31,7 @@ class DCGANGenerator(nn.Module):
         return self.net(torch.cat([h, y], dim=1))  # <- label enters G here
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(Network):
     def __init__(self, num_classes: int, channels: int, image_size: int, width: int = 64):
         super().__init__()
         base, n_down = plan_resolutions(image_size)
@@ -45,6 +47,6 @@ class DCGANDiscriminator(nn.Module):
             c = out
         self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * base * base, 1))
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict:
         y = self.label_map(labels).view(len(x), 1, self.image_size, self.image_size)
-        return self.net(torch.cat([x, y], dim=1)).squeeze(1)  # <- label enters D here
+        return {"score": self.net(torch.cat([x, y], dim=1)).squeeze(1), "classes": None}  # <- label enters D here

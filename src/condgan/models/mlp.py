@@ -6,8 +6,10 @@ import math
 import torch
 from torch import nn
 
+from .base import Network
 
-class MLPGenerator(nn.Module):
+
+class MLPGenerator(Network):
     def __init__(self, num_classes: int, z_dim: int, channels: int, image_size: int, width: int = 256):
         super().__init__()
         self.image_shape = (channels, image_size, image_size)
@@ -27,7 +29,7 @@ class MLPGenerator(nn.Module):
         return self.net(h).view(len(z), *self.image_shape)
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(Network):
     def __init__(self, num_classes: int, channels: int, image_size: int, width: int = 512):
         super().__init__()
         self.label_embedding = nn.Embedding(num_classes, num_classes)
@@ -38,6 +40,6 @@ class MLPDiscriminator(nn.Module):
             nn.Linear(width, 1),
         )
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict:
         h = torch.cat([x.flatten(1), self.label_embedding(labels)], dim=1)  # <- label enters D here
-        return self.net(h).squeeze(1)
+        return {"score": self.net(h).squeeze(1), "classes": None}

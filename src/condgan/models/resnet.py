@@ -9,6 +9,8 @@ model cheap enough per CPU-minute to beat wider plain DCGANs.
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .base import Network
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .embed import ConditionalBatchNorm2d
@@ -44,7 +46,7 @@ class GBlock(nn.Module):
         return h + self.shortcut(F.interpolate(x, scale_factor=2))
 
 
-class ResNetGenerator(nn.Module):
+class ResNetGenerator(Network):
     def __init__(self, num_classes: int, z_dim: int, channels: int, image_size: int, width: int = 32):
         super().__init__()
         self.base, steps = plan_resolutions(image_size)
@@ -81,8 +83,8 @@ class DBlock(nn.Module):
         return (F.avg_pool2d(h, 2) if self.downsample else h) + s
 
 
-class ProjectionDiscriminator(nn.Module):
-    def __init__(self, num_classes: int, channels: int, image_size: int, width: int = 32):
+class ProjectionDiscriminator(Network):
+    def __init__(self, num_classes: int, channels: int, image_size: int, width: int = 32, class_head: bool = True):
         super().__init__()
         _, steps = plan_resolutions(image_size)
         self.num_classes = num_classes
@@ -93,20 +95,18 @@ class ProjectionDiscriminator(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.linear = spectral_norm(nn.Linear(widths[steps], 1))
         self.embed = spectral_norm(nn.Embedding(num_classes, widths[steps]))
-        # Auxiliary classifier head (AC-GAN), used when train.aux_weight > 0: it
-        # teaches D class features from the first steps, which speeds up how
+        # Auxiliary classifier head (AC-GAN), built only when train.aux_weight > 0:
+        # it teaches D class features from the first steps, which speeds up how
         # fast G learns to obey labels on a small compute budget.
-        self.classifier = spectral_norm(nn.Linear(widths[steps], num_classes))
+        self.classifier = spectral_norm(nn.Linear(widths[steps], num_classes)) if class_head else None
         _init(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_classes(x, labels)[0]
-
-    def forward_with_classes(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(real/fake logit, class logits) from one pass over the image."""
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict:
+        """{'score': real/fake logit, 'classes': class logits or None}, from one pass over the image."""
         h = F.relu(self.blocks(x)).sum(dim=(2, 3))
         projection = (self.embed(labels) * h).sum(dim=1)  # <- label enters D here: inner product with features
-        return self.linear(h).squeeze(1) + projection, self.classifier(h)
+        classes = self.classifier(h) if self.classifier is not None else None
+        return {"score": self.linear(h).squeeze(1) + projection, "classes": classes}
 
 
 def _init(module: nn.Module) -> None:

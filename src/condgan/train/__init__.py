@@ -1,5 +1,12 @@
-"""Training: the GAN step (loop.py), runs (trainer.py), checkpoints, augmentation."""
+"""Training: the run loop (trainer.py), checkpoints and exports (checkpoint.py), augmentation."""
 
-from .trainer import Run, train
+
+def __getattr__(name):  # lazy: loading a checkpoint should not import the whole training stack
+    if name in ("Run", "train"):
+        from . import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(name)
+
 
 __all__ = ["Run", "train"]

@@ -45,3 +45,30 @@ def _cutout(x, gen, ratio: float = 0.5):
 
 
 _OPS = {"translation": _translation, "cutout": _cutout, "brightness": _brightness}
+
+
+# ----- jitter of paired data: the same random flip / shift for every image field of a sample --------------
+JITTER = ("flip", "shift")
+
+
+def jitter(batch: dict[str, torch.Tensor], ops: list[str], fields: list[str], gen: torch.Generator,
+           max_shift: float = 0.125) -> dict[str, torch.Tensor]:
+    """Flip and/or shift each sample; a source and its target move together, or the pair would no longer match."""
+    n = len(batch[fields[0]])
+    out = dict(batch)
+    if "flip" in ops:
+        flip = torch.rand(n, generator=gen) < 0.5
+        for f in fields:
+            out[f] = torch.where(flip.to(out[f].device)[:, None, None, None], out[f].flip(-1), out[f])
+    if "shift" in ops:
+        h, w = out[fields[0]].shape[-2:]
+        sh, sw = max(1, int(h * max_shift + 0.5)), max(1, int(w * max_shift + 0.5))
+        dy = torch.randint(-sh, sh + 1, (n,), generator=gen)
+        dx = torch.randint(-sw, sw + 1, (n,), generator=gen)
+        for f in fields:  # edge pixels are repeated: backgrounds stay background
+            x = F.pad(out[f], (sw, sw, sh, sh), mode="replicate")
+            rows = (torch.arange(h)[None, :] + sh - dy[:, None]).to(x.device)
+            cols = (torch.arange(w)[None, :] + sw - dx[:, None]).to(x.device)
+            idx = torch.arange(n, device=x.device)[:, None, None]
+            out[f] = x.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+    return out

@@ -1,9 +1,19 @@
-"""Checkpoints that survive crashes and cannot run code when loaded.
+"""The one place that knows condgan's file formats: checkpoints and exports.
+
+Checkpoint (format 2; a torch file, loaded with `weights_only=True`, so a
+crafted pickle is refused instead of executed):
+    format, version, task, spec (field specs), networks ({'G': {'class', 'arguments'}, 'D': ...}),
+    state (G, D, G_ema, opt_G, opt_D, steps_done), config (the training recipe, for resume),
+    rng, batches_done, elapsed, step
+Export (a folder; safetensors + JSON, no code can run):
+    condgan.json  {format, version, task, spec, data, components: {name: {file, class, arguments}}}
+    <name>.safetensors, one per component
+Format 1 files (before named fields: class_names + config + gan) are upgraded
+on load, so runs trained by older condgan still sample, resume and evaluate.
 
 Writes go to a temporary file in the same folder, are flushed and fsynced,
 then atomically renamed: a checkpoint file either exists complete or not at
-all, whatever kills the process. Loading uses `weights_only=True`, so a
-crafted pickle is refused instead of executed.
+all, whatever kills the process.
 """
 
 from __future__ import annotations
@@ -20,7 +30,11 @@ import torch
 from ..errors import CheckpointError
 
 FORMAT = "condgan-checkpoint"
-VERSION = 1
+VERSION = 2
+EXPORT_FORMAT = "condgan-export"
+EXPORT_VERSION = 2
+MANIFEST = "condgan.json"
+V1_EXPORT_CONFIG, V1_EXPORT_WEIGHTS = "generator.json", "generator.safetensors"
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
 
 
@@ -80,9 +94,15 @@ def safe_load(path: Path) -> dict:
         raise CheckpointError(f"{path} is corrupt or not a checkpoint: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a condgan checkpoint")
-    if obj.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path} was written by a newer condgan (format {obj['version']}); upgrade condgan")
-    return obj
+    version = obj.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path}: checkpoint version must be an integer, not {str(version)[:40]!r}")
+    if version > VERSION:
+        raise CheckpointError(f"{path} was written by a newer condgan (format {version}); upgrade condgan")
+    try:
+        return upgrade_v1(obj) if version < 2 else obj
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: a format-{version} checkpoint with missing or malformed parts ({e!r:.160})") from None
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
@@ -135,3 +155,139 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# ----- format 1 -> 2 ---------------------------------------------------------------------------------------
+V1_NETWORKS = {"resnet": ("ResNetGenerator", "ProjectionDiscriminator"), "dcgan": ("DCGANGenerator", "DCGANDiscriminator"),
+               "mlp": ("MLPGenerator", "MLPDiscriminator")}
+
+
+def v1_networks(config: dict, num_classes: int) -> dict:
+    """The {'class', 'arguments'} of a format-1 run's G and D, read from its config (format 1 recorded no more)."""
+    m, d = config["model"], config["data"]
+    g_class, d_class = V1_NETWORKS[m["arch"]]
+    networks = {"G": {"class": g_class, "arguments": {"num_classes": num_classes, "z_dim": m["z_dim"], "channels": d["channels"],
+                                                      "image_size": d["image_size"], "width": m["g_width"]}},
+                "D": {"class": d_class, "arguments": {"num_classes": num_classes, "channels": d["channels"],
+                                                      "image_size": d["image_size"], "width": m["d_width"]}}}
+    if m["arch"] == "resnet":  # format 1 always built the class head; now it exists only when trained
+        aux = config.get("train", {}).get("aux_weight")
+        networks["D"]["arguments"]["class_head"] = aux is None or aux > 0
+    return networks
+
+
+def upgrade_v1(obj: dict) -> dict:
+    """A format-1 checkpoint (class_names, config, gan) as format 2."""
+    from ..conditions import class_spec
+
+    config, names = dict(obj["config"]), list(obj["class_names"])
+    networks = v1_networks(config, len(names))
+    state = dict(obj["gan"])
+    if networks["D"]["arguments"].get("class_head") is False:  # drop the unused head and its optimiser slots
+        state["D"] = {k: v for k, v in state["D"].items() if not k.startswith("classifier.")}
+        state["opt_D"] = _drop_last_params(state["opt_D"], 2)
+    config.setdefault("task", "cgan")
+    upgraded = {k: v for k, v in obj.items() if k not in ("gan", "class_names")}
+    upgraded.update(version=VERSION, task="cgan", config=config, networks=networks, state=state,
+                    spec=class_spec(names, config["data"]["channels"], config["data"]["image_size"]).to_dict())
+    return upgraded
+
+
+def _drop_last_params(opt_state: dict, n: int) -> dict:
+    params = opt_state["param_groups"][0]["params"]
+    dropped = set(params[-n:])
+    groups = [dict(opt_state["param_groups"][0], params=params[:-n])] + opt_state["param_groups"][1:]
+    return {"state": {k: v for k, v in opt_state["state"].items() if k not in dropped}, "param_groups": groups}
+
+
+# ----- exports and "what do I need to use this model" ------------------------------------------------------
+MAX_MANIFEST_BYTES = 1_000_000
+
+
+def write_export(folder: Path, task: str, spec: dict, data: dict, components: dict) -> Path:
+    """components: name -> network (with .describe()); one safetensors file each, then the manifest last,
+    so a folder with a manifest is always complete."""
+    import json
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "task": task, "spec": spec, "data": data,
+                "components": {}}
+    for name, net in components.items():
+        file = f"{name}.safetensors"
+        tmp = folder / f".{file}.tmp-{os.getpid()}"
+        save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(tmp))
+        os.replace(tmp, folder / file)
+        manifest["components"][name] = {"file": file, **net.describe()}
+    tmp = folder / f".{MANIFEST}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, folder / MANIFEST)
+    return folder
+
+
+def read_model(path: str | Path) -> dict:
+    """What using a model needs, from a run directory, a checkpoint file or an export folder (any format):
+    {task, spec, data, networks: {name: {'class', 'arguments'}}, weights: {name: state_dict}, source}.
+    In a run directory, its checkpoints win over any export folder written inside it."""
+    path = Path(path)
+    if path.is_dir() and not (path / "checkpoints").is_dir() and ((path / MANIFEST).is_file() or (path / V1_EXPORT_CONFIG).is_file()):
+        return _read_export(path)
+    if path.is_dir():
+        state, found = load_latest(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
+    elif path.is_file():
+        state, found = safe_load(path), path
+    else:
+        raise CheckpointError(f"{path} does not exist (give a run directory, a checkpoint file, or an exported folder)")
+    try:
+        return {"task": state["task"], "spec": state["spec"], "data": dict(state["config"]["data"]),
+                "networks": {"generator": state["networks"]["G"]}, "weights": {"generator": state["state"]["G_ema"]},
+                "source": str(found)}
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{found}: checkpoint lacks {e}") from None
+
+
+def _read_export(folder: Path) -> dict:
+    import json
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    def weights(file: str) -> dict:
+        f = folder / file
+        if Path(file).name != file or not f.is_file():
+            raise CheckpointError(f"{folder}: component file {file[:80]!r} is missing (the export is incomplete)")
+        try:
+            return load_file(str(f))
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{f} is not a readable safetensors file ({e})") from None
+
+    v1 = not (folder / MANIFEST).is_file()
+    meta_file = folder / (V1_EXPORT_CONFIG if v1 else MANIFEST)
+    try:
+        if meta_file.stat().st_size > MAX_MANIFEST_BYTES:
+            raise CheckpointError(f"{meta_file} is larger than {MAX_MANIFEST_BYTES} bytes; not a condgan export")
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{meta_file} is not readable JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{meta_file} must hold a JSON object")
+    try:
+        if v1:
+            from ..conditions import class_spec
+
+            config, names = meta["config"], list(meta["class_names"])
+            return {"task": "cgan", "spec": class_spec(names, config["data"]["channels"], config["data"]["image_size"]).to_dict(),
+                    "data": dict(config["data"]), "networks": {"generator": v1_networks(config, len(names))["G"]},
+                    "weights": {"generator": weights(V1_EXPORT_WEIGHTS)}, "source": str(folder)}
+        if meta.get("format") != EXPORT_FORMAT:
+            raise CheckpointError(f"{meta_file} is not a condgan export manifest")
+        if not isinstance(meta.get("version"), int) or meta["version"] > EXPORT_VERSION:
+            raise CheckpointError(f"{meta_file}: export version {str(meta.get('version'))[:20]} is not one this condgan reads; upgrade condgan")
+        components = meta["components"]
+        return {"task": meta["task"], "spec": meta["spec"], "data": dict(meta.get("data") or {}),
+                "networks": {n: {"class": c["class"], "arguments": c["arguments"]} for n, c in components.items()},
+                "weights": {n: weights(c["file"]) for n, c in components.items()}, "source": str(folder)}
+    except (KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{meta_file} lacks or mangles {e}; re-export the model with `condgan export`") from None

@@ -1,9 +1,11 @@
-"""A training run: data, models, the GAN step, logs, grids and checkpoints.
+"""A training run — the one loop for every task: data, models, the GAN step,
+logs, preview pictures, checkpoints, stop conditions and exact resume.
 
 Run directory layout (everything a user or a resumed run needs):
     config.yaml        resolved config (copy it to start a similar run)
     metrics.jsonl      one JSON line per log step; tb/ has the same for TensorBoard
-    samples/           class grids (one row per class, fixed noise); latest.png
+    samples/           previews: class grids (cgan: one row per class, fixed noise) or
+                       source | output | target sheets (translate); latest.png
     loss.png           D and G losses
     checkpoints/       step_XXXXXXXX.pt, the last `keep_checkpoints` of them
     summary.json       steps, images/s, parameter counts, where things are
@@ -20,15 +22,18 @@ from pathlib import Path
 
 import torch
 from torchvision.utils import make_grid
-from tqdm import tqdm
 
-from ..config import Config, load_config, save_config
-from ..data import load_dataset, to_float
+from ..conditions import Spec
+from ..config import RUNTIME_KEYS, Config, from_dict, load_config, parse_overrides, save_config
+from ..data import to_float
 from ..errors import CheckpointError, ConfigError, DivergenceError, UserError
-from ..models import build_discriminator, build_generator, count_parameters
-from ..visual import loss_plot, save_grid
+from ..models import count_parameters
+from ..progress import progress, write
+from ..tasks import TASKS
+from ..tasks.gan import GANStep
+from ..visual import loss_plot, save_grid, save_sheet
 from . import checkpoint as ckpt
-from .loop import GANStep
+from .augment import jitter
 
 MAX_GRID_ROWS = 20
 GRID_COLUMNS = 8
@@ -46,7 +51,7 @@ def resolve_device(name: str) -> torch.device:
 class Run:
     """Everything one training run holds; `fit()` trains until a stop condition."""
 
-    def __init__(self, config: Config, out: Path, resume: bool = False, quiet: bool = False):
+    def __init__(self, config: Config, out: Path, resume: bool = False, quiet: bool = False, more: dict | None = None):
         self.config, self.out, self.quiet = config, Path(out), quiet
         t = config.train
         if t.threads:
@@ -54,26 +59,31 @@ class Run:
         if t.deterministic:
             torch.use_deterministic_algorithms(True)
         self.device = resolve_device(t.device)
-        self.data = load_dataset(config.data.name, "train", config.data.data_dir, config.data.classes,
-                                 config.data.image_size, config.data.channels, config.data.bad_files)
+        self.task = TASKS[config.task]
+        fields, self.spec = self.task.load_data(config, "train")
+        image = self.spec["image"]
         # Record what was resolved from the data, so sampling needs no dataset.
-        config.data.image_size, config.data.channels = self.data.image_size, self.data.channels
-        self.class_names = self.data.class_names
-        self.batch_size = min(t.batch_size, len(self.data))
-        self.batches_per_epoch = len(self.data) // self.batch_size
-        self.images = self.data.images.to(self.device)
-        self.labels = self.data.labels.to(self.device)
+        config.data.channels = image.channels
+        config.data.image_size = image.height if image.height == image.width else config.data.image_size
+        self.class_names = list(self.spec["label"].class_names) if "label" in self.spec else []
+        self.n_items = len(fields["image"])
+        self.batch_size = min(t.batch_size, self.n_items)
+        self.batches_per_epoch = self.n_items // self.batch_size
+        self.fields = {k: v.to(self.device) for k, v in fields.items()}
 
         torch.manual_seed(t.seed)
         m = config.model
-        G = build_generator(m.arch, self.data.num_classes, m.z_dim, self.data.channels, self.data.image_size, m.g_width)
-        D = build_discriminator(m.arch, self.data.num_classes, self.data.channels, self.data.image_size, m.d_width)
+        aux = config.aux_weight()
+        G, D = self.task.build(self.spec, config, class_head=aux > 0)
         if self.device.type == "cpu":  # oneDNN convolutions run ~1.2-1.5x faster in NHWC on CPU
             G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+        roles = self.task.roles(self.spec)
         self.gan = GANStep(G.to(self.device), D.to(self.device), loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d,
                            betas=(t.beta1, t.beta2), ema_decay=t.ema_decay, ema_start=t.ema_start,
-                           augment_policy=t.augment, z_dim=m.z_dim, num_classes=self.data.num_classes,
-                           aux_weight=config.aux_weight(), diversity_weight=t.diversity_weight)
+                           augment_policy=t.augment, z_dim=m.z_dim, target=roles.target, g_fields=roles.g_fields,
+                           d_fields=roles.d_fields, class_field=roles.class_field, aux_weight=aux,
+                           diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
+                           adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching)
         self.noise_gen = torch.Generator().manual_seed(t.seed + 1)
         self.fixed_noise = torch.randn(GRID_COLUMNS, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
         self.batches_done = 0
@@ -84,7 +94,7 @@ class Run:
         self.ckpt_dir = self.out / "checkpoints"
         self.metrics_file = self.out / "metrics.jsonl"
         if resume:
-            self._resume()
+            self._resume(more)
         else:
             self._create_run_dir()
 
@@ -102,14 +112,21 @@ class Run:
         except OSError as e:
             raise UserError(f"cannot create run directory {self.out}: {e.strerror}") from None
 
-    def _resume(self) -> None:
+    def _resume(self, more: dict | None) -> None:
         state, path = ckpt.load_latest(self.ckpt_dir)
+        if state["task"] != self.config.task:
+            raise CheckpointError(f"{path} is a {state['task']!r} run but the config asks for task {self.config.task!r}")
         saved_arch = state["config"]["model"]["arch"]
         if saved_arch != self.config.model.arch:
             raise CheckpointError(f"{path} is a {saved_arch!r} model but the config asks for {self.config.model.arch!r}")
-        if state["class_names"] != self.class_names:
-            raise CheckpointError(f"{path} was trained on classes {state['class_names']}, but the data now has {self.class_names}")
+        saved_spec = Spec.from_dict(state["spec"])
+        if saved_spec != self.spec:
+            if saved_spec.get("label") != self.spec.get("label"):
+                raise CheckpointError(f"{path} was trained on classes {list(saved_spec['label'].class_names) if 'label' in saved_spec else None}, "
+                                      f"but the data now has {self.class_names or None}")
+            raise CheckpointError(f"{path} was trained on data shaped {saved_spec.to_dict()}, but the data is now {self.spec.to_dict()}")
         self._restore(state)
+        self._extend_stops(more or {})
         # Drop log lines written after this checkpoint: they describe lost steps.
         if self.metrics_file.exists():
             kept = [ln for ln in self.metrics_file.read_text().splitlines() if _logged_step(ln) <= self.gan.steps_done]
@@ -117,10 +134,21 @@ class Run:
         save_config(self.config, self.out / "config.yaml")
         self._log(f"resumed from {path} at step {self.gan.steps_done}")
 
+    def _extend_stops(self, more: dict) -> None:
+        """Stop conditions given on resume count from here: '--budget-minutes 5' is five more minutes.
+        Given any, they replace the run's old ones (which were met, or the user would not be asking)."""
+        more = {k: v for k, v in more.items() if v is not None}
+        if not more:
+            return
+        t = self.config.train
+        t.steps = self.gan.steps_done + int(more["steps"]) if "steps" in more else None
+        t.epochs = self.batches_done / self.batches_per_epoch + float(more["epochs"]) if "epochs" in more else None
+        t.budget_minutes = self.elapsed / 60 + float(more["budget_minutes"]) if "budget_minutes" in more else None
+
     def _restore(self, state: dict) -> None:
         try:
-            self.gan.load_state_dict(state["gan"])
-        except (RuntimeError, KeyError) as e:
+            self.gan.load_state_dict(state["state"])
+        except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"checkpoint does not match this model ({str(e).splitlines()[0][:160]})") from None
         self.noise_gen.set_state(state["rng"]["noise"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -135,27 +163,35 @@ class Run:
         rng = {"noise": self.noise_gen.get_state(), "torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        state = {"format": ckpt.FORMAT, "version": ckpt.VERSION, "config": self.config.to_dict(),
-                 "class_names": list(self.class_names), "gan": self.gan.state_dict(), "rng": rng,
-                 "batches_done": self.batches_done, "elapsed": self.elapsed, "step": self.gan.steps_done}
+        state = {"format": ckpt.FORMAT, "version": ckpt.VERSION, "task": self.config.task, "spec": self.spec.to_dict(),
+                 "networks": {"G": self.gan.G.describe(), "D": self.gan.D.describe()}, "state": self.gan.state_dict(),
+                 "config": self.config.to_dict(), "rng": rng, "batches_done": self.batches_done,
+                 "elapsed": self.elapsed, "step": self.gan.steps_done}
         path = ckpt.checkpoint_path(self.ckpt_dir, self.gan.steps_done)
         ckpt.atomic_save(state, path)
         ckpt.prune(self.ckpt_dir, self.config.train.keep_checkpoints)
         return path
 
     # ----- data order ----------------------------------------------------------------------
-    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _next_batch(self) -> dict[str, torch.Tensor]:
         """Batch number k is a pure function of (seed, k): resuming needs only the counter."""
         epoch, i = divmod(self.batches_done, self.batches_per_epoch)
         if epoch != self._perm_epoch:
             g = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + epoch)
-            self._perm, self._perm_epoch = torch.randperm(len(self.data), generator=g).to(self.device), epoch
+            self._perm, self._perm_epoch = torch.randperm(self.n_items, generator=g).to(self.device), epoch
         idx = self._perm[i * self.batch_size:(i + 1) * self.batch_size]
-        self.batches_done += 1
-        images = to_float(self.images[idx])
+        batch = {}
+        for name, values in self.fields.items():
+            batch[name] = values[idx]
+            if batch[name].dim() == 4:  # images: uint8 in memory, float [-1, 1] in a batch
+                batch[name] = to_float(batch[name])
+        if self.config.data.jitter:  # seeded by the batch number too, so resume stays exact
+            g = torch.Generator().manual_seed(self.config.train.seed * 1_000_033 + self.batches_done)
+            batch = jitter(batch, self.config.data.jitter, self.spec.image_fields(), g)
         if self.device.type == "cpu":
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images, self.labels[idx]
+            batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
+        self.batches_done += 1
+        return batch
 
     # ----- stopping ------------------------------------------------------------------------
     def target_steps(self) -> int | None:
@@ -181,8 +217,8 @@ class Run:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(self.out / "tb"), purge_step=self.gan.steps_done + 1)
-        bar = tqdm(total=self.target_steps(), initial=self.gan.steps_done, unit="step", dynamic_ncols=True,
-                   disable=self.quiet, desc=f"training {self.config.model.arch}")
+        bar = progress(total=self.target_steps(), initial=self.gan.steps_done, unit="step", disable=self.quiet,
+                       desc=f"training {self.config.task} {self.config.model.arch}")
         last_ckpt_time, images_seen, t0 = time.monotonic(), 0, time.monotonic()
         rate_start, rate_images = time.monotonic(), 0
         interrupted = False
@@ -197,7 +233,7 @@ class Run:
                     continue
                 self.elapsed += time.monotonic() - start
                 step = self.gan.steps_done
-                n_images = sum(len(b[0]) for b in batches)
+                n_images = sum(len(b["image"]) for b in batches)
                 images_seen += n_images
                 rate_images += n_images
                 bar.update(1)
@@ -212,8 +248,8 @@ class Run:
                     for k, v in record.items():
                         if k != "step":
                             writer.add_scalar(k, v, step)
-                    bar.set_postfix(d=f"{losses['loss_d']:.3f}", g=f"{losses['loss_g']:.3f}", img_s=f"{rate:.0f}",
-                                    min=f"{self.elapsed / 60:.1f}")
+                    bar.set_postfix(**{k.removeprefix("loss_"): f"{v:.3f}" for k, v in losses.items() if k.startswith("loss_")},
+                                    img_s=f"{rate:.0f}", min=f"{self.elapsed / 60:.1f}")
                 if step % t.sample_every == 0:
                     self.write_grid(writer)
                 if step % t.checkpoint_every == 0 or time.monotonic() - last_ckpt_time > t.checkpoint_minutes * 60:
@@ -230,7 +266,7 @@ class Run:
         writer.close()
         wall = time.monotonic() - t0
         summary = {
-            "run": str(self.out), "arch": self.config.model.arch, "loss": t.loss, "steps": self.gan.steps_done,
+            "run": str(self.out), "task": self.config.task, "arch": self.config.model.arch, "loss": t.loss, "steps": self.gan.steps_done,
             "epochs": round(self.batches_done / self.batches_per_epoch, 3), "train_minutes": round(self.elapsed / 60, 2),
             "images_per_s": round(images_seen / max(wall, 1e-9), 1),
             "params_G": count_parameters(self.gan.G), "params_D": count_parameters(self.gan.D),
@@ -245,7 +281,7 @@ class Run:
         if self.config.train.on_divergence == "rollback" and latest and self.rollbacks < MAX_ROLLBACKS:
             self.rollbacks += 1
             state, path = ckpt.load_latest(self.ckpt_dir)
-            self._restore(state)
+            self._restore(state)  # (a rollback keeps this session's stop conditions)
             torch.randn(1000 * self.rollbacks, generator=self.noise_gen)  # new noise, so the same NaN is not replayed
             self._log(f"{reason}; rolled back to {path} (rollback {self.rollbacks}/{MAX_ROLLBACKS})")
             return
@@ -255,22 +291,33 @@ class Run:
 
     @torch.no_grad()
     def write_grid(self, writer=None) -> Path:
-        rows = min(self.data.num_classes, MAX_GRID_ROWS)
-        labels = torch.arange(rows).repeat_interleave(GRID_COLUMNS).to(self.device)
-        z = self.fixed_noise.repeat(rows, 1).to(self.device)
-        images = self.gan.G_ema(z, labels).cpu()
-        path = save_grid(images, self.out / "samples" / f"step_{self.gan.steps_done:08d}.png", nrow=GRID_COLUMNS,
-                         row_names=self.class_names[:rows], title=f"step {self.gan.steps_done}: one row per class, fixed noise")
+        """The preview: one row per class (cgan) or source | output | target for fixed training pairs (translate)."""
+        path = self.out / "samples" / f"step_{self.gan.steps_done:08d}.png"
+        if "source" in self.spec:
+            k = min(GRID_COLUMNS, self.n_items)
+            batch = {name: v[:k] for name, v in self.fields.items()}
+            sources, targets = to_float(batch["source"]), to_float(batch["image"])
+            cond = [sources] + ([batch["label"]] if "label" in self.spec else [])
+            images = self.gan.G_ema(self.fixed_noise[:k].to(self.device), *cond).cpu()
+            save_sheet([sources.cpu(), images, targets.cpu()], ["source", "output", "target"], path,
+                       title=f"step {self.gan.steps_done}: training pairs")
+        else:
+            rows = min(len(self.class_names), MAX_GRID_ROWS)
+            labels = torch.arange(rows).repeat_interleave(GRID_COLUMNS).to(self.device)
+            z = self.fixed_noise.repeat(rows, 1).to(self.device)
+            images = self.gan.G_ema(z, labels).cpu()
+            save_grid(images, path, nrow=GRID_COLUMNS, row_names=self.class_names[:rows],
+                      title=f"step {self.gan.steps_done}: one row per class, fixed noise")
         shutil.copyfile(path, self.out / "samples" / "latest.png")
         if writer is not None:
-            writer.add_image("samples", make_grid(images, nrow=GRID_COLUMNS, normalize=True, value_range=(-1, 1)),
+            writer.add_image("samples", make_grid(images.float(), nrow=GRID_COLUMNS, normalize=True, value_range=(-1, 1)),
                              self.gan.steps_done)
         loss_plot(self.metrics_file, self.out / "loss.png")
         return path
 
     def _log(self, message: str) -> None:
         if not self.quiet:
-            tqdm.write(message)
+            write(message)
 
 
 def _logged_step(line: str) -> float:
@@ -282,20 +329,43 @@ def _logged_step(line: str) -> float:
 
 
 def train(config: Config | None = None, out: str | Path = "runs/default", resume: bool = False,
-          stop_overrides: dict | None = None, quiet: bool = False) -> dict:
-    """Train (or resume) a run and return its summary. `stop_overrides` may set steps/epochs/budget_minutes."""
+          stop_overrides: dict | None = None, quiet: bool = False, overrides: list[str] = ()) -> dict:
+    """Train (or resume) a run and return its summary.
+
+    stop_overrides: steps / epochs / budget_minutes; for a new run, totals; with resume, how much *more*.
+    overrides (resume only): `section.key=value` strings for runtime keys (config.RUNTIME_KEYS); anything
+    else is the run's recipe, fixed by its checkpoint, and is refused with a message naming the key.
+    """
     out = Path(out)
+    more = None
     if resume:
         if not (out / "config.yaml").is_file():
             raise UserError(f"cannot resume: {out} is not a condgan run directory (no config.yaml)")
         config = load_config(out / "config.yaml")
+        raw = config.to_dict()
+        for key, value in parse_overrides(overrides):
+            if key not in RUNTIME_KEYS:
+                raise ConfigError(f"{key} cannot change when resuming: it is part of the run's recipe, fixed by its "
+                                  f"checkpoint. Runtime keys can: {', '.join(sorted(RUNTIME_KEYS))}. For a new recipe start a "
+                                  f"new run: condgan train --config {out / 'config.yaml'} --set {key}=... --out NEW")
+            section, name = key.split(".")
+            if name in ("steps", "epochs", "budget_minutes"):
+                stop_overrides = {**(stop_overrides or {}), name: value} if (stop_overrides or {}).get(name) is None else stop_overrides
+            else:
+                raw[section][name] = value
+        config = from_dict(raw)
+        more, stop_overrides = stop_overrides, None
     config = config or Config()
     for key, value in (stop_overrides or {}).items():
         if value is not None:
             setattr(config.train, key, value)
     config.validate()
+    if more:
+        for key, value in more.items():
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+                raise ConfigError(f"{key} must be a positive number, not {value!r}")
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        return Run(config, out, resume=resume, quiet=quiet).fit()
+        return Run(config, out, resume=resume, quiet=quiet, more=more).fit()
     finally:
         torch.use_deterministic_algorithms(was_deterministic)

@@ -1,0 +1,273 @@
+"""What users call: `condgan.load(path)` returns the object for the run's task.
+
+    gen = condgan.load("runs/fmnist");   gen.sample(["sandal", "bag"], seed=0)       # ClassConditional
+    tr = condgan.load("runs/edges");     tr.translate(edge_maps)                     # Translator
+
+Each pipeline is a network (the EMA generator) plus what using it needs: the
+field spec (class names, image shapes) and the data it was trained on. It is
+built from the network's recorded constructor arguments (never from today's
+config schema) and loaded from a run directory, a checkpoint or an export —
+via the closed PIPELINES registry, never by importing a name read from a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .conditions import Spec
+from .data.imageset import resolve_class, to_float, to_uint8
+from .errors import CheckpointError, UserError
+from .models import rebuild
+from .progress import progress
+from .train import checkpoint as ckpt
+
+MAX_SAMPLES = 1_000_000
+
+
+class Pipeline:
+    """Shared by every task: device, spec, the run's data config, save_pretrained."""
+
+    task = ""
+
+    def __init__(self, net: torch.nn.Module, spec: Spec, data: dict | None = None, device: str | torch.device = "cpu"):
+        self.net = net.eval().requires_grad_(False).to(device)
+        self.spec = spec
+        self._data = dict(data or {})
+        self.device = torch.device(device)
+
+    @property
+    def data(self) -> dict:
+        """The run's data config, as keyword arguments for the task's data loader."""
+        return {k: self._data.get(k) for k in ("name", "data_dir", "classes", "image_size", "channels")}
+
+    @property
+    def z_dim(self) -> int:
+        return self.net.arguments["z_dim"]
+
+    def noise(self, n: int, seed: int | None = None) -> torch.Tensor:
+        g = torch.Generator()
+        if seed is None:
+            g.seed()
+        else:
+            g.manual_seed(seed)
+        return torch.randn(n, self.z_dim, generator=g)
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """A shareable folder: condgan.json + generator.safetensors (safe to load, no code runs)."""
+        return ckpt.write_export(folder, self.task, self.spec.to_dict(), self._data, {"generator": self.net})
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu") -> "Pipeline":
+        return load(path, device)
+
+
+class ClassConditional(Pipeline):
+    """A class-conditional generator: `sample(labels, n, seed)`."""
+
+    task = "cgan"
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.spec["label"].class_names)
+
+    # ----- facts about the model ----------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return self.spec["image"].channels
+
+    @property
+    def image_size(self) -> int:
+        return self.spec["image"].height
+
+    @torch.no_grad()
+    def __call__(self, z: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """Images (N, C, H, W) in [-1, 1] for noise `z` and integer `labels`."""
+        labels = torch.as_tensor(labels, dtype=torch.int64)
+        if z.dim() != 2 or z.shape[1] != self.z_dim or len(z) != len(labels):
+            raise UserError(f"expected z of shape (N, {self.z_dim}) and N labels, got {tuple(z.shape)} and {len(labels)} labels")
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise UserError(f"labels must be in 0..{self.num_classes - 1}")
+        out = [self.net(z[i:i + batch_size].to(self.device), labels[i:i + batch_size].to(self.device)).float().cpu()
+               for i in range(0, len(z), batch_size)]
+        return torch.cat(out) if out else torch.empty(0, self.channels, self.image_size, self.image_size)
+
+    def label_ids(self, labels: str | int | Sequence[str | int]) -> torch.Tensor:
+        if isinstance(labels, (str, int)):
+            labels = [labels]
+        return torch.tensor([resolve_class(lbl, self.class_names) for lbl in labels], dtype=torch.int64)
+
+    def sample(self, labels: str | int | Sequence[str | int], n: int = 1, seed: int | None = None,
+               output_type: str = "pt"):
+        """`n` images of each label in `labels` (names or indices), grouped by label.
+
+        output_type: 'pt' (float tensor in [-1, 1]), 'uint8' (tensor), or 'pil' (list of PIL images).
+        """
+        check_count(n, "n")
+        ids = self.label_ids(labels).repeat_interleave(n)
+        check_count(len(ids), "number of images")
+        images = self(self.noise(len(ids), seed), ids)
+        if output_type == "pt":
+            return images
+        if output_type == "uint8":
+            return to_uint8(images)
+        if output_type == "pil":
+            return [to_pil(im) for im in to_uint8(images)]
+        raise UserError(f"output_type must be 'pt', 'uint8' or 'pil', not {output_type!r}")
+
+    def sample_per_class(self, n_per_class: int, seed: int = 0, batch_size: int = 500,
+                         progress_bar: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images (N, C, H, W) and int64 labels: `n_per_class` of every class."""
+        check_count(n_per_class, "n_per_class")
+        labels = torch.arange(self.num_classes).repeat_interleave(n_per_class)
+        z = self.noise(len(labels), seed)
+        chunks = []
+        for i in progress(range(0, len(labels), batch_size), desc="sampling", unit="batch", disable=not progress_bar):
+            chunks.append(to_uint8(self(z[i:i + batch_size], labels[i:i + batch_size], batch_size)))
+        return torch.cat(chunks), labels
+
+    def save_npz(self, path: str | Path, n_per_class: int, seed: int = 0, progress: bool = False) -> Path:
+        """Write samples for external evaluation: images uint8 N×H×W[×C], labels, class_names."""
+        images, labels = self.sample_per_class(n_per_class, seed, progress_bar=progress)
+        arr = images.permute(0, 2, 3, 1).numpy()
+        if arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        path = Path(path)
+        np.savez_compressed(path, images=arr, labels=labels.numpy(), class_names=np.array(self.class_names))
+        return path
+
+
+
+class Translator(Pipeline):
+    """A paired image-to-image translator: `translate(images)` (masks, edge maps, sketches in; images out)."""
+
+    task = "translate"
+
+    @property
+    def data(self) -> dict:
+        """The run's data config, as keyword arguments for `condgan.data.paired.load_pairs`."""
+        d = {k: self._data.get(k) for k in ("name", "data_dir", "direction", "image_size", "classes")}
+        d["direction"] = d["direction"] or "AtoB"
+        return d
+
+    @property
+    def source(self):
+        return self.spec["source"]
+
+    @property
+    def target(self):
+        return self.spec["image"]
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return list(self.spec["label"].class_names) if "label" in self.spec else None
+
+    def as_sources(self, images) -> torch.Tensor:
+        """uint8 arrays (H,W / H,W,C / N,H,W / N,H,W,C), float tensors in [-1, 1] (C,H,W / N,C,H,W),
+        or PIL images (one or a list) -> float (N, C, H, W) in [-1, 1] with the source's channels."""
+        if isinstance(images, Image.Image):
+            images = [images]
+        if isinstance(images, (list, tuple)):
+            if not images:
+                raise UserError("no images given to translate")
+            return torch.cat([self.as_sources(im) for im in images])
+        if isinstance(images, np.ndarray):
+            if images.dtype != np.uint8:
+                raise UserError(f"numpy images must be uint8 (0..255), not {images.dtype}")
+            arr = images
+            if arr.ndim == 2:  # one grey image
+                arr = arr[None, :, :, None]
+            elif arr.ndim == 3:  # H×W×C when the last axis looks like channels, else N×H×W
+                arr = arr[None] if arr.shape[-1] in (1, 3, 4) else arr[..., None]
+            if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
+                raise UserError(f"cannot read images of shape {images.shape}: give H×W, H×W×C, N×H×W or N×H×W×C")
+            x = to_float(torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(0, 3, 1, 2))
+        elif isinstance(images, torch.Tensor):
+            x = images.unsqueeze(0) if images.dim() == 3 else images
+            if x.dim() != 4:
+                raise UserError(f"a tensor of images must be (C, H, W) or (N, C, H, W), got {tuple(images.shape)}")
+            x = to_float(x) if x.dtype == torch.uint8 else x.float()
+        else:
+            raise UserError(f"cannot translate a {type(images).__name__}: give uint8 arrays, float tensors or PIL images")
+        return self._fit(x)
+
+    def _fit(self, x: torch.Tensor) -> torch.Tensor:
+        """Match the source's channels (grey <-> RGB) and size (resized, with a clear error for nonsense)."""
+        c = self.source.channels
+        if x.shape[1] != c:
+            if x.shape[1] == 1:
+                x = x.expand(-1, c, -1, -1)
+            elif c == 1:
+                x = x[:, :3].mean(1, keepdim=True)
+            else:
+                raise UserError(f"images have {x.shape[1]} channels; this translator takes {c}")
+        if tuple(x.shape[2:]) != self.source.size:
+            x = torch.nn.functional.interpolate(x, size=self.source.size, mode="bilinear", antialias=True, align_corners=False)
+        return x.contiguous()
+
+    @torch.no_grad()
+    def translate(self, images, seed: int | None = 0, output_type: str = "pt", batch_size: int = 256,
+                  labels=None):
+        """Outputs for `images`; one noise draw per image from `seed` (None: random).
+        output_type: 'pt' (float in [-1, 1]), 'uint8' (tensor) or 'pil'. `labels` (names or ids) when the
+        translator was trained with classes."""
+        x = self.as_sources(images)
+        cond = []
+        if "label" in self.spec:
+            if labels is None:
+                raise UserError(f"this translator also needs a label per image (one of {', '.join(self.class_names)})")
+            if isinstance(labels, (str, int)):
+                labels = [labels] * len(x)
+            ids = torch.tensor([resolve_class(lbl, self.class_names) for lbl in labels], dtype=torch.int64)
+            if len(ids) != len(x):
+                raise UserError(f"{len(x)} images but {len(ids)} labels")
+            cond = [ids]
+        z = self.noise(len(x), seed)
+        out = torch.cat([self.net(z[i:i + batch_size].to(self.device), x[i:i + batch_size].to(self.device),
+                                  *[c[i:i + batch_size].to(self.device) for c in cond]).float().cpu()
+                         for i in range(0, len(x), batch_size)])
+        if output_type == "pt":
+            return out
+        if output_type == "uint8":
+            return to_uint8(out)
+        if output_type == "pil":
+            return [to_pil(im) for im in to_uint8(out)]
+        raise UserError(f"output_type must be 'pt', 'uint8' or 'pil', not {output_type!r}")
+
+
+PIPELINES = {p.task: p for p in (ClassConditional, Translator)}
+Generator = ClassConditional  # the name used before tasks existed
+
+
+def load(path: str | Path, device: str = "cpu") -> Pipeline:
+    """The pipeline for a run directory, a checkpoint (.pt) or an exported folder, whatever its task or format."""
+    model = ckpt.read_model(path)
+    pipeline = PIPELINES.get(model["task"])
+    if pipeline is None:
+        raise CheckpointError(f"{model['source']}: unknown task {str(model['task'])[:40]!r}; this condgan knows "
+                              f"{', '.join(PIPELINES)} (a newer condgan may know more)")
+    spec = Spec.from_dict(model["spec"])
+    net = rebuild(model["networks"]["generator"])
+    try:
+        net.load_state_dict(model["weights"]["generator"])
+    except (RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{model['source']}: weights do not fit the recorded network ({str(e).splitlines()[0][:160]})") from None
+    return pipeline(net, spec, model["data"], device)
+
+
+def check_count(n, name: str) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > MAX_SAMPLES:
+        raise UserError(f"{name} must be an integer between 1 and {MAX_SAMPLES:,}, got {n!r}")
+
+
+def to_pil(image_uint8: torch.Tensor) -> Image.Image:
+    arr = image_uint8.permute(1, 2, 0).numpy()
+    return Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)

@@ -1,0 +1,156 @@
+"""The one GAN training step every task uses: D update(s), G update, EMA.
+
+It is field-agnostic: a batch is a dict of named tensors, and the step is told
+which field is the target (what G makes and D judges), which fields condition
+G (after the noise) and D (after the image), and which class field, if any,
+drives the auxiliary class loss and the mode-seeking term. The class-conditional
+GAN is target=image, G and D conditioned on label; translation is
+target=image, conditioned on source (and label when the pairs have classes).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..losses import LOSSES, feature_matching, mode_seeking
+from ..train.augment import augment
+
+
+class GANStep:
+    """Owns G, D, the EMA copy of G and both optimisers; `step()` trains once.
+
+    The fake batch made for D's last update is reused for G's update, saving
+    one generator forward pass per step (a large share of CPU time).
+    """
+
+    def __init__(self, G: nn.Module, D: nn.Module, *, loss: str, lr_g: float, lr_d: float,
+                 betas: tuple[float, float], ema_decay: float, ema_start: int, augment_policy: list[str],
+                 z_dim: int, target: str = "image", g_fields: tuple[str, ...] = ("label",),
+                 d_fields: tuple[str, ...] = ("label",), class_field: str | None = "label",
+                 aux_weight: float = 0.0, diversity_weight: float = 0.0, l1_weight: float = 0.0,
+                 adversarial_weight: float = 1.0, feature_matching_weight: float = 0.0):
+        self.G, self.D = G, D
+        self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        self.opt_G = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)
+        self.opt_D = torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas)
+        self.d_loss, self.g_loss = LOSSES[loss]
+        self.ema_decay, self.ema_start = ema_decay, ema_start
+        self.augment_policy = augment_policy
+        self.z_dim = z_dim
+        self.target, self.g_fields, self.d_fields, self.class_field = target, tuple(g_fields), tuple(d_fields), class_field
+        self.aux_weight, self.diversity_weight = aux_weight, diversity_weight
+        self.l1_weight, self.adversarial_weight, self.fm_weight = l1_weight, adversarial_weight, feature_matching_weight
+        # With no adversarial, class or feature term, D would teach G nothing: skip its update (an L1 regressor).
+        self.uses_d = adversarial_weight > 0 or aux_weight > 0 or feature_matching_weight > 0
+        self.joint_d_pass = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules())
+        if (aux_weight > 0 or diversity_weight > 0) and class_field is None:
+            raise ValueError("train.aux_weight and train.diversity_weight need a class field in the data")
+        self.steps_done = 0
+
+    def _discriminate(self, x: torch.Tensor, conditions: list[torch.Tensor], gen: torch.Generator) -> dict:
+        """D's outputs for images x; image conditions are augmented together with x, so a pair stays a pair."""
+        if self.augment_policy:
+            images = [c for c in conditions if c.dim() == 4]
+            if images:
+                stacked = augment(torch.cat([x, *images], dim=1), self.augment_policy, gen)
+                parts = iter(stacked.split([x.shape[1]] + [c.shape[1] for c in images], dim=1))
+                x = next(parts)
+                conditions = [next(parts) if c.dim() == 4 else c for c in conditions]
+            else:
+                x = augment(x, self.augment_policy, gen)
+        return self.D(x, *conditions)
+
+    def step(self, batches: list[dict[str, torch.Tensor]], gen: torch.Generator) -> dict[str, float]:
+        """One G update after len(batches) D updates. Returns losses as floats."""
+        self.G.train()
+        self.D.train()
+        out: dict[str, float] = {}
+        for i, batch in enumerate(batches):
+            real = batch[self.target]
+            labels = batch[self.class_field] if self.class_field else None
+            d_cond = [batch[f] for f in self.d_fields]
+            z = torch.randn(len(real), self.z_dim, generator=gen).to(real.device)
+            last = i == len(batches) - 1
+            with torch.set_grad_enabled(last):
+                fake = self.G(z, *[batch[f] for f in self.g_fields])
+            if not self.uses_d:
+                break
+            if self.joint_d_pass:  # one D call on [real; fake]: bigger matrices run faster on CPU
+                both = self._discriminate(torch.cat([real, fake.detach()]), [torch.cat([c, c]) for c in d_cond], gen)
+                d_real, d_fake = both["score"].split(len(real))
+                class_real = both["classes"][:len(real)] if self.aux_weight > 0 else None
+                real_features = [f[:len(real)].detach() for f in both.get("features") or []]
+            else:  # D has BatchNorm: real and fake must be normalised as separate batches
+                on_real = self._discriminate(real, d_cond, gen)
+                d_real, class_real = on_real["score"], on_real["classes"] if self.aux_weight > 0 else None
+                real_features = [f.detach() for f in on_real.get("features") or []]
+                d_fake = self._discriminate(fake.detach(), d_cond, gen)["score"]
+            loss_d = self.d_loss(d_real, d_fake)
+            if class_real is not None:  # D learns classes from real images only
+                loss_d = loss_d + self.aux_weight * F.cross_entropy(class_real, labels)
+            self.opt_D.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_D.step()
+            out.update(loss_d=loss_d.item(), d_real=d_real.mean().item(), d_fake=d_fake.mean().item())
+
+        loss_g = fake.new_zeros(())
+        if self.uses_d:
+            self.D.requires_grad_(False)  # G's backward pass needs no D weight gradients
+            on_fake = self._discriminate(fake, d_cond, gen)
+            loss_g = self.g_loss(on_fake["score"])
+            if self.adversarial_weight != 1.0:
+                loss_g = self.adversarial_weight * loss_g
+            if self.aux_weight > 0:  # G is rewarded when D recognises the requested class
+                loss_g = loss_g + self.aux_weight * F.cross_entropy(on_fake["classes"], labels)
+            if self.fm_weight > 0:  # generated pairs should look like real pairs to D's inner layers too
+                term = feature_matching(on_fake["features"], real_features)
+                loss_g = loss_g + self.fm_weight * term
+                out["loss_fm"] = term.item()
+        if self.diversity_weight > 0:  # same label, different noise -> different images
+            loss_g = loss_g + self.diversity_weight * mode_seeking(fake, z, labels)
+        if self.l1_weight > 0:  # paired target: stay close to it pixel by pixel
+            l1 = (fake - real).abs().mean()
+            loss_g = loss_g + self.l1_weight * l1
+            out["loss_l1"] = l1.item()
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_G.step()
+        self.D.requires_grad_(True)
+
+        self.steps_done += 1
+        self.update_ema()
+        out = {"loss_d": out.pop("loss_d", 0.0), "loss_g": loss_g.item(), **out}
+        if not all(math.isfinite(v) for v in out.values()):
+            raise FloatingPointError(f"non-finite loss at step {self.steps_done}: {out}")
+        return out
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        ema_params = list(self.G_ema.parameters())
+        params = list(self.G.parameters())
+        if self.ema_decay == 0 or self.steps_done <= self.ema_start:
+            torch._foreach_copy_(ema_params, params)
+        else:
+            torch._foreach_lerp_(ema_params, params, 1.0 - self.ema_decay)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)  # BatchNorm running statistics follow G
+
+    def weights_finite(self) -> bool:
+        return all(torch.isfinite(p).all() for m in (self.G, self.D, self.G_ema) for p in m.parameters())
+
+    def state_dict(self) -> dict:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "steps_done": self.steps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.steps_done = int(state["steps_done"])
