@@ -201,3 +201,45 @@ def test_sample_npz_export_format(shoes_dir, tmp_path):
     assert list(npz["class_names"]) == ["boot", "sandal", "sneaker"]
     assert main(["sample", str(tmp_path / "run"), "--label", "sandal", "--n", "5", "--out", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_resume_stop_flags_mean_this_much_more(shoes_dir, tmp_path):
+    """After a run has spent its budget, `--resume RUN --budget-minutes M` trains for M more minutes."""
+    train(load_config(None, tiny_overrides(shoes_dir, steps="", **{"train.budget_minutes": 0.01})), tmp_path / "run", quiet=True)
+    first = json.loads((tmp_path / "run" / "summary.json").read_text())["steps"]
+    again = train(out=tmp_path / "run", resume=True, stop_overrides={"budget_minutes": 0.01}, quiet=True)
+    assert again["steps"] > first, "resuming with a budget trained nothing: the budget counted the whole run"
+
+
+def test_resume_accepts_runtime_keys_and_refuses_recipe_keys(shoes_dir, tmp_path):
+    from condgan.errors import ConfigError
+
+    train(load_config(None, tiny_overrides(shoes_dir, steps=2)), tmp_path / "run", quiet=True)
+    train(out=tmp_path / "run", resume=True, stop_overrides={"steps": 2}, overrides=["train.log_every=2"], quiet=True)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 4], "train.log_every=2 given on resume was ignored"
+    assert "log_every: 2" in (tmp_path / "run" / "config.yaml").read_text()
+    with pytest.raises(ConfigError, match="train.lr_g cannot change when resuming"):
+        train(out=tmp_path / "run", resume=True, stop_overrides={"steps": 1}, overrides=["train.lr_g=0.1"], quiet=True)
+    with pytest.raises(ConfigError, match="model.g_width cannot change"):
+        train(out=tmp_path / "run", resume=True, overrides=["model.g_width=64"], quiet=True)
+
+
+def test_resume_with_recipe_flags_is_refused_by_the_cli(shoes_dir, tmp_path, capsys):
+    from condgan.cli import main
+
+    train(load_config(None, tiny_overrides(shoes_dir, steps=2)), tmp_path / "run", quiet=True)
+    assert main(["train", "--resume", str(tmp_path / "run"), "--arch", "mlp", "--steps", "1"]) == 2
+    assert "--arch cannot be used with --resume" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "run"), "--steps", "1", "--quiet", "--set", "train.sample_every=1"]) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 3
+
+
+def test_progress_in_a_file_is_plain_lines(shoes_dir, tmp_path, capsys, monkeypatch):
+    """`make demo > log`: no carriage-return bar updates, a few whole lines."""
+    monkeypatch.setenv("CONDGAN_PROGRESS_SECONDS", "0")
+    train(load_config(None, tiny_overrides(shoes_dir, steps=4)), tmp_path / "run", quiet=False)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("training cgan resnet")]
+    assert len(lines) >= 4 and "4/4 step" in lines[-1]

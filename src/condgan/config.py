@@ -36,8 +36,8 @@ class DataConfig:
 class ModelConfig:
     arch: str | None = None           # cgan: 'resnet' (default) | 'dcgan' | 'mlp'; translate: 'unet'
     z_dim: int | None = None          # noise size (cgan 64; translate 8, injected at the U-Net's bottleneck)
-    g_width: int | None = None        # G channels at full resolution (doubles per lower level); default 16
-    d_width: int | None = None        # D channels at full resolution; default 16
+    g_width: int | None = None        # G channels at full resolution (doubles per lower level); cgan 16, translate 32
+    d_width: int | None = None        # D channels at full resolution; cgan 16, translate 32
 
 
 @dataclass
@@ -79,7 +79,7 @@ TASKS = ("cgan", "translate")
 TASK_DEFAULTS = {
     "cgan": {"model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
              "train.diversity_weight": 0.5, "train.l1_weight": 0.0},
-    "translate": {"model.arch": "unet", "model.z_dim": 8, "model.g_width": 16, "model.d_width": 16,
+    "translate": {"model.arch": "unet", "model.z_dim": 8, "model.g_width": 32, "model.d_width": 32,
                   "train.diversity_weight": 0.0, "train.l1_weight": 100.0, "train.aux_weight": 0.0},
 }
 TASK_ARCHS = {"cgan": ("resnet", "dcgan", "mlp"), "translate": ("unet",)}

@@ -33,6 +33,7 @@ def add_eval_commands(subparsers) -> None:
     ev.add_argument("--classes", metavar="A,B,...", help="comma-separated classes the samples were made for (default: those stored in the .npz)")
     ev.add_argument("--image-size", type=int, metavar="PX", help="resize the dataset to this size (default: the samples' size)")
     ev.add_argument("--n-per-class", type=int, default=1000, metavar="N", help="images to generate per class for a run (default 1000)")
+    ev.add_argument("--max-pairs", type=int, metavar="N", help="translator: score only the first N test pairs (default: all)")
     ev.add_argument("--seed", type=int, default=0, help="seed for the noise and the metric subsets (default 0)")
     ev.add_argument("--out", metavar="DIR", help="output folder (default RUN/eval, or NAME-eval beside the .npz)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -70,10 +71,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         if args.data or args.classes or args.data_dir:
             raise UserError("--data/--data-dir/--classes are for --samples; a run knows its own dataset")
+        import condgan
+
+        model = condgan.load(args.run)
+        if model.task == "translate":
+            return _eval_translator(model, args)
         report = evaluate_run(args.run, n_per_class=args.n_per_class, seed=args.seed, out_dir=args.out, progress=not args.quiet)
     m, f = report["model"], report["real_floor"]
     print(f"FID {m['fid']:.3f} (real {f['fid']:.3f})  mean class FID {m['class_fid_mean']:.3f} (real {f['class_fid_mean']:.3f})  "
           f"conditioning accuracy {m['conditioning_accuracy']:.1%} (real {f['conditioning_accuracy']:.1%})")
+    return 0
+
+
+def _eval_translator(tr, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .translation import evaluate_translator
+
+    if args.max_pairs is not None and args.max_pairs < 2:
+        raise UserError(f"--max-pairs must be at least 2, not {args.max_pairs}")
+    run = Path(args.run)
+    out = args.out or (run if run.is_dir() else run.parent) / "eval"
+    r = evaluate_translator(tr, out, seed=args.seed, progress=not args.quiet, source=str(run), max_pairs=args.max_pairs)
+    m, f = r["model"], r["real_floor"]
+    line = (f"L1 {m['l1']:.4f}  SSIM {m['ssim']:.3f}  sharpness {m['sharpness_ratio']:.2f}x real")
+    if m.get("fid") is not None:
+        line += f"  FID {m['fid']:.3f} (real {f['fid']:.3f})  recall {m['recall']:.3f} (real {f['recall']:.3f})"
+    if m.get("class_accuracy") is not None:
+        line += f"  class accuracy {m['class_accuracy']:.1%} (real {f['class_accuracy']:.1%})"
+    print(line)
+    print(f"report: {Path(out) / 'report.md'}")
     return 0
 
 

@@ -316,3 +316,32 @@ def render_markdown(r: dict) -> str:
               "ratio.",
               f"- Timing (s): {', '.join(f'{k} {v}' for k, v in r['timing_s'].items())}.", ""]
     return "\n".join(lines)
+
+
+def evaluator_data_for(data: dict) -> dict | None:
+    """The class-labelled dataset whose evaluator can judge a translator's targets, if there is one:
+    the built-in Fashion-MNIST pairs (garments as targets) are judged by the Fashion-MNIST evaluator."""
+    from ..data.paired import BUILTIN_PAIRS
+
+    if data.get("name") in BUILTIN_PAIRS and (data.get("direction") or "AtoB") == "AtoB":
+        return {"name": "fashion-mnist", "data_dir": data.get("data_dir"), "classes": data.get("classes"),
+                "image_size": None, "channels": None}
+    return None
+
+
+def evaluate_translator(tr, out_dir: str | Path, seed: int = 0, progress: bool = True, source: str = "run",
+                        max_pairs: int | None = None) -> dict:
+    """Score a Translator pipeline on the test split of the data it was trained on."""
+    from ..data.paired import load_pairs
+
+    test = load_pairs(split="test", **tr.data)
+    labels = test.labels if "label" in tr.spec else None
+    done = [0]
+
+    def translate(sources: torch.Tensor) -> torch.Tensor:
+        start, done[0] = done[0], done[0] + len(sources)
+        batch_labels = labels[start:start + len(sources)].tolist() if labels is not None else None
+        return tr.translate(sources, seed=seed + start, labels=batch_labels)
+
+    return evaluate_translation(translate, test, out_dir, evaluator_data=evaluator_data_for(tr.data), seed=seed,
+                                progress=progress, source=source, max_pairs=max_pairs)
