@@ -79,7 +79,7 @@ def kill_and_resume(kills: int, seed: int = 0, min_wait: float = 0.0, max_wait: 
             print(f"kill {i + 1:2d}: newest checkpoint step {newest:5d}, all loadable: {loadable}, clean: {clean}")
             last_step = max(last_step, newest)
         final = subprocess.run([sys.executable, "-m", "condgan", "train", "--resume", str(run),
-                                "--steps", str(last_step + 2), "--quiet"], capture_output=True, text=True)
+                                "--steps", "2", "--quiet"], capture_output=True, text=True)  # two more steps
         finished = final.returncode == 0 and ckpt.list_checkpoints(run / "checkpoints")[-1].name == f"step_{last_step + 2:08d}.pt"
     return {"kills": kills, "clean_resumes": sum(r["clean"] for r in rounds), "final_resume_ok": finished,
             "final_step": last_step + 2, "rounds": rounds}

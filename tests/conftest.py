@@ -69,3 +69,29 @@ def tiny_overrides(data: Path, steps: int = 4, **extra) -> list[str]:
 
 needs_fashion = pytest.mark.skipif(not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file(),
                                    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+
+
+def write_pairs(root: Path, n: int = 20, size: int = 16, seed: int = 0) -> Path:
+    """Paired folders root/A (a bright-bar mask) and root/B (the grey image it came from), matching names."""
+    rng = np.random.default_rng(seed)
+    (root / "A").mkdir(parents=True, exist_ok=True)
+    (root / "B").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        image = class_pattern(i % 4, size, rng)
+        Image.fromarray(np.where(image > 128, 255, 0).astype(np.uint8)).save(root / "A" / f"{i:03d}.png")
+        Image.fromarray(image).save(root / "B" / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def pairs_dir(tmp_path):
+    return write_pairs(tmp_path / "pairs")
+
+
+def tiny_translate_overrides(data: Path, steps: int = 4, **extra) -> list[str]:
+    """A translation run that takes about a second."""
+    base = {"task": "translate", "data.name": str(data), "model.g_width": 4, "model.d_width": 4, "model.z_dim": 2,
+            "train.batch_size": 4, "train.steps": steps, "train.log_every": 1, "train.sample_every": 2,
+            "train.checkpoint_every": 2, "train.ema_start": 1}
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]

@@ -78,7 +78,7 @@ def apply_to_split(tr, split: str, out: Path, seed: int = 0) -> int:
 
     pairs = load_pairs(split=split, **tr.data)
     outputs = []
-    has_labels = pairs.labels is not None and "label" in tr.spec
+    has_labels = pairs.labels is not None and tr.uses_label
     for start in progress(range(0, len(pairs), BATCH), desc="translating", unit="batch"):
         labels = pairs.labels[start:start + BATCH].tolist() if has_labels else None
         outputs.append(to_uint8(tr.translate(pairs.sources[start:start + BATCH], seed=seed + start, labels=labels)))

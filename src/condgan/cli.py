@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders of images to translate")
     a.add_argument("--split", choices=("train", "test"), help="translate this split of the run's own dataset instead of INPUTs")
     a.add_argument("--out", required=True, help="output folder for INPUTs, or an .npz file for --split")
-    a.add_argument("--label", help="class name for every input, for translators trained with classes")
+    a.add_argument("--label", help="class name for every input, for translators trained with model.use_label=true")
     a.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same outputs (default 0)")
     a.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     a.set_defaults(func=cmd_apply)
@@ -198,7 +198,7 @@ def _translation_sheet(tr, args, out: Path) -> int:
     check_count_small(args.n, "--n", 256)
     pairs = load_pairs(split=args.split, **tr.data)
     n = min(args.n, len(pairs))
-    labels = pairs.labels[:n] if pairs.labels is not None and "label" in tr.spec else None
+    labels = pairs.labels[:n] if pairs.labels is not None and tr.uses_label else None
     outputs = tr.translate(pairs.sources[:n], seed=args.seed, labels=labels.tolist() if labels is not None else None)
     save_sheet([pairs.sources[:n], outputs, pairs.targets[:n]], ["source", "output", "target"], out,
                title=f"{n} {args.split} pairs of {pairs.name}")
@@ -260,6 +260,9 @@ def _check_writable(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"condgan: warning: {message}\n"
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -38,6 +38,8 @@ class ModelConfig:
     z_dim: int | None = None          # noise size (cgan 64; translate 8, injected at the U-Net's bottleneck)
     g_width: int | None = None        # G channels at full resolution (doubles per lower level); cgan 16, translate 32
     d_width: int | None = None        # D channels at full resolution; cgan 16, translate 32
+    use_label: bool = False           # translate: also condition G (conditional norm) and D (projection) on the
+                                      # pairs' class label; off, labels are only used to evaluate
 
 
 @dataclass
@@ -142,6 +144,7 @@ class Config:
             (self.task == "translate" or not (self.train.l1_weight or self.train.feature_matching),
              "train.l1_weight and train.feature_matching are for task translate (a cgan has no paired target)"),
             (self.task == "translate" or self.train.adversarial_weight > 0, "train.adversarial_weight=0 is for task translate"),
+            (self.task == "translate" or not self.model.use_label, "model.use_label is for task translate (a cgan always uses its label)"),
             (self.data.direction in ("AtoB", "BtoA"), f"data.direction must be AtoB or BtoA, not {self.data.direction!r}"),
             (all(j in JITTER for j in self.data.jitter), f"data.jitter items must be among {', '.join(JITTER)}, not {self.data.jitter}"),
             (self.train.d_steps >= 1, "train.d_steps must be at least 1"),

@@ -170,11 +170,16 @@ class Translator(Pipeline):
     def class_names(self) -> list[str] | None:
         return list(self.spec["label"].class_names) if "label" in self.spec else None
 
+    @property
+    def uses_label(self) -> bool:
+        """Whether the network takes a class label beside the source (trained with model.use_label)."""
+        return self.net.arguments.get("num_classes", 0) > 0
+
     def as_sources(self, images) -> torch.Tensor:
         """uint8 arrays (H,W / H,W,C / N,H,W / N,H,W,C), float tensors in [-1, 1] (C,H,W / N,C,H,W),
         or PIL images (one or a list) -> float (N, C, H, W) in [-1, 1] with the source's channels."""
-        if isinstance(images, Image.Image):
-            images = [images]
+        if isinstance(images, Image.Image):  # any mode: grey stays grey, the rest becomes RGB
+            images = np.asarray(images.convert("L" if images.mode in ("1", "L", "I", "I;16", "F") else "RGB"))
         if isinstance(images, (list, tuple)):
             if not images:
                 raise UserError("no images given to translate")
@@ -218,10 +223,10 @@ class Translator(Pipeline):
                   labels=None):
         """Outputs for `images`; one noise draw per image from `seed` (None: random).
         output_type: 'pt' (float in [-1, 1]), 'uint8' (tensor) or 'pil'. `labels` (names or ids) when the
-        translator was trained with classes."""
+        translator was trained with model.use_label (otherwise they are ignored)."""
         x = self.as_sources(images)
         cond = []
-        if "label" in self.spec:
+        if self.uses_label:
             if labels is None:
                 raise UserError(f"this translator also needs a label per image (one of {', '.join(self.class_names)})")
             if isinstance(labels, (str, int)):

@@ -335,7 +335,7 @@ def evaluate_translator(tr, out_dir: str | Path, seed: int = 0, progress: bool =
     from ..data.paired import load_pairs
 
     test = load_pairs(split="test", **tr.data)
-    labels = test.labels if "label" in tr.spec else None
+    labels = test.labels if tr.uses_label else None
     done = [0]
 
     def translate(sources: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ import torch
 from ..conditions import Spec, class_spec
 from ..config import Config
 from ..data import load_dataset
+from ..errors import ConfigError
 from ..models import build_discriminator, build_generator
 from ..models.patch import PatchDiscriminator
 from ..models.unet import UNetGenerator
@@ -43,7 +44,7 @@ class ClassConditionalTask:
         return {"image": data.images, "label": data.labels}, spec
 
     @staticmethod
-    def roles(spec: Spec) -> Roles:
+    def roles(spec: Spec, config: Config) -> Roles:
         return Roles("image", ("label",), ("label",), "label")
 
     @staticmethod
@@ -67,14 +68,19 @@ class TranslationTask:
         return pairs.fields(), pairs.spec()
 
     @staticmethod
-    def roles(spec: Spec) -> Roles:
-        cond = ("source", "label") if "label" in spec else ("source",)
-        return Roles("image", cond, cond, "label" if "label" in spec else None)
+    def roles(spec: Spec, config: Config) -> Roles:
+        """The label (when the pairs have one) conditions G and D only with model.use_label: an edge map
+        should be enough to say which garment it is, and the evaluator checks that it is."""
+        labelled = config.model.use_label
+        if labelled and "label" not in spec:
+            raise ConfigError("model.use_label needs pairs with class labels (the built-in fashion-mnist-* pairs have them)")
+        cond = ("source", "label") if labelled else ("source",)
+        return Roles("image", cond, cond, "label" if labelled else None)
 
     @staticmethod
     def build(spec: Spec, config: Config, class_head: bool):
         m, source, image = config.model, spec["source"], spec["image"]
-        k = spec["label"].num_classes if "label" in spec else 0
+        k = spec["label"].num_classes if m.use_label else 0
         G = UNetGenerator(source.channels, image.channels, image.height, image.width, z_dim=m.z_dim,
                           base_width=m.g_width, num_classes=k)
         D = PatchDiscriminator(image.channels, source.channels, image.height, image.width, base_width=m.d_width,

@@ -77,7 +77,8 @@ class Run:
         G, D = self.task.build(self.spec, config, class_head=aux > 0)
         if self.device.type == "cpu":  # oneDNN convolutions run ~1.2-1.5x faster in NHWC on CPU
             G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-        roles = self.task.roles(self.spec)
+        roles = self.task.roles(self.spec, config)
+        self.roles = roles
         self.gan = GANStep(G.to(self.device), D.to(self.device), loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d,
                            betas=(t.beta1, t.beta2), ema_decay=t.ema_decay, ema_start=t.ema_start,
                            augment_policy=t.augment, z_dim=m.z_dim, target=roles.target, g_fields=roles.g_fields,
@@ -297,7 +298,7 @@ class Run:
             k = min(GRID_COLUMNS, self.n_items)
             batch = {name: v[:k] for name, v in self.fields.items()}
             sources, targets = to_float(batch["source"]), to_float(batch["image"])
-            cond = [sources] + ([batch["label"]] if "label" in self.spec else [])
+            cond = [sources] + ([batch["label"]] if "label" in self.roles.g_fields else [])
             images = self.gan.G_ema(self.fixed_noise[:k].to(self.device), *cond).cpu()
             save_sheet([sources.cpu(), images, targets.cpu()], ["source", "output", "target"], path,
                        title=f"step {self.gan.steps_done}: training pairs")
