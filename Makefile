@@ -1,7 +1,7 @@
 # condgan — every target does its own setup on a fresh machine.
 #   make demo   train the default model on Fashion-MNIST (~9 min on 2 CPU cores), write a class grid
 #   make test   the test suite
-#   make bench  side-by-side benchmark of condgan vs the classic recipes (long)
+#   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only (hours)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -46,6 +46,7 @@ bench: $(STAMP) data
 	$(PY) benchmarks/compare.py --minutes $(BENCH_MINUTES) --out bench-results
 	$(PY) benchmarks/eval_speed.py --out bench-results/eval_speed.json
 	$(PY) benchmarks/kill_resume.py --kills 20 --out bench-results/kill_resume.json
+	$(PY) benchmarks/translate.py --minutes $(BENCH_MINUTES) --out bench-results/translate
 
 clean:
 	rm -rf $(VENV) runs bench-results

@@ -156,3 +156,8 @@ def test_builtin_pairs_with_labels_conditioning_the_translator(tmp_path):
     with pytest.raises(UserError, match="needs a label"):
         tr.translate(mask)
     assert tr.translate(mask, labels="bag").shape == (1, 1, 28, 28)
+
+
+def test_use_label_without_labelled_pairs_is_a_clear_error(pairs_dir, tmp_path):
+    with pytest.raises(ConfigError, match="model.use_label needs pairs with class labels"):
+        train(load_config(None, tiny_translate_overrides(pairs_dir, **{"model.use_label": True})), tmp_path / "r", quiet=True)

@@ -74,11 +74,11 @@ class Run:
         torch.manual_seed(t.seed)
         m = config.model
         aux = config.aux_weight()
+        roles = self.task.roles(self.spec, config)  # also checks that the fields the config asks for exist
+        self.roles = roles
         G, D = self.task.build(self.spec, config, class_head=aux > 0)
         if self.device.type == "cpu":  # oneDNN convolutions run ~1.2-1.5x faster in NHWC on CPU
             G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-        roles = self.task.roles(self.spec, config)
-        self.roles = roles
         self.gan = GANStep(G.to(self.device), D.to(self.device), loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d,
                            betas=(t.beta1, t.beta2), ema_decay=t.ema_decay, ema_start=t.ema_start,
                            augment_policy=t.augment, z_dim=m.z_dim, target=roles.target, g_fields=roles.g_fields,
