@@ -46,31 +46,46 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int, row_names: list[str] 
     return path
 
 
-def save_sheet(columns: list[torch.Tensor], column_names: list[str], path: Path, title: str | None = None) -> Path:
-    """Images side by side, one row per item: e.g. source | output | target of a translator.
-    Columns may differ in channels (a grey mask beside a colour photo): grey is shown as grey."""
-    columns = [_as_float(c) for c in columns]
-    channels = max(c.shape[1] for c in columns)
-    columns = [c.expand(-1, channels, -1, -1) if c.shape[1] != channels else c for c in columns]
-    rows = torch.stack(columns, dim=1).flatten(0, 1)  # item-major: row i holds column 0..k-1 of item i
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grid = make_grid(rows, nrow=len(columns), normalize=True, value_range=(-1, 1), padding=2, pad_value=1.0)
+def save_sheet(columns: list[torch.Tensor], column_names: list[str], path: Path, title: str | None = None,
+               row_names: list[str] | None = None) -> Path:
+    """Images side by side, one row per item: e.g. source | output | target of a translator, so blur,
+    lost detail and ignored inputs show at a glance. Columns may differ in channels (a grey mask beside a
+    colour photo): 1 channel is drawn grey, 3 as colour, any other count as its first three planes."""
+    columns = [_as_rgb(c) for c in columns]
+    n = len(columns[0])
+    cells = torch.stack(columns, dim=1).flatten(0, 1)  # item-major: row i holds column 0..k-1 of item i
+    grid = make_grid(cells, nrow=len(columns), normalize=True, value_range=(-1, 1), padding=2, pad_value=1.0)
     h, w = grid.shape[1:]
-    scale = max(1.0, 64 / rows.shape[-1]) / 100
-    fig = Figure(figsize=(w * scale + 0.3, h * scale + (0.7 if title else 0.5)), dpi=100)
+    scale = max(1.0, 64 / cells.shape[-1]) / 100  # inches per pixel, as in save_grid
+    fig = Figure(figsize=(w * scale + (1.3 if row_names else 0.2), h * scale + (0.8 if title else 0.5)), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
-    step = (w - 2) / len(columns)
-    ax.set_xticks([2 + step * (i + 0.5) for i in range(len(columns))], column_names, fontsize=8)
     ax.xaxis.tick_top()
-    ax.set_yticks([])
+    ax.set_xticks([2 + (w - 2) / len(columns) * (i + 0.5) for i in range(len(columns))], column_names, fontsize=9)
+    ax.tick_params(axis="x", length=0)
+    if row_names:
+        ax.set_yticks([2 + (h - 2) / n * (i + 0.5) for i in range(n)], list(row_names)[:n], fontsize=8)
+    else:
+        ax.set_yticks([])
     if title:
-        ax.set_xlabel(title, fontsize=9)
+        ax.set_title(title, fontsize=9, pad=18)
     fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
+
+
+def _as_rgb(images: torch.Tensor) -> torch.Tensor:
+    """Any images as 3-channel floats in [-1, 1]."""
+    x = _as_float(images)
+    c = x.shape[1]
+    if c == 1:
+        return x.expand(-1, 3, -1, -1)
+    if c >= 3:
+        return x[:, :3]
+    return torch.cat([x, x.new_full((len(x), 3 - c, *x.shape[2:]), -1.0)], dim=1)
 
 
 def loss_plot(metrics_file: Path, out: Path) -> None:

@@ -25,7 +25,8 @@ from ..errors import UserError
 from ..progress import progress as tqdm
 from .evaluator import load_splits
 from .metrics import K_NEAREST, PRDC_MAX, _subsample, conditioning, fid, kid, prdc
-from .pictures import confusion_png, translation_sheet
+from ..visual import save_sheet
+from .pictures import confusion_png
 from .report import Context, _clean, _fmt, prepare
 
 CHUNK = 256  # images per step of the pixel metrics: bounds memory for large colour images
@@ -203,9 +204,9 @@ def evaluate_translation(translate: Callable[[torch.Tensor], torch.Tensor], test
     # evenly spaced pairs, so a test set sorted by class shows more than its first class
     shown = torch.linspace(0, n - 1, min(16, n)).round().long().unique()
     row_names = [names[int(labels[i])] if per_class else test.names[i] for i in shown.tolist()]
-    pictures = {"sheet": translation_sheet(sources[shown], outputs[shown], targets[shown], out / "translation.png",
-                                           n=len(shown), title=f"{len(shown)} of {n} test pairs",
-                                           row_names=row_names).name}
+    pictures = {"sheet": save_sheet([sources[shown], outputs[shown], targets[shown]], ["source", "output", "target"],
+                                    out / "translation.png", title=f"{len(shown)} of {n} test pairs",
+                                    row_names=row_names).name}
     if cond is not None:
         pictures["confusion"] = confusion_png(cond["confusion"], names, out / "confusion.png",
                                               "outputs: pair's label vs evaluator verdict").name
