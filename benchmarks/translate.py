@@ -3,8 +3,9 @@
     python benchmarks/translate.py --minutes 10 --out bench-results/translate
 
 For each built-in pair set (edges -> garment, mask -> garment) trains the
-default translator (configs/translate-*.yaml) and the same network with
-train.adversarial_weight=0 (no D: a plain L1 regressor), one after another so
+default translator (configs/translate-*.yaml, L1 weight 10), the same with
+pix2pix's L1 weight 100, and the same network with train.adversarial_weight=0
+(no D: a plain L1 regressor), one after another so
 they never compete for cores, scores each on the Fashion-MNIST test split with
 `condgan eval`, and prints one table (also written as JSON): L1, SSIM, FID,
 recall, class accuracy and sharpness relative to the real targets.
@@ -28,14 +29,15 @@ from condgan.eval.translation import evaluate_translator  # noqa: E402
 from condgan.train import train  # noqa: E402
 
 PAIRS = {"edges": ROOT / "configs" / "translate-edges.yaml", "masks": ROOT / "configs" / "translate-masks.yaml"}
-VARIANTS = {"adversarial+L1": [], "L1 only": ["train.adversarial_weight=0"]}
+VARIANTS = {"adv+L1 (λ=10, default)": [], "adv+L1 (λ=100, pix2pix)": ["train.l1_weight=100"],
+            "L1 only": ["train.adversarial_weight=0"]}
 COLUMNS = [("run", "run", "{}"), ("steps", "steps", "{}"), ("images_per_s", "images/s", "{:.0f}"), ("l1", "L1", "{:.4f}"),
            ("ssim", "SSIM", "{:.3f}"), ("fid", "FID", "{:.2f}"), ("recall", "recall", "{:.3f}"),
            ("class_accuracy", "class acc.", "{:.1%}"), ("sharpness_ratio", "sharpness / real", "{:.3f}")]
 
 
 def run_one(pairs: str, variant: str, minutes: float, out: Path, seed: int) -> dict:
-    name = f"{pairs}-{variant.replace(' ', '-').replace('+', '-')}"
+    name = f"{pairs}-" + "".join(ch if ch.isalnum() else "-" for ch in variant.replace("λ=", "l1-")).strip("-").replace("--", "-")
     run = out / name
     if (run / "summary.json").is_file():
         print(f"{name}: reusing the finished run in {run} (delete it to retrain)")

@@ -55,7 +55,8 @@ class TrainConfig:
                                       # only D with a class head), 0 for the classic recipes
     diversity_weight: float | None = None  # mode-seeking term in G's loss: keeps samples of one class varied
                                       # (it offsets the sameness that a strong aux_weight brings); cgan 0.5
-    l1_weight: float | None = None    # translate: weight of L1 to the target (pix2pix's 100); cgan: 0
+    l1_weight: float | None = None    # translate: weight of L1 to the target, 10 (pix2pix used 100: blurrier here,
+                                      # docs/benchmarks.md); cgan: 0
     adversarial_weight: float = 1.0   # weight of the adversarial term in G's loss (0 = a plain L1 regressor)
     feature_matching: float = 0.0     # translate: weight of matching D's features of real and generated pairs
     ema_decay: float = 0.99           # EMA of G's weights, used for sampling; 0 disables
@@ -82,7 +83,7 @@ TASK_DEFAULTS = {
     "cgan": {"model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
              "train.diversity_weight": 0.5, "train.l1_weight": 0.0},
     "translate": {"model.arch": "unet", "model.z_dim": 8, "model.g_width": 32, "model.d_width": 32,
-                  "train.diversity_weight": 0.0, "train.l1_weight": 100.0, "train.aux_weight": 0.0},
+                  "train.diversity_weight": 0.0, "train.l1_weight": 10.0, "train.aux_weight": 0.0},
 }
 TASK_ARCHS = {"cgan": ("resnet", "dcgan", "mlp"), "translate": ("unet",)}
 # Keys that may change when a run is resumed: when and how to stop, log and save, and where to run.
