@@ -60,7 +60,7 @@ def write_folder_dataset(root: Path, per_class: int = 200, seed: int = 12345) ->
 
 
 class FakeGenerator:
-    """Same attributes as condgan.api.Generator; `perm` maps a requested label to the class drawn."""
+    """Same attributes as condgan.pipelines.ClassConditional; `perm` maps a requested label to the class drawn."""
 
     def __init__(self, data_root: Path, perm: list[int] | None = None):
         self.class_names = list(CLASSES)

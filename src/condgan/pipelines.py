@@ -145,7 +145,6 @@ class ClassConditional(Pipeline):
         return path
 
 
-
 class Translator(Pipeline):
     """A paired image-to-image translator: `translate(images)` (masks, edge maps, sketches in; images out)."""
 
