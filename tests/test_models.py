@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from condgan.losses import LOSSES, mode_seeking
-from condgan.models import ARCHITECTURES, build_discriminator, build_generator
+from condgan.models import build_discriminator, build_generator
 from condgan.models.resnet import plan_resolutions
 
 

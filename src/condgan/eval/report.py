@@ -163,15 +163,23 @@ def _clean(x):
 
 # --------------------------------------------------------------------------- markdown
 
-SUMMARY_ROWS = [  # key, label, how to read it, format
+# Rows of the summary table: key, label, how to read it, format. FID_ROWS and PRDC_ROWS are shared with
+# every report that scores images in the evaluator's feature space (eval/translation.py too).
+FID_ROWS = [
     ("fid", "FID (evaluator features)", "lower is better", "num"),
     ("kid", "KID", "lower is better; unbiased, can dip below 0", "kid"),
+]
+PRDC_ROWS = [
+    ("precision", f"precision (k={K_NEAREST})", "higher; realism", "num"),
+    ("recall", f"recall (k={K_NEAREST})", "higher; variety", "num"),
+    ("density", f"density (k={K_NEAREST})", "about 1 for real data", "num"),
+    ("coverage", f"coverage (k={K_NEAREST})", "higher; modes covered", "num"),
+]
+SUMMARY_ROWS = [
+    *FID_ROWS,
     ("class_fid_mean", "mean per-class FID", "lower; catches ignored labels", "num"),
     ("conditioning_accuracy", "conditioning accuracy", "higher; evaluator agrees with the label", "pct"),
-    ("precision", "precision (k=5)", "higher; realism", "num"),
-    ("recall", "recall (k=5)", "higher; variety", "num"),
-    ("density", "density (k=5)", "about 1 for real data", "num"),
-    ("coverage", "coverage (k=5)", "higher; modes covered", "num"),
+    *PRDC_ROWS,
     ("diversity_ratio_mean", "intra-class diversity / real", "about 1; below 1 is mode collapse", "num"),
     ("copy_fraction", "suspected copies", "1% for real test images by construction", "pct"),
     ("exact_copies", "exact copies of training images", "0", "int"),

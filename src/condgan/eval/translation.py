@@ -27,7 +27,7 @@ from .evaluator import load_splits
 from .metrics import K_NEAREST, PRDC_MAX, _subsample, conditioning, fid, kid, prdc
 from ..visual import save_sheet
 from .pictures import confusion_png
-from .report import Context, _clean, _fmt, prepare
+from .report import FID_ROWS, PRDC_ROWS, Context, _clean, _fmt, prepare
 
 CHUNK = 256  # images per step of the pixel metrics: bounds memory for large colour images
 
@@ -263,12 +263,8 @@ SUMMARY_ROWS = [  # key, label, how to read it, format
     ("sharpness", "sharpness (mean gradient, 0..1)", "near the floor; lower is blur", "kid"),
     ("sharpness_ratio", "sharpness / real targets'", "about 1; well below 1 is blur, above is noise", "num"),
     ("class_accuracy", "evaluator class accuracy", "higher; the output still shows its class", "pct"),
-    ("fid", "FID (evaluator features)", "lower is better", "num"),
-    ("kid", "KID", "lower is better; unbiased, can dip below 0", "kid"),
-    ("precision", f"precision (k={K_NEAREST})", "higher; realism", "num"),
-    ("recall", f"recall (k={K_NEAREST})", "higher; variety", "num"),
-    ("density", f"density (k={K_NEAREST})", "about 1 for real data", "num"),
-    ("coverage", f"coverage (k={K_NEAREST})", "higher; modes covered", "num"),
+    *FID_ROWS,
+    *PRDC_ROWS,
 ]
 
 
