@@ -72,7 +72,8 @@ def test_apply_keeps_names_skips_bad_files_and_writes_the_split_npz(trained, pai
     Image.open(pairs_dir / "A" / "000.png").save(inputs / "first.png")
     Image.open(pairs_dir / "A" / "001.png").convert("RGB").save(inputs / "sub" / "second.jpg")
     (inputs / "broken.png").write_bytes(b"not an image")
-    assert main(["apply", str(trained), str(inputs), "--out", str(tmp_path / "out")]) == 0
+    with pytest.warns(UserWarning, match="skipped .*broken.png: not a readable image"):
+        assert main(["apply", str(trained), str(inputs), "--out", str(tmp_path / "out")]) == 0
     assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png")) == ["first.png", "sub/second.png"]
     assert "skipped 1 unreadable" in capsys.readouterr().out
     assert main(["apply", str(trained), "--split", "test", "--out", str(tmp_path / "t.npz")]) == 0

@@ -178,7 +178,7 @@ class Translator(Pipeline):
         """uint8 arrays (H,W / H,W,C / N,H,W / N,H,W,C), float tensors in [-1, 1] (C,H,W / N,C,H,W),
         or PIL images (one or a list) -> float (N, C, H, W) in [-1, 1] with the source's channels."""
         if isinstance(images, Image.Image):  # any mode: grey stays grey, the rest becomes RGB
-            images = np.asarray(images.convert("L" if images.mode in ("1", "L", "I", "I;16", "F") else "RGB"))
+            images = np.array(images.convert("L" if images.mode in ("1", "L", "I", "I;16", "F") else "RGB"))
         if isinstance(images, (list, tuple)):
             if not images:
                 raise UserError("no images given to translate")
