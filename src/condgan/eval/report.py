@@ -140,9 +140,14 @@ def _score_and_write(ctx: Context, images, labels, out: Path, seed: int, progres
         "pictures": pictures,
         "timing_s": {k: round(v, 2) for k, v in timing.items()},
     }
+    return write_report(report, out, render_markdown, progress)
+
+
+def write_report(report: dict, out: Path, render, progress: bool = True) -> dict:
+    """The one writer of report.json + report.md for every kind of evaluation; returns the JSON-safe report."""
     report = _clean(report)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(render_markdown(report))
+    (out / "report.md").write_text(render(report))
     if progress:
         print(f"condgan: report written to {out / 'report.md'}")
     return report

@@ -11,7 +11,6 @@ real train split, and whether the evaluator still sees the pair's class.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -27,7 +26,7 @@ from .evaluator import load_splits
 from .metrics import K_NEAREST, PRDC_MAX, _subsample, conditioning, fid, kid, prdc
 from ..visual import save_sheet
 from .pictures import confusion_png
-from .report import FID_ROWS, PRDC_ROWS, Context, _clean, _fmt, prepare
+from .report import FID_ROWS, PRDC_ROWS, Context, _fmt, prepare, write_report
 
 CHUNK = 256  # images per step of the pixel metrics: bounds memory for large colour images
 
@@ -229,12 +228,7 @@ def evaluate_translation(translate: Callable[[torch.Tensor], torch.Tensor], test
         "pictures": pictures,
         "timing_s": {k: round(v, 2) for k, v in timing.items()},
     }
-    report = _clean(report)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(render_markdown(report))
-    if progress:
-        print(f"condgan: report written to {out / 'report.md'}")
-    return report
+    return write_report(report, out, render_markdown, progress)
 
 
 def _per_class(outputs, targets, labels, names, cond, floor_cond) -> list[dict]:
