@@ -74,9 +74,7 @@ def apply_to_files(tr, inputs: list[Path], out: Path, seed: int = 0, label: str 
 
 def apply_to_split(tr, split: str, out: Path, seed: int = 0) -> int:
     """The translator's outputs for a split of its dataset, beside the sources and targets, as one .npz."""
-    from .data.paired import load_pairs
-
-    pairs = load_pairs(split=split, **tr.data)
+    pairs = tr.pairs(split)
     outputs = []
     has_labels = pairs.labels is not None and tr.uses_label
     for start in progress(range(0, len(pairs), BATCH), desc="translating", unit="batch"):

@@ -190,13 +190,14 @@ def cmd_sample(args) -> int:
 
 
 def _translation_sheet(tr, args, out: Path) -> int:
-    from .data.paired import load_pairs
+    from .pipelines import check_count
+
     from .visual import save_sheet
 
     if out.suffix.lower() != ".png":
         raise UserError(f"a translator's sample sheet is a .png, not {out.name!r} (for arrays: condgan apply RUN --split test --out x.npz)")
-    check_count_small(args.n, "--n", 256)
-    pairs = load_pairs(split=args.split, **tr.data)
+    check_count(args.n, "--n", 256)
+    pairs = tr.pairs(args.split)
     n = min(args.n, len(pairs))
     labels = pairs.labels[:n] if pairs.labels is not None and tr.uses_label else None
     outputs = tr.translate(pairs.sources[:n], seed=args.seed, labels=labels.tolist() if labels is not None else None)
@@ -238,11 +239,6 @@ def cmd_export(args) -> int:
     folder = condgan.load(args.run).save_pretrained(out)
     print(f"exported to {folder} (load it with condgan.load({str(folder)!r}))")
     return 0
-
-
-def check_count_small(n, name: str, limit: int) -> None:
-    if not isinstance(n, int) or n < 1 or n > limit:
-        raise UserError(f"{name} must be between 1 and {limit}, got {n}")
 
 
 def _check_writable(out: Path) -> None:

@@ -114,14 +114,7 @@ class ClassConditional(Pipeline):
         check_count(n, "n")
         ids = self.label_ids(labels).repeat_interleave(n)
         check_count(len(ids), "number of images")
-        images = self(self.noise(len(ids), seed), ids)
-        if output_type == "pt":
-            return images
-        if output_type == "uint8":
-            return to_uint8(images)
-        if output_type == "pil":
-            return [to_pil(im) for im in to_uint8(images)]
-        raise UserError(f"output_type must be 'pt', 'uint8' or 'pil', not {output_type!r}")
+        return as_output(self(self.noise(len(ids), seed), ids), output_type)
 
     def sample_per_class(self, n_per_class: int, seed: int = 0, batch_size: int = 500,
                          progress_bar: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -238,13 +231,13 @@ class Translator(Pipeline):
         out = torch.cat([self.net(z[i:i + batch_size].to(self.device), x[i:i + batch_size].to(self.device),
                                   *[c[i:i + batch_size].to(self.device) for c in cond]).float().cpu()
                          for i in range(0, len(x), batch_size)])
-        if output_type == "pt":
-            return out
-        if output_type == "uint8":
-            return to_uint8(out)
-        if output_type == "pil":
-            return [to_pil(im) for im in to_uint8(out)]
-        raise UserError(f"output_type must be 'pt', 'uint8' or 'pil', not {output_type!r}")
+        return as_output(out, output_type)
+
+    def pairs(self, split: str):
+        """A split of the pairs this translator was trained on (to apply, sheet or score it)."""
+        from .data.paired import load_pairs
+
+        return load_pairs(split=split, **self.data)
 
 
 PIPELINES = {p.task: p for p in (ClassConditional, Translator)}
@@ -267,9 +260,20 @@ def load(path: str | Path, device: str = "cpu") -> Pipeline:
     return pipeline(net, spec, model["data"], device)
 
 
-def check_count(n, name: str) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > MAX_SAMPLES:
-        raise UserError(f"{name} must be an integer between 1 and {MAX_SAMPLES:,}, got {n!r}")
+def check_count(n, name: str, limit: int = MAX_SAMPLES) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > limit:
+        raise UserError(f"{name} must be an integer between 1 and {limit:,}, got {n!r}")
+
+
+def as_output(images: torch.Tensor, output_type: str):
+    """Generated images (float, [-1, 1]) as the caller asked: 'pt', 'uint8' (tensor) or 'pil' (list)."""
+    if output_type == "pt":
+        return images
+    if output_type == "uint8":
+        return to_uint8(images)
+    if output_type == "pil":
+        return [to_pil(im) for im in to_uint8(images)]
+    raise UserError(f"output_type must be 'pt', 'uint8' or 'pil', not {output_type!r}")
 
 
 def to_pil(image_uint8: torch.Tensor) -> Image.Image:

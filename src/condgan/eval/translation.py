@@ -323,9 +323,7 @@ def evaluator_data_for(data: dict) -> dict | None:
 def evaluate_translator(tr, out_dir: str | Path, seed: int = 0, progress: bool = True, source: str = "run",
                         max_pairs: int | None = None) -> dict:
     """Score a Translator pipeline on the test split of the data it was trained on."""
-    from ..data.paired import load_pairs
-
-    test = load_pairs(split="test", **tr.data)
+    test = tr.pairs("test")
     labels = test.labels if tr.uses_label else None
     done = [0]
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from ..conditions import Spec, class_spec
 from ..config import Config
 from ..data import load_dataset
@@ -89,7 +87,3 @@ class TranslationTask:
 
 
 TASKS = {task.name: task for task in (ClassConditionalTask, TranslationTask)}
-
-
-def image_fields(batch: dict[str, torch.Tensor]) -> list[str]:
-    return [k for k, v in batch.items() if v.dim() == 4]
