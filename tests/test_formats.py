@@ -95,7 +95,7 @@ def test_export_is_a_manifest_and_one_safetensors_file_per_component(shoes_dir, 
 
 @pytest.mark.parametrize("content,message", [
     ("[1, 2]", "must hold a JSON object"),
-    ('{"format": "condgan-export", "version": 2, "task": "cgan"}', "lacks or mangles"),
+    ('{"format": "condgan-export", "version": 2, "task": "cgan"}', "lacks its components"),
     ('{"format": "something-else"}', "not a condgan export"),
     ('{"format": "condgan-export", "version": 99}', "export version 99"),
     ("\xff\xfe not json", "not readable JSON"),

@@ -89,5 +89,10 @@ def test_rebuild_refuses_unknown_classes_and_bad_arguments():
 
     with pytest.raises(CheckpointError, match="unknown network class 'os.system'"):
         rebuild({"class": "os.system", "arguments": {}})
-    with pytest.raises(CheckpointError, match="cannot rebuild ResNetGenerator"):
+    with pytest.raises(CheckpointError, match="ResNetGenerator got an unexpected argument 'bogus'"):
         rebuild({"class": "ResNetGenerator", "arguments": {"bogus": 1}})
+    with pytest.raises(CheckpointError, match="cannot rebuild ResNetGenerator"):  # a required argument missing
+        rebuild({"class": "ResNetGenerator", "arguments": {"z_dim": 8}})
+    with pytest.raises(CheckpointError, match="too large"):  # refused before anything is allocated
+        rebuild({"class": "ResNetGenerator", "arguments": {"num_classes": 3, "z_dim": 8, "channels": 1, "image_size": 16,
+                                                            "width": 10_000_000}})

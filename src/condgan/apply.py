@@ -48,6 +48,10 @@ def apply_to_files(tr, inputs: list[Path], out: Path, seed: int = 0, label: str 
     from .data.paired import read_image
 
     found = collect_inputs(inputs)
+    sources = {f.resolve() for f, _ in found}
+    clash = next((f for f, rel in found if (out / rel).resolve() in sources), None)
+    if clash is not None:
+        raise UserError(f"writing into {out} would overwrite the input {clash}; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     written, skipped = [], []
     for start in progress(range(0, len(found), BATCH), desc="translating", unit="batch"):
@@ -58,7 +62,6 @@ def apply_to_files(tr, inputs: list[Path], out: Path, seed: int = 0, label: str 
                 chunk.append(rel)
             except DataError as e:
                 skipped.append(str(e))
-                warnings.warn(f"skipped {e}", stacklevel=2)
         if not chunk:
             continue
         sources = torch.from_numpy(np.stack(arrays))
@@ -69,6 +72,10 @@ def apply_to_files(tr, inputs: list[Path], out: Path, seed: int = 0, label: str 
             target.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(target)
             written.append(target)
+    if not written:
+        raise UserError(f"no readable images among the {len(found)} input file(s); the first: {skipped[0] if skipped else '?'}")
+    for message in skipped[:10]:
+        warnings.warn(f"skipped {message}", stacklevel=2)
     return written, skipped
 
 

@@ -5,7 +5,10 @@ One style for every task: the verb comes first, the task is part of the run
 from the run it is given.
 
 Every user mistake surfaces as one line on stderr and exit code 2; a
-diverged run exits 3; Ctrl-C saves a checkpoint first and exits 130.
+diverged run exits 3; an unexpected failure is one line and exit 1 (its
+traceback only with --debug). In training, Ctrl-C (like SIGTERM) lets the step
+in flight finish, saves a checkpoint and exits 130; a second Ctrl-C quits at
+once without writing.
 """
 
 from __future__ import annotations
@@ -16,6 +19,46 @@ import sys
 from pathlib import Path
 
 from .errors import DivergenceError, UserError
+from .untrusted import MAX_SEED, printable
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one `condgan: error:` line like every other mistake."""
+
+    def error(self, message):
+        message = message.replace("argument ", "", 1) if message.startswith("argument ") else message
+        message = message.replace(": must be", " must be", 1)
+        self.exit(2, f"condgan: error: {printable(message, 300)} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {printable(text, 40)!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {printable(text, 40)!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, not {printable(text, 40)}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {printable(text, 40)!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**63-1, not {printable(text, 40)}")
+    return value
 
 EXAMPLES = """examples:
   condgan train --budget-minutes 10 --out runs/fmnist          # default model on Fashion-MNIST
@@ -36,9 +79,10 @@ translation (a mask / edge map / sketch in, an image out):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="condgan", description="Label-conditioned image generation.",
-                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="condgan", description="Label-conditioned image generation.",
+                    epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"condgan {__import__('condgan').__version__}")
+    parser.add_argument("--debug", action="store_true", help="on an error, also print the Python traceback (for bug reports)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     t = sub.add_parser("train", help="train a model (class-conditional GAN, or translator with --task translate)",
@@ -67,9 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--classes", help="comma-separated class names to train on, e.g. sandal,sneaker,ankle-boot")
     t.add_argument("--arch", help="model family: resnet (default), dcgan or mlp for cgan; unet for translate (sets model.arch)")
     t.add_argument("--loss", help="adversarial loss: hinge (default), lsgan or bce (sets train.loss)")
-    t.add_argument("--budget-minutes", type=float, help="stop after this many minutes of training (with --resume: this many more)")
-    t.add_argument("--steps", type=int, help="stop after this many generator steps (with --resume: this many more)")
-    t.add_argument("--epochs", type=float, help="stop after this many passes over the data (with --resume: this many more)")
+    t.add_argument("--budget-minutes", type=positive_float, help="stop after this many minutes of training (with --resume: this many more)")
+    t.add_argument("--steps", type=positive_int, help="stop after this many generator steps (with --resume: this many more)")
+    t.add_argument("--epochs", type=positive_float, help="stop after this many passes over the data (with --resume: this many more)")
     t.add_argument("--device", help="auto (default), cpu, cuda or cuda:N (sets train.device)")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.set_defaults(func=cmd_train)
@@ -79,11 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "an NPZ with images (uint8 N×H×W[×C]), labels (int64) and class_names for external tools. "
                        "For a translator: a sheet of --n pairs of a data split, source | output | target.")
     s.add_argument("run", help="run directory, checkpoint file (.pt) or exported folder")
-    s.add_argument("--split", default="test", choices=("train", "test"), help="translator: which split's pairs to show (default test)")
+    s.add_argument("--split", choices=("train", "test"), help="translator: which split's pairs to show (default test)")
     s.add_argument("--label", action="append", help="class name or index (repeatable or comma-separated; default: every class)")
-    s.add_argument("--n", type=int, default=8, help="images per label in a PNG grid (default 8)")
-    s.add_argument("--n-per-class", type=int, help="images per class for an NPZ export")
-    s.add_argument("--seed", type=int, default=0, help="random seed: same seed, same images (default 0)")
+    s.add_argument("--n", type=int, default=None, help=f"images per label in a PNG grid, at most {MAX_GRID} (default 8); "
+                   "a translator: pairs in the sheet")
+    s.add_argument("--n-per-class", type=int, help="images per label for an NPZ export (default 8)")
+    s.add_argument("--seed", type=seed_int, default=0, help="random seed: same seed, same images (default 0)")
     s.add_argument("--out", default="samples.png", help="output file: .png for a grid, .npz for arrays (default samples.png)")
     s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     s.set_defaults(func=cmd_sample)
@@ -97,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--split", choices=("train", "test"), help="translate this split of the run's own dataset instead of INPUTs")
     a.add_argument("--out", required=True, help="output folder for INPUTs, or an .npz file for --split")
     a.add_argument("--label", help="class name for every input, for translators trained with model.use_label=true")
-    a.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same outputs (default 0)")
+    a.add_argument("--seed", type=seed_int, default=0, help="noise seed: same seed, same outputs (default 0)")
     a.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     a.set_defaults(func=cmd_apply)
 
@@ -113,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_commands(sub)
     return parser
 
+
+MAX_GRID = 256  # images per label in one PNG grid; more belong in an NPZ
 
 RECIPE_FLAGS = (("task", "task"), ("data", "data.name"), ("data_dir", "data.data_dir"), ("classes", "data.classes"),
                 ("direction", "data.direction"), ("arch", "model.arch"), ("loss", "train.loss"), ("device", "train.device"),
@@ -132,6 +179,8 @@ def cmd_train(args) -> int:
         overrides = list(args.set) + ([f"train.device={args.device}"] if args.device else [])
         summary = train(out=args.resume, resume=True, stop_overrides=stops, quiet=args.quiet, overrides=overrides)
     else:
+        if args.classes is not None and not [c for c in args.classes.split(",") if c.strip()]:
+            raise UserError("--classes is empty; name at least 2 classes (e.g. --classes sandal,sneaker) or leave it out")
         overrides = list(args.set)
         for flag, key in RECIPE_FLAGS:
             if key and getattr(args, flag) is not None:
@@ -152,7 +201,7 @@ def cmd_train(args) -> int:
     if summary["task"] == "translate":
         print(f"  next          : condgan eval {summary['run']}   |   condgan apply {summary['run']} INPUT_FOLDER --out OUT_FOLDER")
     else:
-        print(f"  next          : condgan sample {summary['run']} --label {summary['class_names'][0]} --n 16 --out sample.png")
+        print(f"  next          : condgan sample {summary['run']} --label {printable(summary['class_names'][0], 60)} --n 16 --out sample.png")
     return 130 if summary["interrupted"] else 0
 
 
@@ -162,30 +211,42 @@ def cmd_sample(args) -> int:
     from .pipelines import check_count
     from .visual import save_grid
 
-    gen = condgan.load(args.run, device=args.device)
+    from .untrusted import device
+
+    gen = condgan.load(args.run, device=device(args.device, "--device"))
     out = Path(args.out)
     _check_writable(out)
     if gen.task == "translate":
         return _translation_sheet(gen, args, out)
+    if args.split is not None:
+        raise UserError("--split is for translators (which show pairs of a data split); this is a class-conditional model")
+    labels = [x for item in (args.label or []) for x in item.split(",") if x.strip()] or gen.class_names
     if out.suffix.lower() == ".npz":
-        n = args.n_per_class if args.n_per_class is not None else args.n
+        if args.n is not None and args.n_per_class is not None and args.n != args.n_per_class:
+            raise UserError("give --n-per-class (images per label in the .npz) or --n, not both")
+        n = next((v for v in (args.n_per_class, args.n) if v is not None), 8)
         check_count(n, "--n-per-class")
-        gen.save_npz(out, n, seed=args.seed, progress=True)
-        print(f"wrote {n * gen.num_classes} images ({n} per class, {gen.num_classes} classes) to {out}")
+        ids = gen.label_ids(labels)
+        check_count(n * len(ids), "--n-per-class × labels")
+        gen.save_npz(out, n, seed=args.seed, progress=True, labels=ids.tolist())
+        print(f"wrote {n * len(ids)} images ({n} per label, {len(ids)} label(s)) to {out}")
         return 0
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise UserError(f"--out must end in .png, .jpg or .npz, not {out.name!r}")
-    labels = [x for item in (args.label or []) for x in item.split(",") if x] or gen.class_names
-    check_count(args.n, "--n")
+        raise UserError(f"--out must end in .png, .jpg or .npz, not {printable(out.name, 80)!r}")
+    if args.n_per_class is not None:
+        raise UserError("--n-per-class is for .npz outputs; a PNG grid takes --n (images per label)")
+    n = args.n if args.n is not None else 8
+    check_count(n, "--n", MAX_GRID)
     ids = gen.label_ids(labels)
-    images = gen.sample(labels, n=args.n, seed=args.seed)
+    images = gen.sample(labels, n=n, seed=args.seed)
     names = [gen.class_names[i] for i in ids.tolist()]
-    cols = args.n
+    cols = n
     if len(names) == 1:  # one label: a near-square grid rather than one long row
-        cols = math.ceil(math.sqrt(args.n))
-        names = [names[0]] * math.ceil(args.n / cols)
+        cols = math.ceil(math.sqrt(n))
+        names = [names[0]] * math.ceil(n / cols)
     save_grid(images, out, nrow=cols, row_names=names)
-    print(f"wrote {args.n} image(s) each of {', '.join(dict.fromkeys(gen.class_names[i] for i in ids.tolist()))} to {out}")
+    shown_names = ", ".join(printable(gen.class_names[i], 40) for i in dict.fromkeys(ids.tolist()))
+    print(f"wrote {n} image(s) each of {shown_names} to {out}")
     return 0
 
 
@@ -195,15 +256,20 @@ def _translation_sheet(tr, args, out: Path) -> int:
     from .visual import save_sheet
 
     if out.suffix.lower() != ".png":
-        raise UserError(f"a translator's sample sheet is a .png, not {out.name!r} (for arrays: condgan apply RUN --split test --out x.npz)")
-    check_count(args.n, "--n", 256)
-    pairs = tr.pairs(args.split)
-    n = min(args.n, len(pairs))
+        raise UserError(f"a translator's sample sheet is a .png, not {printable(out.name, 80)!r} (for arrays: condgan apply RUN --split test --out x.npz)")
+    for flag, value in (("--label", args.label), ("--n-per-class", args.n_per_class)):
+        if value is not None:
+            raise UserError(f"{flag} does not apply to a translator's sheet (it shows --n pairs of --split, each with its own label)")
+    split = args.split or "test"
+    n = args.n if args.n is not None else 8
+    check_count(n, "--n", MAX_GRID)
+    pairs = tr.pairs(split)
+    n = min(n, len(pairs))
     labels = pairs.labels[:n] if pairs.labels is not None and tr.uses_label else None
     outputs = tr.translate(pairs.sources[:n], seed=args.seed, labels=labels.tolist() if labels is not None else None)
     save_sheet([pairs.sources[:n], outputs, pairs.targets[:n]], ["source", "output", "target"], out,
-               title=f"{n} {args.split} pairs of {pairs.name}")
-    print(f"wrote a sheet of {n} {args.split} pairs (source | output | target) to {out}")
+               title=f"{n} {split} pairs of {printable(pairs.name, 60)}")
+    print(f"wrote a sheet of {n} {split} pairs (source | output | target) to {out}")
     return 0
 
 
@@ -212,7 +278,9 @@ def cmd_apply(args) -> int:
 
     from .apply import apply_to_files, apply_to_split
 
-    tr = condgan.load(args.run, device=args.device)
+    from .untrusted import device
+
+    tr = condgan.load(args.run, device=device(args.device, "--device"))
     if tr.task != "translate":
         raise UserError(f"{args.run} is a {tr.task} model: `condgan apply` is for translators; use `condgan sample` to generate")
     if (args.split is None) == (not args.inputs):
@@ -225,6 +293,8 @@ def cmd_apply(args) -> int:
         n = apply_to_split(tr, args.split, out, seed=args.seed)
         print(f"wrote {n} {args.split} pairs (images = outputs, sources, targets) to {out}")
     else:
+        if args.label is not None and not tr.uses_label:
+            raise UserError("--label does not apply: this translator was trained without labels (model.use_label=false)")
         written, skipped = apply_to_files(tr, [Path(p) for p in args.inputs], out, seed=args.seed, label=args.label)
         print(f"translated {len(written)} image(s) into {out}" + (f"; skipped {len(skipped)} unreadable file(s)" if skipped else ""))
     return 0
@@ -236,6 +306,10 @@ def cmd_export(args) -> int:
     run, out = Path(args.run), Path(args.out)
     if out.resolve() == (run if run.is_dir() else run.parent).resolve():
         raise UserError(f"export into a folder of its own, not into the run directory {run}")
+    from .train.checkpoint import MANIFEST
+
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise UserError(f"{out} is not empty and is not an earlier export; export into a new or empty folder")
     folder = condgan.load(args.run).save_pretrained(out)
     print(f"exported to {folder} (load it with condgan.load({str(folder)!r}))")
     return 0
@@ -256,25 +330,38 @@ def _check_writable(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; every failure is one line on stderr (the traceback too only with --debug)."""
     import warnings
 
-    warnings.formatwarning = lambda message, category, *args, **kwargs: f"condgan: warning: {message}\n"
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"condgan: warning: {printable(message, 300)}\n"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, not only before the command
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args([a for a in argv if a != "--debug"])
+
+    def fail(prefix: str, message, code: int) -> int:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"condgan: {prefix}: {printable(message, 600)}", file=sys.stderr)
+        return code
+
     try:
         return args.func(args)
     except UserError as e:
-        print(f"condgan: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return fail("error", e, e.exit_code)
     except DivergenceError as e:
-        print(f"condgan: diverged: {e}", file=sys.stderr)
-        return e.exit_code
+        return fail("diverged", e, e.exit_code)
     except KeyboardInterrupt:
-        print("condgan: interrupted", file=sys.stderr)
-        return 130
+        return fail("interrupted", "stopped at once; nothing was written", 130)
+    except MemoryError:
+        return fail("error", "out of memory; ask for fewer images (--n, --n-per-class) or a smaller batch", 2)
     except OSError as e:  # disk full, read-only folders and the like: no traceback, say what failed
-        print(f"condgan: error: {e.strerror or e} {('(' + str(e.filename) + ')') if e.filename else ''}".rstrip(), file=sys.stderr)
-        return 2
+        return fail("error", f"{e.strerror or e} {('(' + str(e.filename) + ')') if e.filename else ''}".rstrip(), 2)
+    except Exception as e:  # a bug, or input we failed to check: still one line, and how to report it
+        return fail("error", f"unexpected {type(e).__name__}: {e} (this is a condgan bug; rerun with --debug and report "
+                    f"the traceback)", 1)
 
 
 if __name__ == "__main__":

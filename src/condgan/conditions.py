@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import CheckpointError
+from .untrusted import printable
 
 
 @dataclass(frozen=True)
@@ -69,18 +70,22 @@ class Spec(dict):
             try:
                 if f["kind"] == "class":
                     names = f["class_names"]
-                    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(names) < 1:
-                        raise ValueError("class_names must be a list of strings")
+                    if not isinstance(names, list) or not all(isinstance(n, str) and 0 < len(n) <= 200 for n in names) \
+                            or not 1 <= len(names) <= 100_000:
+                        raise ValueError("class names must be a list of strings of 1 to 200 characters")
+                    if len(set(names)) != len(names):
+                        raise ValueError("class names must be distinct")
                     spec[name] = ClassField(tuple(names))
                 elif f["kind"] == "image":
                     dims = [f["channels"], f["height"], f["width"]]
-                    if not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 65536 for d in dims):
-                        raise ValueError("channels/height/width must be positive integers")
+                    if not all(isinstance(d, int) and not isinstance(d, bool) for d in dims) or not 1 <= dims[0] <= 4 \
+                            or not all(1 <= d <= 4096 for d in dims[1:]):
+                        raise ValueError("channels must be 1 to 4 and height/width 1 to 4096 pixels")
                     spec[name] = ImageField(*dims)
                 else:
                     raise ValueError(f"unknown kind {f['kind']!r}")
             except (KeyError, TypeError, ValueError) as e:
-                raise CheckpointError(f"field {name!r} of the spec is malformed ({e})") from None
+                raise CheckpointError(f"field {printable(name, 40)!r} of the spec is malformed ({e})") from None
         return spec
 
 

@@ -10,6 +10,7 @@ config silently ignored can waste hours of training.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, UserError
+from .untrusted import MAX_SEED, MAX_TEXT_VALUE, load_yaml, printable, read_text, shown
 
 
 @dataclass
@@ -116,15 +118,38 @@ class Config:
     def validate(self) -> "Config":
         from .losses import LOSSES
         from .train.augment import JITTER, POLICIES
+        from .untrusted import device
 
         if self.task not in TASKS:
-            raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {shown(self.task)}")
         for key, value in TASK_DEFAULTS[self.task].items():
             section, name = key.split(".")
             if getattr(getattr(self, section), name) is None:
                 setattr(getattr(self, section), name, value)
         archs = TASK_ARCHS[self.task]
+        t, m = self.train, self.model
+        finite = {k: getattr(t, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "aux_weight", "diversity_weight", "l1_weight",
+                                             "adversarial_weight", "feature_matching", "ema_decay", "epochs",
+                                             "budget_minutes", "checkpoint_minutes")}
+        for key, value in finite.items():
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"train.{key} must be a finite number, not {value}")
+        sizes = {"model.z_dim": (m.z_dim, 1, 4096), "model.g_width": (m.g_width, 1, 4096), "model.d_width": (m.d_width, 1, 4096),
+                 "train.d_steps": (t.d_steps, 1, 100), "train.seed": (t.seed, 0, MAX_SEED),
+                 "train.threads": (t.threads, 1, 1024), "train.keep_checkpoints": (t.keep_checkpoints, 1, 10_000)}
+        for key, (value, low, high) in sizes.items():
+            if value is not None and not low <= value <= high:
+                raise ConfigError(f"{key} must be between {low:,} and {high:,}, not {shown(value)}")
+        if self.data.classes is not None and not self.data.classes:
+            raise ConfigError("data.classes (--classes) is empty; name at least 2 classes, or leave it out to train on every class")
         checks = [
+            (bool(self.data.name.strip()), "data.name must not be empty (fashion-mnist, mnist, or a folder)"),
+            (0 <= t.beta1 < 1, f"train.beta1 must be in [0, 1), not {t.beta1}"),
+            (0 <= t.beta2 < 1, f"train.beta2 must be in [0, 1), not {t.beta2}"),
+            (t.ema_start >= 0, f"train.ema_start must be >= 0, not {t.ema_start}"),
+            (t.checkpoint_minutes > 0, "train.checkpoint_minutes must be positive"),
+            (self.task == "translate" or self.data.direction == "AtoB",
+             "--direction is for --task translate (data.direction); a cgan has no source image"),
             (self.model.arch in archs, f"model.arch for task {self.task} must be one of {', '.join(archs)}, not {self.model.arch!r}"),
             (self.train.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {self.train.loss!r}"),
             (all(a in POLICIES for a in self.train.augment), f"train.augment items must be among {', '.join(POLICIES)}, not {self.train.augment}"),
@@ -157,6 +182,10 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        try:
+            device(t.device, "train.device")
+        except UserError as e:
+            raise ConfigError(str(e)) from None
         return self
 
 
@@ -168,17 +197,17 @@ def from_dict(raw: dict | None) -> Config:
     sections = {}
     task = raw.get("task", "cgan")
     if not isinstance(task, str):
-        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {shown(task)}")
     for section in dataclasses.fields(Config):
         if section.name == "task":
             continue
         value = raw.get(section.name) or {}
         if not isinstance(value, dict):
-            raise ConfigError(f"config section {section.name!r} must be a mapping")
+            raise ConfigError(f"config section {section.name!r} must be a mapping of keys, not {shown(value)}")
         sections[section.name] = _build(_SECTIONS[section.name], value, section.name)
-    unknown = set(raw) - set(_SECTIONS) - {"task"}
+    unknown = [k for k in raw if k not in _SECTIONS and k != "task"]
     if unknown:
-        raise ConfigError(f"unknown config section {sorted(unknown)[0]!r}; a config has task and sections {', '.join(_SECTIONS)}")
+        raise ConfigError(f"unknown config section {printable(unknown[0], 60)!r}; a config has task and sections {', '.join(_SECTIONS)}")
     return Config(task=task, **sections).validate()
 
 
@@ -187,12 +216,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     raw: dict = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"config file {path} does not exist (copy one from configs/)")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+            raw = load_yaml(read_text(path, "config file"), str(path))
+        except UserError as e:
+            raise ConfigError(str(e)) from None
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path} must be a mapping with task and sections data, model, train, "
+                              f"not a YAML {type(raw).__name__}")
     for key, parsed in parse_overrides(overrides):
         if key == "task":
             raw["task"] = parsed
@@ -214,8 +248,8 @@ def parse_overrides(overrides) -> list[tuple[str, object]]:
         if not sep or (key != "task" and len(key.split(".")) != 2):
             raise ConfigError(f"--set expects section.key=value (e.g. train.lr_g=1e-4) or task=NAME, got {item!r}")
         try:
-            parsed = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
+            parsed = load_yaml(value, "--set") if value.strip() else None
+        except ConfigError:
             parsed = value
         parsed_items.append((key, parsed))
     return parsed_items
@@ -234,7 +268,7 @@ def _build(cls, values: dict, section: str):
     kwargs = {}
     for key, value in values.items():
         if key not in known:
-            raise ConfigError(f"unknown config key '{section}.{key}'; known keys in {section}: {', '.join(sorted(known))}")
+            raise ConfigError(f"unknown config key '{section}.{printable(key, 60)}'; known keys in {section}: {', '.join(sorted(known))}")
         kwargs[key] = _coerce(value, hints[key], f"{section}.{key}")
     return cls(**kwargs)
 
@@ -242,24 +276,30 @@ def _build(cls, values: dict, section: str):
 def _coerce(value, hint, name: str):
     """Check `value` against a type hint; accept ints for floats and 'a,b' for lists."""
     args = typing.get_args(hint)
+    if isinstance(value, str) and len(value) > MAX_TEXT_VALUE:
+        raise ConfigError(f"{name} is longer than {MAX_TEXT_VALUE} characters ({shown(value)})")
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], name)
+    if value is None:
+        raise ConfigError(f"{name} must be given a value (got nothing)")
     if typing.get_origin(hint) is list:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
-            raise ConfigError(f"{name} must be a list, got {value!r}")
+            raise ConfigError(f"{name} must be a list, got {shown(value)}")
+        if len(value) > 10_000:
+            raise ConfigError(f"{name} has {len(value)} items; that is not a config value")
         return [_coerce(v, args[0], name) for v in value]
     if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
             return float(value)  # YAML reads '1e-4' (no dot) as a string
         except ValueError:
-            raise ConfigError(f"{name} must be a number, got {value!r}") from None
+            raise ConfigError(f"{name} must be a number, got {shown(value)}") from None
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # e.g. classes given as digits
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise ConfigError(f"{name} must be {hint.__name__}, got {value!r}")
+        raise ConfigError(f"{name} must be {hint.__name__}, got {shown(value)}")
     return value

@@ -23,6 +23,7 @@ from .conditions import Spec
 from .data.imageset import resolve_class, to_float, to_uint8
 from .errors import CheckpointError, UserError
 from .models import rebuild
+from . import untrusted
 from .progress import progress
 from .train import checkpoint as ckpt
 
@@ -45,6 +46,13 @@ class Pipeline:
         """The run's data config, as keyword arguments for the task's data loader."""
         return {k: self._data.get(k) for k in ("name", "data_dir", "classes", "image_size", "channels")}
 
+    def use_data(self, name: str | None, data_dir: str | None = None) -> None:
+        """Point at the training data (to evaluate): exports of folder-trained models carry no paths."""
+        if name:
+            self._data["name"] = name
+        if data_dir:
+            self._data["data_dir"] = data_dir
+
     @property
     def z_dim(self) -> int:
         return self.net.arguments["z_dim"]
@@ -54,12 +62,13 @@ class Pipeline:
         if seed is None:
             g.seed()
         else:
-            g.manual_seed(seed)
+            g.manual_seed(untrusted.seed(seed))
         return torch.randn(n, self.z_dim, generator=g)
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        """A shareable folder: condgan.json + generator.safetensors (safe to load, no code runs)."""
-        return ckpt.write_export(folder, self.task, self.spec.to_dict(), self._data, {"generator": self.net})
+        """A shareable folder: condgan.json + generator.safetensors (safe to load, no code runs). Local data
+        paths stay behind: a built-in dataset is named, a folder only by its last part (as a hint)."""
+        return ckpt.write_export(folder, self.task, self.spec.to_dict(), ckpt.portable_data(self._data), {"generator": self.net})
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu") -> "Pipeline":
@@ -70,6 +79,7 @@ class ClassConditional(Pipeline):
     """A class-conditional generator: `sample(labels, n, seed)`."""
 
     task = "cgan"
+    needs = ("image", "label")
 
     @property
     def class_names(self) -> list[str]:
@@ -117,19 +127,23 @@ class ClassConditional(Pipeline):
         return as_output(self(self.noise(len(ids), seed), ids), output_type)
 
     def sample_per_class(self, n_per_class: int, seed: int = 0, batch_size: int = 500,
-                         progress_bar: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 images (N, C, H, W) and int64 labels: `n_per_class` of every class."""
+                         progress_bar: bool = False, labels: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images (N, C, H, W) and int64 labels: `n_per_class` of every class (or of `labels` only)."""
         check_count(n_per_class, "n_per_class")
-        labels = torch.arange(self.num_classes).repeat_interleave(n_per_class)
+        classes = torch.arange(self.num_classes) if labels is None else self.label_ids(list(labels))
+        labels = classes.repeat_interleave(n_per_class)
+        check_count(len(labels), "number of images")
         z = self.noise(len(labels), seed)
         chunks = []
         for i in progress(range(0, len(labels), batch_size), desc="sampling", unit="batch", disable=not progress_bar):
             chunks.append(to_uint8(self(z[i:i + batch_size], labels[i:i + batch_size], batch_size)))
         return torch.cat(chunks), labels
 
-    def save_npz(self, path: str | Path, n_per_class: int, seed: int = 0, progress: bool = False) -> Path:
-        """Write samples for external evaluation: images uint8 N×H×W[×C], labels, class_names."""
-        images, labels = self.sample_per_class(n_per_class, seed, progress_bar=progress)
+    def save_npz(self, path: str | Path, n_per_class: int, seed: int = 0, progress: bool = False,
+                 labels: Sequence[str | int] | None = None) -> Path:
+        """Write samples for external evaluation: images uint8 N×H×W[×C], labels, class_names
+        (`n_per_class` of every class, or of `labels` only; class_names always lists them all)."""
+        images, labels = self.sample_per_class(n_per_class, seed, progress_bar=progress, labels=labels)
         arr = images.permute(0, 2, 3, 1).numpy()
         if arr.shape[-1] == 1:
             arr = arr[..., 0]
@@ -142,6 +156,7 @@ class Translator(Pipeline):
     """A paired image-to-image translator: `translate(images)` (masks, edge maps, sketches in; images out)."""
 
     task = "translate"
+    needs = ("image", "source")
 
     @property
     def data(self) -> dict:
@@ -186,11 +201,15 @@ class Translator(Pipeline):
                 arr = arr[None] if arr.shape[-1] in (1, 3, 4) else arr[..., None]
             if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
                 raise UserError(f"cannot read images of shape {images.shape}: give H×W, H×W×C, N×H×W or N×H×W×C")
+            if arr.shape[1] * arr.shape[2] > untrusted.MAX_PIXELS:
+                raise UserError(f"images of {arr.shape[2]}x{arr.shape[1]} pixels are too large (limit {untrusted.MAX_PIXELS:,} per image)")
             x = to_float(torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(0, 3, 1, 2))
         elif isinstance(images, torch.Tensor):
             x = images.unsqueeze(0) if images.dim() == 3 else images
             if x.dim() != 4:
                 raise UserError(f"a tensor of images must be (C, H, W) or (N, C, H, W), got {tuple(images.shape)}")
+            if x.shape[-1] * x.shape[-2] > untrusted.MAX_PIXELS:
+                raise UserError(f"images of {x.shape[-1]}x{x.shape[-2]} pixels are too large (limit {untrusted.MAX_PIXELS:,} per image)")
             x = to_float(x) if x.dtype == torch.uint8 else x.float()
         else:
             raise UserError(f"cannot translate a {type(images).__name__}: give uint8 arrays, float tensors or PIL images")
@@ -246,17 +265,30 @@ Generator = ClassConditional  # the name used before tasks existed
 
 def load(path: str | Path, device: str = "cpu") -> Pipeline:
     """The pipeline for a run directory, a checkpoint (.pt) or an exported folder, whatever its task or format."""
+    device = untrusted.device(str(device) if isinstance(device, torch.device) else device)
     model = ckpt.read_model(path)
-    pipeline = PIPELINES.get(model["task"])
+    source = untrusted.printable(model["source"], 200)
+    task = model["task"]
+    pipeline = PIPELINES.get(task) if isinstance(task, str) else None
     if pipeline is None:
-        raise CheckpointError(f"{model['source']}: unknown task {str(model['task'])[:40]!r}; this condgan knows "
+        raise CheckpointError(f"{source}: unknown task {untrusted.shown(task, 40)}; this condgan knows "
                               f"{', '.join(PIPELINES)} (a newer condgan may know more)")
-    spec = Spec.from_dict(model["spec"])
-    net = rebuild(model["networks"]["generator"])
     try:
-        net.load_state_dict(model["weights"]["generator"])
+        spec = Spec.from_dict(model["spec"])
+    except CheckpointError as e:
+        raise CheckpointError(f"{source}: {e}") from None
+    for field in pipeline.needs:
+        if field not in spec:
+            raise CheckpointError(f"{source}: a {task} model needs a {field!r} field in its spec, which is missing")
+    weights = model["weights"].get("generator")
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{source}: no generator weights")
+    untrusted.finite_weights(weights, source)
+    net = rebuild(model["networks"].get("generator"), source)
+    try:
+        net.load_state_dict(weights)
     except (RuntimeError, KeyError) as e:
-        raise CheckpointError(f"{model['source']}: weights do not fit the recorded network ({str(e).splitlines()[0][:160]})") from None
+        raise CheckpointError(f"{source}: weights do not fit the recorded network ({untrusted.printable(str(e).splitlines()[0], 160)})") from None
     return pipeline(net, spec, model["data"], device)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -11,6 +12,51 @@ from matplotlib.figure import Figure
 from torchvision.utils import make_grid, save_image
 
 from .data.imageset import to_float
+from .untrusted import printable
+
+# Tried in order for each character of a label (matplotlib falls back glyph by glyph); those not installed are skipped.
+LABEL_FONTS = ("DejaVu Sans", "Noto Sans", "Noto Sans CJK JP", "Noto Sans CJK SC", "WenQuanYi Zen Hei",
+               "Droid Sans Fallback", "Noto Sans Arabic", "Noto Sans Devanagari", "Liberation Sans")
+
+
+@functools.lru_cache(maxsize=1)
+def _label_fonts() -> tuple[list[str], frozenset[int]]:
+    """The installed LABEL_FONTS and every code point they can draw."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    families, drawable = [], set()
+    for family in LABEL_FONTS:
+        if family not in installed:
+            continue
+        try:
+            path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+            drawable |= set(FT2Font(path).get_charmap())
+            families.append(family)
+        except (ValueError, RuntimeError, OSError):
+            continue
+    return families or ["DejaVu Sans"], frozenset(drawable)
+
+
+def drawable_label(text) -> str:
+    """A class name as a picture can show it: control characters escaped, and characters that no installed font
+    can draw written as \\uXXXX (with a warning naming a font package) instead of silently becoming empty boxes."""
+    text = printable(text, 40)
+    fonts, glyphs = _label_fonts()
+    if not glyphs or all(ord(ch) in glyphs for ch in text):
+        return text
+    missing = "".join(dict.fromkeys(ch for ch in text if ord(ch) not in glyphs))
+    _warn_missing_glyphs(missing[:5])
+    return "".join(ch if ord(ch) in glyphs else f"\\u{ord(ch):04x}" for ch in text)
+
+
+@functools.lru_cache(maxsize=64)
+def _warn_missing_glyphs(chars: str) -> None:
+    import warnings
+
+    warnings.warn(f"no installed font draws {chars!r} in class names; grids show them as \\u escapes "
+                  f"(install a font that covers them, e.g. Debian's fonts-noto-cjk)", stacklevel=3)
 
 
 def _as_float(images: torch.Tensor) -> torch.Tensor:
@@ -36,11 +82,12 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int, row_names: list[str] 
     ax.set_xticks([])
     if row_names:
         step = (h - 2) / len(row_names)
-        ax.set_yticks([2 + step * (i + 0.5) for i in range(len(row_names))], row_names, fontsize=8)
+        ax.set_yticks([2 + step * (i + 0.5) for i in range(len(row_names))], [drawable_label(n) for n in row_names],
+                      fontsize=8, fontfamily=_label_fonts()[0])
     else:
         ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(printable(title, 200), fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     return path
@@ -65,7 +112,8 @@ def save_sheet(columns: list[torch.Tensor], column_names: list[str], path: Path,
     ax.set_xticks([2 + (w - 2) / len(columns) * (i + 0.5) for i in range(len(columns))], column_names, fontsize=9)
     ax.tick_params(axis="x", length=0)
     if row_names:
-        ax.set_yticks([2 + (h - 2) / n * (i + 0.5) for i in range(n)], list(row_names)[:n], fontsize=8)
+        ax.set_yticks([2 + (h - 2) / n * (i + 0.5) for i in range(n)], [drawable_label(r) for r in list(row_names)[:n]],
+                      fontsize=8, fontfamily=_label_fonts()[0])
     else:
         ax.set_yticks([])
     if title:

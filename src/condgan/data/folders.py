@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import DataError
 from .imageset import ImageSet
@@ -26,6 +26,8 @@ HELD_OUT_EVERY = 10  # every 10th file of a class forms the 'test' split
 
 
 def list_class_folders(root: Path) -> list[Path]:
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data {root} is a file, not a folder (pass a folder of class sub-folders, or --data fashion-mnist)")
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist (pass a folder of class sub-folders, or --data fashion-mnist)")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -43,7 +45,7 @@ def load_image(path: Path, channels: int, size: int) -> np.ndarray:
                 if im.width * im.height > MAX_PIXELS:
                     raise DataError(f"{path}: {im.width}x{im.height} pixels is too large (limit {MAX_PIXELS}); possible decompression bomb")
                 im.load()
-                im = _normalise_mode(im, channels)
+                im = _normalise_mode(ImageOps.exif_transpose(im), channels)  # phone photos: upright, as viewers show them
     except DataError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import DataError
+from ..untrusted import printable
 
 
 @dataclass
@@ -78,11 +79,19 @@ def resolve_class(name: str | int, class_names: list[str]) -> int:
         if 0 <= idx < len(class_names):
             return idx
         raise DataError(f"label {idx} is out of range: this model has {len(class_names)} classes (0..{len(class_names) - 1}: {', '.join(class_names)})")
+    if not isinstance(name, str):
+        raise DataError(f"a label must be a class name or an index, not {type(name).__name__}")
+    if name in class_names:  # the exact name wins: folders 'Boot' and 'boot' can both be chosen
+        return class_names.index(name)
     key = _normalise(name)
-    for i, c in enumerate(class_names):
-        if _normalise(c) == key:
-            return i
-    raise DataError(f"unknown class {name!r}; known classes: {', '.join(class_names)}")
+    matches = [i for i, c in enumerate(class_names) if _normalise(c) == key]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(printable(c, 40) for c in class_names[:50]) + (" ..." if len(class_names) > 50 else "")
+    if matches:
+        raise DataError(f"class '{printable(name, 60)}' is ambiguous: it matches {', '.join(repr(class_names[i]) for i in matches)}; "
+                        f"give the exact name")
+    raise DataError(f"unknown class '{printable(name, 60)}'; known classes: {known}")
 
 
 def _normalise(name: str) -> str:

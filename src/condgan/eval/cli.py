@@ -8,6 +8,20 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
+from ..untrusted import MAX_SEED
+
+MAX_EVAL_BYTES = 4_000_000_000  # generated images held at once by `condgan eval`
+MAX_EVALUATOR_EPOCHS = 1000
+
+
+def seed_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text[:40]!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**63-1, not {text[:40]}")
+    return value
 
 
 def _classes(text: str | None) -> list[str] | None:
@@ -28,13 +42,14 @@ def add_eval_commands(subparsers) -> None:
                     "every number is shown beside the same metric for real held-out images.")
     ev.add_argument("run", nargs="?", help="run directory or checkpoint file to evaluate (or use --samples)")
     ev.add_argument("--samples", metavar="NPZ", help="evaluate images from this .npz (keys images, labels, class_names) instead of a run")
-    ev.add_argument("--data", help="dataset the samples should look like: fashion-mnist, mnist, or a folder (needed with --samples)")
+    ev.add_argument("--data", help="dataset the samples should look like: fashion-mnist, mnist, or a folder (needed with --samples, "
+                    "and with an export of a model trained on your own folder: exports carry no local paths)")
     ev.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset files, if not in the default place")
     ev.add_argument("--classes", metavar="A,B,...", help="comma-separated classes the samples were made for (default: those stored in the .npz)")
     ev.add_argument("--image-size", type=int, metavar="PX", help="resize the dataset to this size (default: the samples' size)")
-    ev.add_argument("--n-per-class", type=int, default=1000, metavar="N", help="images to generate per class for a run (default 1000)")
+    ev.add_argument("--n-per-class", type=int, default=None, metavar="N", help="images to generate per class for a run (default 1000)")
     ev.add_argument("--max-pairs", type=int, metavar="N", help="translator: score only the first N test pairs (default: all)")
-    ev.add_argument("--seed", type=int, default=0, help="seed for the noise and the metric subsets (default 0)")
+    ev.add_argument("--seed", type=seed_int, default=0, help="seed for the noise and the metric subsets (default 0)")
     ev.add_argument("--out", metavar="DIR", help="output folder (default RUN/eval, or NAME-eval beside the .npz)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
@@ -53,7 +68,7 @@ def add_eval_commands(subparsers) -> None:
     train.add_argument("--image-size", type=int, metavar="PX", help="resize images to this size (default: native, 64 for folders)")
     train.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB); default: as the data")
     train.add_argument("--epochs", type=int, metavar="E", help="training epochs (default 6)")
-    train.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    train.add_argument("--seed", type=seed_int, default=0, help="training seed (default 0)")
     train.add_argument("--force", action="store_true", help="retrain even if a cached evaluator exists")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_evaluator_train)
@@ -62,6 +77,8 @@ def add_eval_commands(subparsers) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .report import evaluate_run, evaluate_samples
 
+    if args.image_size is not None and not 8 <= args.image_size <= 1024:
+        raise UserError(f"--image-size must be between 8 and 1024, not {args.image_size}")
     if (args.run is None) == (args.samples is None):
         raise UserError("give either a run directory (condgan eval RUN) or --samples FILE.npz --data DATASET")
     if args.samples:
@@ -69,14 +86,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise UserError("--samples needs --data: the dataset the samples imitate (fashion-mnist, mnist, or a folder)")
         report = evaluate_samples(args.samples, _data_cfg(args), out_dir=args.out, seed=args.seed, progress=not args.quiet)
     else:
-        if args.data or args.classes or args.data_dir:
-            raise UserError("--data/--data-dir/--classes are for --samples; a run knows its own dataset")
+        if args.classes:
+            raise UserError("--classes is for --samples; a run knows its own classes")
         import condgan
+        from pathlib import Path
+
+        from .report import evaluate_generator
 
         model = condgan.load(args.run)
+        if model.task != "translate" and args.max_pairs is not None:
+            raise UserError("--max-pairs is for translators; a class-conditional model takes --n-per-class")
+        if args.data or args.data_dir:
+            model.use_data(args.data, args.data_dir)
+        if not model.data.get("name"):
+            raise UserError(f"{args.run} does not say where its training data is (exports carry no local paths); "
+                            f"pass --data FOLDER (and --data-dir if needed)")
         if model.task == "translate":
             return _eval_translator(model, args)
-        report = evaluate_run(args.run, n_per_class=args.n_per_class, seed=args.seed, out_dir=args.out, progress=not args.quiet)
+        image = model.spec["image"]
+        n = 1000 if args.n_per_class is None else args.n_per_class
+        most = min(100_000, MAX_EVAL_BYTES // (model.num_classes * image.channels * image.height * image.width))
+        if not 2 <= n <= most:
+            raise UserError(f"--n-per-class must be between 2 and {most:,} for this model, not {n}")
+        run = Path(args.run)
+        report = evaluate_generator(model, args.out or (run if run.is_dir() else run.parent) / "eval", n,
+                                    args.seed, not args.quiet, source=str(run))
     m, f = report["model"], report["real_floor"]
     print(f"FID {m['fid']:.3f} (real {f['fid']:.3f})  mean class FID {m['class_fid_mean']:.3f} (real {f['class_fid_mean']:.3f})  "
           f"conditioning accuracy {m['conditioning_accuracy']:.1%} (real {f['conditioning_accuracy']:.1%})")
@@ -90,6 +124,8 @@ def _eval_translator(tr, args: argparse.Namespace) -> int:
 
     if args.max_pairs is not None and args.max_pairs < 2:
         raise UserError(f"--max-pairs must be at least 2, not {args.max_pairs}")
+    if args.n_per_class is not None:
+        raise UserError("--n-per-class is for class-conditional models; a translator is scored on its test pairs (--max-pairs)")
     run = Path(args.run)
     out = args.out or (run if run.is_dir() else run.parent) / "eval"
     r = evaluate_translator(tr, out, seed=args.seed, progress=not args.quiet, source=str(run), max_pairs=args.max_pairs)
@@ -107,8 +143,10 @@ def _eval_translator(tr, args: argparse.Namespace) -> int:
 def cmd_evaluator_train(args: argparse.Namespace) -> int:
     from .evaluator import get_evaluator
 
-    if args.epochs is not None and args.epochs < 1:
-        raise UserError(f"--epochs must be at least 1, not {args.epochs}")
+    if args.epochs is not None and not 1 <= args.epochs <= MAX_EVALUATOR_EPOCHS:
+        raise UserError(f"--epochs must be between 1 and {MAX_EVALUATOR_EPOCHS}, not {args.epochs}")
+    if args.image_size is not None and not 8 <= args.image_size <= 1024:
+        raise UserError(f"--image-size must be between 8 and 1024, not {args.image_size}")
     ev = get_evaluator(_data_cfg(args), epochs=args.epochs, force=args.force, seed=args.seed, progress=not args.quiet)
     info = ev.info
     print(f"evaluator for {info['dataset']}: test accuracy {info['test_accuracy']:.2%} "

@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..data import to_uint8
-from ..visual import save_grid
+from ..visual import drawable_label, save_grid
 from .evaluator import Evaluator
 
 
@@ -108,8 +108,8 @@ def confusion_png(confusion: list[list[int]], class_names: list[str], path: Path
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
+    ax.set_xticks(range(len(cols)), [drawable_label(c) for c in cols], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(class_names)), [drawable_label(c) for c in class_names], fontsize=8)
     ax.set_xlabel("evaluator says")
     ax.set_ylabel("requested label")
     ax.set_title(title, fontsize=9)

@@ -19,11 +19,34 @@ EXPECTED = ("expected keys 'images' (uint8, N x H x W or N x H x W x C), 'labels
             "and 'class_names' (strings), as written by `condgan sample --out FILE.npz`")
 
 
+MAX_ARRAY_BYTES = 8_000_000_000
+
+
+def _check_sizes(path: Path) -> None:
+    """Read each array's header (a few bytes) and refuse absurd sizes before numpy allocates them."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            for member in z.infolist():
+                if not member.filename.endswith(".npy"):
+                    continue
+                with z.open(member) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                if size > MAX_ARRAY_BYTES:
+                    raise UserError(f"{path}: array {member.filename[:-4]!r} declares shape {shape} ({size:,} bytes); too large "
+                                    f"(limit {MAX_ARRAY_BYTES:,} bytes)")
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise UserError(f"{path} is not a readable .npz file ({type(e).__name__}: {e}); {EXPECTED}") from None
+
+
 def load_samples_npz(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Return (images uint8 (N, C, H, W), labels int64 (N,), class_names) from a samples .npz."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"samples file {path} does not exist")
+    _check_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as npz:  # never unpickle: the file may not be ours
             arrays = {k: npz[k] for k in npz.files}

@@ -7,9 +7,13 @@ Every network records its constructor arguments (base.Network), and
 closed NETWORKS registry, never by importing a name read from a file.
 """
 
+import inspect
+
+import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from ..untrusted import shown
 from .base import Network
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
@@ -37,18 +41,58 @@ def build_discriminator(arch: str, num_classes: int, channels: int, image_size: 
     return ARCHITECTURES[arch][1](num_classes, channels, image_size, width)
 
 
-def rebuild(description) -> Network:
-    """A network from its recorded {'class', 'arguments'}; bad descriptions are CheckpointErrors."""
+MAX_PARAMETERS = 2_000_000_000  # far beyond any condgan model; a description asking for more is broken or hostile
+
+
+def rebuild(description, source: str = "model") -> Network:
+    """A network from its recorded {'class', 'arguments'}; bad descriptions are CheckpointErrors.
+
+    The arguments come from a file, so they are checked against the constructor's signature, and the
+    network is first built on the 'meta' device (no memory) to count its parameters before allocating."""
     if not isinstance(description, dict) or not isinstance(description.get("arguments"), dict):
-        raise CheckpointError("a network description must be a mapping with 'class' and 'arguments'")
-    cls = NETWORKS.get(description.get("class"))
+        raise CheckpointError(f"{source}: a network description must be a mapping with 'class' and 'arguments'")
+    name = description.get("class")
+    cls = NETWORKS.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise CheckpointError(f"unknown network class {str(description.get('class'))[:80]!r}; "
-                              f"known: {', '.join(NETWORKS)}")
+        raise CheckpointError(f"{source}: unknown network class {shown(name, 80)}; known: {', '.join(NETWORKS)}")
+    arguments = description["arguments"]
+    signature = inspect.signature(cls.__init__)
+    for key, value in arguments.items():
+        parameter = signature.parameters.get(key) if isinstance(key, str) else None
+        if parameter is None or key == "self":
+            raise CheckpointError(f"{source}: {cls.__name__} got an unexpected argument {shown(key, 40)}")
+        if not _fits(value, parameter.annotation):
+            raise CheckpointError(f"{source}: {cls.__name__} argument {key} must be {parameter.annotation}, not {shown(value, 40)}")
+        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= 1_000_000_000:
+            raise CheckpointError(f"{source}: {cls.__name__} argument {key} = {value} is out of range")
+    for key in ("image_size", "height"):
+        if isinstance(arguments.get(key), int) and not 1 <= arguments[key] <= 4096:
+            raise CheckpointError(f"{source}: {cls.__name__} argument {key} must be between 1 and 4096, not {arguments[key]}")
     try:
-        return cls(**description["arguments"])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"cannot rebuild {cls.__name__} from its recorded arguments ({e})") from None
+        with torch.device("meta"):
+            try:
+                size = count_parameters(cls(**arguments))
+            except RuntimeError as e:  # e.g. "Storage size calculation overflowed"
+                raise CheckpointError(f"{source}: the recorded {cls.__name__} is too large to build "
+                                      f"({shown(str(e), 100)})") from None
+        if size > MAX_PARAMETERS:
+            raise CheckpointError(f"{source}: the recorded {cls.__name__} would have {size:,} parameters; too large to be a "
+                                  f"condgan model (limit {MAX_PARAMETERS:,})")
+        return cls(**arguments)
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, IndexError) as e:
+        raise CheckpointError(f"{source}: cannot rebuild {cls.__name__} from its recorded arguments ({shown(str(e), 160)})") from None
+
+
+def _fits(value, annotation) -> bool:
+    """Whether a recorded argument has the type its constructor declares (annotations are strings here)."""
+    name = getattr(annotation, "__name__", annotation)
+    if name == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if name == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if name == "bool":
+        return isinstance(value, bool)
+    return True  # unannotated: the meta-device build below still checks it
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -90,8 +90,10 @@ def safe_load(path: Path) -> dict:
             f"refusing to load {path}: it references Python objects that could run code when unpickled "
             f"({detail[:160]}). Only checkpoints with plain tensors and numbers are loaded."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is corrupt or not a checkpoint: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, MemoryError) as e:
+        # whatever the bytes made torch's reader trip on: say which file, not where in torch
+        detail = str(e).splitlines()[0][:200] if str(e) else ""
+        raise CheckpointError(f"{path} is corrupt or not a checkpoint ({type(e).__name__}{': ' + detail if detail else ''})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a condgan checkpoint")
     version = obj.get("version", 1)
@@ -248,20 +250,45 @@ def read_model(path: str | Path) -> dict:
         raise CheckpointError(f"{found}: checkpoint lacks {e}") from None
 
 
+def builtin_data_names() -> set[str]:
+    from ..data.paired import BUILTIN_PAIRS
+    from ..data.registry import DEFAULT_DIRS
+
+    return set(DEFAULT_DIRS) | set(BUILTIN_PAIRS)
+
+
+def portable_data(data: dict) -> dict:
+    """An export's record of its training data, without the author's local paths: a built-in dataset by
+    name; a folder only by its last part, as a hint (`condgan eval EXPORT --data FOLDER` points at it)."""
+    data = dict(data or {})
+    name = data.get("name")
+    data.pop("data_dir", None)
+    if not (isinstance(name, str) and name.lower() in builtin_data_names()):
+        data["name"] = None
+        data["folder_hint"] = Path(str(name)).name if name else None
+    return data
+
+
 def _read_export(folder: Path) -> dict:
     import json
 
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    def weights(file: str) -> dict:
-        f = folder / file
-        if Path(file).name != file or not f.is_file():
-            raise CheckpointError(f"{folder}: component file {file[:80]!r} is missing (the export is incomplete)")
+    from ..errors import UserError
+    from ..untrusted import inside, printable
+
+    def weights(file) -> dict:
+        try:
+            f = inside(folder, file)
+        except UserError as e:
+            raise CheckpointError(f"{e} (component files must be inside the export folder)") from None
+        if not f.is_file():
+            raise CheckpointError(f"{folder}: component file {printable(file, 80)!r} is missing (the export is incomplete)")
         try:
             return load_file(str(f))
         except (SafetensorError, OSError) as e:
-            raise CheckpointError(f"{f} is not a readable safetensors file ({e})") from None
+            raise CheckpointError(f"{f} is not a readable safetensors file ({printable(e, 160)})") from None
 
     v1 = not (folder / MANIFEST).is_file()
     meta_file = folder / (V1_EXPORT_CONFIG if v1 else MANIFEST)
@@ -269,8 +296,8 @@ def _read_export(folder: Path) -> dict:
         if meta_file.stat().st_size > MAX_MANIFEST_BYTES:
             raise CheckpointError(f"{meta_file} is larger than {MAX_MANIFEST_BYTES} bytes; not a condgan export")
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{meta_file} is not readable JSON ({e})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{meta_file} is not readable JSON ({printable(e, 120)})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{meta_file} must hold a JSON object")
     try:
@@ -283,11 +310,22 @@ def _read_export(folder: Path) -> dict:
                     "weights": {"generator": weights(V1_EXPORT_WEIGHTS)}, "source": str(folder)}
         if meta.get("format") != EXPORT_FORMAT:
             raise CheckpointError(f"{meta_file} is not a condgan export manifest")
-        if not isinstance(meta.get("version"), int) or meta["version"] > EXPORT_VERSION:
-            raise CheckpointError(f"{meta_file}: export version {str(meta.get('version'))[:20]} is not one this condgan reads; upgrade condgan")
-        components = meta["components"]
-        return {"task": meta["task"], "spec": meta["spec"], "data": dict(meta.get("data") or {}),
+        version = meta.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise CheckpointError(f"{meta_file}: export version must be an integer, not {printable(repr(version), 20)}")
+        if version > EXPORT_VERSION:
+            raise CheckpointError(f"{meta_file}: export version {version} is newer than this condgan reads; upgrade condgan")
+        components = meta.get("components")
+        if not isinstance(components, dict) or not components:
+            raise CheckpointError(f"{meta_file} lacks its components (which networks, in which files); re-export the model")
+        data = meta.get("data") or {}
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{meta_file}: 'data' must be a JSON object")
+        data = {k: v for k, v in data.items() if k in ("name", "classes", "image_size", "channels", "direction", "folder_hint")}
+        if not (isinstance(data.get("name"), str) and data["name"].lower() in builtin_data_names()):
+            data["name"] = None  # an export never points at a local path: eval asks for --data instead
+        return {"task": meta["task"], "spec": meta["spec"], "data": data,
                 "networks": {n: {"class": c["class"], "arguments": c["arguments"]} for n, c in components.items()},
                 "weights": {n: weights(c["file"]) for n, c in components.items()}, "source": str(folder)}
     except (KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"{meta_file} lacks or mangles {e}; re-export the model with `condgan export`") from None
+        raise CheckpointError(f"{meta_file} lacks or mangles {printable(e, 80)}; re-export the model with `condgan export`") from None

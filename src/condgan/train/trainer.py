@@ -17,6 +17,7 @@ import json
 import math
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -32,8 +33,10 @@ from ..progress import progress, write
 from ..tasks import TASKS
 from ..tasks.gan import GANStep
 from ..visual import loss_plot, save_grid, save_sheet
+from .. import untrusted
 from . import checkpoint as ckpt
 from .augment import jitter
+from .lock import RunLock
 
 MAX_GRID_ROWS = 20
 GRID_COLUMNS = 8
@@ -41,11 +44,10 @@ MAX_ROLLBACKS = 3
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name} but no CUDA GPU is available; use train.device=cpu")
-    return torch.device(name)
+    try:
+        return untrusted.device(name, "train.device")
+    except UserError as e:
+        raise ConfigError(str(e)) from None
 
 
 class Run:
@@ -94,10 +96,17 @@ class Run:
 
         self.ckpt_dir = self.out / "checkpoints"
         self.metrics_file = self.out / "metrics.jsonl"
-        if resume:
-            self._resume(more)
-        else:
-            self._create_run_dir()
+        self.lock = RunLock(self.out).acquire()  # one writer per run directory
+        try:
+            if resume:
+                self._resume(more)
+            else:
+                self._create_run_dir()
+        except BaseException:
+            self.lock.release()
+            raise
+        if self.lock.took_over:
+            self._log(f"took over the lock of process {self.lock.took_over.get('pid')}, which is no longer running")
 
     # ----- run directory -------------------------------------------------------------------
     def _create_run_dir(self) -> None:
@@ -148,6 +157,8 @@ class Run:
 
     def _restore(self, state: dict) -> None:
         try:
+            for part in ("G", "D", "G_ema"):
+                untrusted.finite_weights(state["state"][part], f"checkpoint ({part})")
             self.gan.load_state_dict(state["state"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"checkpoint does not match this model ({str(e).splitlines()[0][:160]})") from None
@@ -214,7 +225,17 @@ class Run:
         if self.target_steps() is None and t.budget_minutes is None:
             raise ConfigError("no stop condition: give --steps, --epochs or --budget-minutes")
         stop_requested = []
-        previous = {s: signal.signal(s, lambda *_: stop_requested.append(1)) for s in (signal.SIGTERM,)}
+
+        def request_stop(signum, frame):
+            """SIGTERM or a first Ctrl-C: finish the step in flight, save, stop. A second Ctrl-C: quit now, write nothing."""
+            if signum == signal.SIGINT and stop_requested:
+                raise KeyboardInterrupt
+            stop_requested.append(signum)
+            if signum == signal.SIGINT:
+                write("condgan: stopping after this step and saving a checkpoint (Ctrl-C again quits at once, without saving)")
+
+        signals = (signal.SIGTERM, signal.SIGINT) if threading.current_thread() is threading.main_thread() else ()
+        previous = {s: signal.signal(s, request_stop) for s in signals}
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(self.out / "tb"), purge_step=self.gan.steps_done + 1)
@@ -222,7 +243,6 @@ class Run:
                        desc=f"training {self.config.task} {self.config.model.arch}")
         last_ckpt_time, images_seen, t0 = time.monotonic(), 0, time.monotonic()
         rate_start, rate_images = time.monotonic(), 0
-        interrupted = False
         try:
             while not self._should_stop() and not stop_requested:
                 start = time.monotonic()
@@ -256,9 +276,7 @@ class Run:
                 if step % t.checkpoint_every == 0 or time.monotonic() - last_ckpt_time > t.checkpoint_minutes * 60:
                     self.save_checkpoint()
                     last_ckpt_time = time.monotonic()
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
+        finally:  # a second Ctrl-C leaves through here with KeyboardInterrupt: nothing more is written
             bar.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -272,7 +290,7 @@ class Run:
             "images_per_s": round(images_seen / max(wall, 1e-9), 1),
             "params_G": count_parameters(self.gan.G), "params_D": count_parameters(self.gan.D),
             "class_names": self.class_names, "checkpoint": str(final_ckpt), "grid": str(grid),
-            "loss_plot": str(self.out / "loss.png"), "interrupted": interrupted or bool(stop_requested),
+            "loss_plot": str(self.out / "loss.png"), "interrupted": bool(stop_requested),
         }
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
@@ -346,9 +364,9 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
         raw = config.to_dict()
         for key, value in parse_overrides(overrides):
             if key not in RUNTIME_KEYS:
-                raise ConfigError(f"{key} cannot change when resuming: it is part of the run's recipe, fixed by its "
-                                  f"checkpoint. Runtime keys can: {', '.join(sorted(RUNTIME_KEYS))}. For a new recipe start a "
-                                  f"new run: condgan train --config {out / 'config.yaml'} --set {key}=... --out NEW")
+                raise ConfigError(f"{key} cannot change when resuming: it is the run's recipe, fixed by its checkpoint "
+                                  f"(runtime keys can: see `condgan train --help`). For a new recipe: condgan train "
+                                  f"--config {out / 'config.yaml'} --set {key}=... --out NEW")
             section, name = key.split(".")
             if name in ("steps", "epochs", "budget_minutes"):
                 stop_overrides = {**(stop_overrides or {}), name: value} if (stop_overrides or {}).get(name) is None else stop_overrides
@@ -367,6 +385,10 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
                 raise ConfigError(f"{key} must be a positive number, not {value!r}")
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        return Run(config, out, resume=resume, quiet=quiet, more=more).fit()
+        run = Run(config, out, resume=resume, quiet=quiet, more=more)
+        try:
+            return run.fit()
+        finally:
+            run.lock.release()
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
