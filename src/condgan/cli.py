@@ -347,6 +347,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"condgan: {prefix}: {printable(message, 600)}", file=sys.stderr)
         return code
 
+    import logging
+
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+                        format="condgan: %(message)s", stream=sys.stderr)
+    logging.getLogger("PIL").setLevel(logging.WARNING)
     try:
         return args.func(args)
     except UserError as e:

@@ -63,7 +63,9 @@ class TrainConfig:
     feature_matching: float = 0.0     # translate: weight of matching D's features of real and generated pairs
     ema_decay: float = 0.99           # EMA of G's weights, used for sampling; 0 disables
     ema_start: int = 500              # steps before the EMA starts tracking
-    augment: list[str] = field(default_factory=list)  # DiffAugment ops: translation, cutout, brightness
+    augment: list[str] | None = None  # DiffAugment ops for D's inputs: translation, cutout, brightness; [] = none.
+                                      # None (default): cgan on < 10,000 images gets translation,cutout (small data
+                                      # overfits D), otherwise none; the choice is logged and written to config.yaml
     steps: int | None = None          # stop after this many G steps ...
     epochs: float | None = None       # ... or this many passes over the data ...
     budget_minutes: float | None = None  # ... or this much training time (first reached wins)
@@ -80,6 +82,8 @@ class TrainConfig:
 
 
 TASKS = ("cgan", "translate")
+SMALL_DATA = 10_000  # below this many training images, a cgan augments D's inputs by default (train.augment)
+SMALL_DATA_AUGMENT = ["translation", "cutout"]
 # None in a config means "the task's default"; validate() fills these in, so config.yaml shows what ran.
 TASK_DEFAULTS = {
     "cgan": {"model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
@@ -152,7 +156,7 @@ class Config:
              "--direction is for --task translate (data.direction); a cgan has no source image"),
             (self.model.arch in archs, f"model.arch for task {self.task} must be one of {', '.join(archs)}, not {self.model.arch!r}"),
             (self.train.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {self.train.loss!r}"),
-            (all(a in POLICIES for a in self.train.augment), f"train.augment items must be among {', '.join(POLICIES)}, not {self.train.augment}"),
+            (all(a in POLICIES for a in self.train.augment or []), f"train.augment items must be among {', '.join(POLICIES)}, not {self.train.augment}"),
             (self.train.on_divergence in ("stop", "rollback"), "train.on_divergence must be 'stop' or 'rollback'"),
             (self.data.bad_files in ("skip", "error"), "data.bad_files must be 'skip' or 'error'"),
             (self.data.channels in (None, 1, 3), "data.channels must be 1 or 3"),

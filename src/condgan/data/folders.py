@@ -8,6 +8,7 @@ bad_files="error", so one junk file never costs a long run.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from .imageset import ImageSet
 # warning into an error too: a 90-megapixel "photo" in a dataset is an attack
 # or a mistake, not a training image.
 MAX_PIXELS = 64_000_000
+log = logging.getLogger(__name__)  # decisions made while loading (channels), shown in the run's log
 HELD_OUT_EVERY = 10  # every 10th file of a class forms the 'test' split
 
 
@@ -98,9 +100,12 @@ def load_folder_dataset(root: Path, split: str = "train", image_size: int | None
     if len(folders) < 2:
         raise DataError(f"{root} has a single class ({folders[0].name}); a conditional model needs at least 2 class folders")
     size = image_size or 64
-    if channels is None:  # grayscale only if every sampled file is grayscale
-        probe = [_is_grayscale(f) for files in files_per_class for f in files[:20]]
-        channels = 1 if all(p is not False for p in probe) else 3
+    notes = []
+    decide_from_content = False
+    if channels is None:  # files saved as grey modes are grey; any other mode is decoded as RGB and looked at
+        probe = [_is_grayscale(f) for files in files_per_class for f in files]
+        decide_from_content = not all(p is not False for p in probe)
+        channels = 3 if decide_from_content else 1
     images, labels, skipped = [], [], []
     for label, files in enumerate(files_per_class):
         chosen = [f for i, f in enumerate(files) if split == "all" or (i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1) == (split == "test")]
@@ -123,5 +128,22 @@ def load_folder_dataset(root: Path, split: str = "train", image_size: int | None
         warnings.warn(f"skipped {len(skipped) - 10} more unreadable files", stacklevel=2)
     if not images:
         raise DataError(f"no images in the {split!r} split of {root}")
-    return ImageSet(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64),
-                    [f.name for f in folders], name=str(root))
+    stacked = np.stack(images)
+    if decide_from_content:
+        if all(_grey_content(im) for im in images):
+            stacked = np.round(stacked.astype(np.float32).mean(axis=1, keepdims=True)).astype(np.uint8)
+            notes.append(f"data: every image is grey in content ({sum(p is False for p in probe)} files are saved in a colour "
+                         f"mode): training with 1 channel (set data.channels=3 to keep RGB)")
+        else:
+            notes.append("data: the images have colour: training with 3 channels (data.channels=1 makes them grey)")
+    for note in notes:
+        log.info(note)
+    return ImageSet(torch.from_numpy(stacked), torch.tensor(labels, dtype=torch.int64),
+                    [f.name for f in folders], name=str(root), notes=notes)
+
+
+def _grey_content(image: np.ndarray, tolerance: int = 12) -> bool:
+    """Whether an RGB image (3, H, W) shows only greys: channels equal up to JPEG's chroma noise
+    (at most 1 pixel in 1000 differing by more than `tolerance` levels)."""
+    spread = image.max(axis=0).astype(np.int16) - image.min(axis=0)
+    return float((spread > tolerance).mean()) <= 0.001

@@ -25,7 +25,8 @@ import torch
 from torchvision.utils import make_grid
 
 from ..conditions import Spec
-from ..config import RUNTIME_KEYS, Config, from_dict, load_config, parse_overrides, save_config
+from ..config import (RUNTIME_KEYS, SMALL_DATA, SMALL_DATA_AUGMENT, Config, from_dict, load_config, parse_overrides,
+                      save_config)
 from ..data import to_float
 from ..errors import CheckpointError, ConfigError, DivergenceError, UserError
 from ..models import count_parameters
@@ -72,6 +73,12 @@ class Run:
         self.batch_size = min(t.batch_size, self.n_items)
         self.batches_per_epoch = self.n_items // self.batch_size
         self.fields = {k: v.to(self.device) for k, v in fields.items()}
+        if t.augment is None:  # resolved once, recorded in config.yaml, so a resumed run keeps it
+            small = config.task == "cgan" and self.n_items < SMALL_DATA
+            t.augment = list(SMALL_DATA_AUGMENT) if small else []
+            if small:
+                self._log(f"data: {self.n_items:,} training images (< {SMALL_DATA:,}): DiffAugment "
+                          f"{','.join(t.augment)} on D's inputs by default (train.augment=[] turns it off)")
 
         torch.manual_seed(t.seed)
         m = config.model

@@ -1,0 +1,56 @@
+"""Small folders of one's own: colour decided from content, augmentation on by default below 10,000 images."""
+
+import logging
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from condgan.config import load_config
+from condgan.data import load_dataset
+from condgan.train import train
+from conftest import class_pattern, tiny_overrides
+
+
+def _mixed_folder(root, colour: bool):
+    """Two classes of grey garments saved as L, RGB PNG and RGB JPEG (and, with colour=True, one red image)."""
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(("boot", "sandal")):
+        (root / name).mkdir(parents=True)
+        for i in range(6):
+            grey = class_pattern(label, 20, rng)
+            if i % 3 == 0:
+                Image.fromarray(grey).save(root / name / f"{i}.png")
+            elif i % 3 == 1:
+                Image.fromarray(grey).convert("RGB").save(root / name / f"{i}.png")
+            else:
+                Image.fromarray(grey).convert("RGB").save(root / name / f"{i}.jpg", quality=70)
+    if colour:
+        red = np.zeros((20, 20, 3), np.uint8)
+        red[..., 0] = 200
+        Image.fromarray(red).save(root / "boot" / "red.png")
+    return root
+
+
+def test_grey_content_trains_with_one_channel_whatever_the_file_modes(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="condgan"):
+        data = load_dataset(str(_mixed_folder(tmp_path / "grey", colour=False)), image_size=16)
+    assert data.channels == 1
+    assert any("grey in content" in r.getMessage() and "1 channel" in r.getMessage() for r in caplog.records)
+
+
+def test_a_folder_with_colour_keeps_three_channels_and_the_override_wins(tmp_path, caplog):
+    folder = _mixed_folder(tmp_path / "colour", colour=True)
+    with caplog.at_level(logging.INFO, logger="condgan"):
+        assert load_dataset(str(folder), image_size=16).channels == 3
+    assert any("have colour" in r.getMessage() for r in caplog.records)
+    assert load_dataset(str(folder), image_size=16, channels=1).channels == 1
+    assert load_dataset(str(_mixed_folder(tmp_path / "g", colour=False)), image_size=16, channels=3).channels == 3
+
+
+def test_small_data_augments_by_default_and_the_config_can_turn_it_off(shoes_dir, tmp_path):
+    train(load_config(None, tiny_overrides(shoes_dir, steps=1)), tmp_path / "auto", quiet=True)
+    saved = yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())
+    assert saved["train"]["augment"] == ["translation", "cutout"]  # resolved and recorded, so resume keeps it
+    train(load_config(None, tiny_overrides(shoes_dir, steps=1, **{"train.augment": "[]"})), tmp_path / "off", quiet=True)
+    assert yaml.safe_load((tmp_path / "off" / "config.yaml").read_text())["train"]["augment"] == []
