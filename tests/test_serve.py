@@ -21,7 +21,7 @@ from condgan.conditions import ClassField, ImageField, Spec
 from condgan.models.unet import UNetGenerator
 from condgan.pipelines import Translator
 from condgan.serve.app import ServedModel, load_models
-from condgan.serve.kinds import KINDS
+from condgan.serve.kinds import KINDS, Kind
 from serve_helpers import a_mask, png_b64, request, running, served, tiny_runs  # noqa: F401 (fixtures)
 
 
@@ -206,8 +206,10 @@ def test_bad_requests_get_a_4xx_json_message(served, case):
 
 def test_a_bug_is_a_generic_500_and_a_logged_traceback(tiny_runs, capfd):
     (model,) = load_models([str(tiny_runs["shoes"])], say=lambda *_: None)
-    model.kind = KINDS["cgan"].__class__(title="broken", conditions=lambda p: ["label"],
-                                          generate=lambda *a: (_ for _ in ()).throw(RuntimeError("secret internals")))
+    def broken(*args):
+        raise RuntimeError("secret internals")
+
+    model.kind = Kind(title="broken", conditions=lambda p: ["label"], generate=broken)
     with running([model]) as server:
         status, _, body = request(server, "POST", "/api/generate", {"label": "boot"})
     assert status == 500 and json.loads(body) == {"error": "internal server error (the server log has the details)"}

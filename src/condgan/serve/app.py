@@ -266,7 +266,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "condgan-serve"
-    sys_version = ""  # no Python version in the Server header
+
+    def version_string(self) -> str:
+        return self.server_version  # no Python version in the Server header
     protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connection
 
     def setup(self):
