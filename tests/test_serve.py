@@ -147,6 +147,7 @@ JSON = {"Content-Type": "application/json"}
 
 BAD_REQUESTS = [
     Case("body is not JSON", "POST", "/api/generate", b"{model: shoes", JSON, 400, "the body is not valid JSON"),
+    Case("JSON nested 100,000 deep", "POST", "/api/generate", b"[" * 100_000, JSON, 400, "its JSON is nested too deeply"),
     Case("body is a JSON list", "POST", "/api/generate", [1, 2], None, 400, "the body must be a JSON object"),
     Case("unknown model", "POST", "/api/generate", {"model": "nope", "label": "boot"}, None, 404, "no model named 'nope'; this server has: shoes, edges"),
     Case("no model named (two served)", "POST", "/api/generate", {"label": "boot"}, None, 400, "'model' must be one of: shoes, edges"),

@@ -343,6 +343,8 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except (UnicodeDecodeError, ValueError) as e:
             raise HTTPError(400, f"the body is not valid JSON ({str(e)[:80]})") from None
+        except RecursionError:
+            raise HTTPError(400, "the body is not a request: its JSON is nested too deeply") from None
         model, values, n, seed, fmt = parse_generate(body, self.server.models, limits)
         images = generate(model, values, n, seed, limits)
         rows = values.get(model.kind.rows)
