@@ -12,7 +12,6 @@ from collections import namedtuple
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import condgan
@@ -77,7 +76,9 @@ def test_json_images_are_the_pipelines_own(served, tiny_runs):
     got = np.stack([decode_png(base64.b64decode(im["png"])) for im in answer["images"]])
     want = condgan.load(tiny_runs["shoes"]).sample(["boot", "sneaker"], n=3, seed=5, output_type="uint8")
     assert np.array_equal(got, want[:, 0].numpy())
-    assert decode_png(base64.b64decode(answer["grid"])).shape == (38, 56, 3)
+    grid = decode_png(base64.b64decode(answer["grid"]))
+    assert grid.shape == (38, 56, 3) and (grid[:2] == 255).all(), "2 rows of 3, white 2 px padding"
+    assert np.array_equal(grid[20:36, 38:54, 0], got[5]), "row 2, column 3 of the grid is the 6th image"
 
 
 def test_translator_takes_an_upload_and_matches_translate(served, tiny_runs):

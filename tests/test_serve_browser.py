@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from condgan.conditions import ClassField, Spec
-from condgan.serve.app import ServedModel, load_models
+from condgan.serve.app import load_models
 from serve_helpers import a_mask, running, tiny_runs  # noqa: F401 (fixture)
 
 

@@ -32,8 +32,6 @@ translation (a mask / edge map / sketch in, an image out):
   condgan apply runs/edges --split test --out test.npz         # outputs, sources, targets as arrays
   condgan sample runs/edges --out sheet.png                    # source | output | target sheet
   condgan eval runs/edges                                      # L1, SSIM, sharpness, FID, class accuracy
-a web page and a JSON API for any of them:
-  condgan serve runs/fmnist runs/edges --port 8000             # then open http://127.0.0.1:8000/
 """
 
 

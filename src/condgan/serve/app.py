@@ -230,8 +230,7 @@ def png_bytes(image_uint8: torch.Tensor) -> bytes:
 def grid_bytes(images: torch.Tensor, n: int, rows: int) -> bytes:
     """A grid PNG: one row per label, or a near-square block for a single label."""
     nrow = n if rows > 1 else math.ceil(math.sqrt(n))
-    images = images.float().clamp(-1, 1).add(1).div(2)
-    return png_bytes(to_uint8(make_grid(images, nrow=nrow, padding=2, pad_value=1.0) * 2 - 1))
+    return png_bytes(to_uint8(make_grid(images.clamp(-1, 1), nrow=nrow, padding=2, pad_value=1.0)))  # white padding
 
 
 def generate(model: ServedModel, values: dict, n: int, seed: int, limits: Limits) -> torch.Tensor:
@@ -266,10 +265,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "condgan-serve"
+    protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connection
 
     def version_string(self) -> str:
         return self.server_version  # no Python version in the Server header
-    protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connection
 
     def setup(self):
         self.timeout = self.server.limits.timeout  # a socket timeout: slow and idle clients are dropped
