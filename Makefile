@@ -1,6 +1,6 @@
 # condgan — every target does its own setup on a fresh machine.
 #   make demo   train the default model on Fashion-MNIST (~9 min on 2 CPU cores), write a class grid
-#   make test   the test suite
+#   make test   the test suite (installs Debian's chromium + chromium-driver for the browser test when root)
 #   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only (hours)
 
 PYTHON ?= python3
@@ -13,7 +13,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_MINUTES ?= 9
 BENCH_MINUTES ?= 10
 
-.PHONY: demo test bench data setup clean
+.PHONY: demo test bench data browser setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ setup: $(STAMP)
 data:
 	@scripts/ensure-data.sh
 
+browser:
+	@scripts/ensure-browser.sh
+
 demo: $(STAMP) data
 	$(PY) -m condgan train --budget-minutes $(DEMO_MINUTES) --out runs/demo --set train.checkpoint_minutes=2
 	$(PY) -m condgan sample runs/demo --label sandal,sneaker,ankle-boot --n 8 --out runs/demo/shoes.png
@@ -39,7 +42,7 @@ demo: $(STAMP) data
 	@echo "  more samples                  : $(PY) -m condgan sample runs/demo --label bag --n 16 --out bags.png"
 	@echo "  prove it obeys its labels     : $(PY) -m condgan eval runs/demo   (about 3 minutes; report in runs/demo/eval/report.md)"
 
-test: $(STAMP) data
+test: $(STAMP) data browser
 	$(PY) -m pytest -q
 
 bench: $(STAMP) data
@@ -47,6 +50,7 @@ bench: $(STAMP) data
 	$(PY) benchmarks/eval_speed.py --out bench-results/eval_speed.json
 	$(PY) benchmarks/kill_resume.py --kills 20 --out bench-results/kill_resume.json
 	$(PY) benchmarks/translate.py --minutes $(BENCH_MINUTES) --out bench-results/translate
+	$(PY) benchmarks/serve_load.py --serve bench-results/condgan-default --out bench-results/serve_load.json
 
 clean:
 	rm -rf $(VENV) runs bench-results

@@ -1,0 +1,444 @@
+"""`condgan serve`: one process, the models loaded once, a page and a JSON API over the standard library.
+
+    GET  /                 the page (static HTML/JS/CSS shipped in the package; no CDN)
+    GET  /api/models       every model: kind, fields (class names, image sizes), limits
+    POST /api/generate     {"model", <field>: value, "n", "seed", "format": "png"|"json"} -> PNG grid or JSON
+    GET  /healthz          {"status": "ok"}
+
+Why the standard library's ThreadingHTTPServer and not FastAPI/uvicorn or
+Gradio: four routes and one JSON body do not need a framework, it adds no
+runtime dependency (condgan installs offline from a wheel cache), and every
+limit the issue asks for is a few explicit lines here rather than settings of
+three layers. Inference is CPU/GPU bound and serialised per model by a lock
+anyway, so an async server would not serve more requests.
+
+Safety: every answer to a bad request is a 4xx JSON {"error": "..."}; anything
+unexpected is logged with its traceback and answered with a generic 500 (no
+traceback leaves the process). Bodies, uploads (bytes and pixels), image
+counts, connections and waits are bounded; sockets time out. There is no
+authentication: it binds to loopback unless told otherwise (docs/serving.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import math
+import re
+import socket
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.utils import make_grid
+
+from ..conditions import ClassField, ImageField
+from ..data.folders import _normalise_mode
+from ..data.imageset import resolve_class, to_uint8
+from ..errors import UserError
+from .kinds import KINDS, Kind, describe_field
+from .limits import Limits
+
+UPLOAD_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # what Pillow may try to decode from a client
+
+
+class HTTPError(Exception):
+    """A request the server refuses: its status and a message for the client."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ServedModel:
+    """A loaded pipeline, its name in the API, how to drive it, and the lock that serialises its inference."""
+
+    name: str
+    source: str
+    pipeline: object
+    kind: Kind
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def conditions(self) -> list[str]:
+        return self.kind.conditions(self.pipeline)
+
+    def describe(self) -> dict:
+        spec, out = self.pipeline.spec, self.pipeline.spec[self.kind.output]
+        return {"name": self.name, "kind": self.pipeline.task, "title": self.kind.title,  # not its path: no host details
+                "fields": [describe_field(name, spec[name], self.kind) for name in self.conditions],
+                "output": {"channels": out.channels, "height": out.height, "width": out.width}}
+
+
+# ----- loading ----------------------------------------------------------------------------------------
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def load_models(specs: list[str], device: str = "cpu", say=print) -> list[ServedModel]:
+    """Load each `PATH` or `NAME=PATH` once. A model's name is NAME, else the folder's (or file's) name."""
+    import condgan
+
+    models: list[ServedModel] = []
+    for item in specs:
+        name, path = _name_and_path(item)
+        pipeline = condgan.load(path, device=device)
+        kind = KINDS.get(pipeline.task)
+        if kind is None:
+            raise UserError(f"{path}: `condgan serve` does not know how to serve a {pipeline.task!r} model yet "
+                            f"(it serves {', '.join(KINDS)})")
+        if name in {m.name for m in models}:
+            name = next(f"{name}-{i}" for i in range(2, len(specs) + 2) if f"{name}-{i}" not in {m.name for m in models})
+        models.append(ServedModel(name, str(path), pipeline, kind))
+        say(f"loaded {name!r}: {kind.title} from {path}")
+    return models
+
+
+def _name_and_path(item: str) -> tuple[str, Path]:
+    name, sep, rest = item.partition("=")
+    if sep and not Path(item).exists():
+        if not NAME_RE.fullmatch(name):
+            raise UserError(f"model name {name[:70]!r} in {item[:120]!r}: use letters, digits, '.', '_' or '-' "
+                            "(at most 64, starting with a letter or digit)")
+        return name, Path(rest)
+    path = Path(item)
+    base = path.resolve().stem if path.is_file() else path.resolve().name
+    return (re.sub(r"[^A-Za-z0-9._-]", "-", base).strip("-._")[:64] or "model"), path
+
+
+# ----- requests ---------------------------------------------------------------------------------------
+def parse_generate(body: dict, models: dict[str, ServedModel], limits: Limits) -> tuple[ServedModel, dict, int, int, str]:
+    """Check a generate request against the model's fields; every mistake is an HTTPError naming it."""
+    if not isinstance(body, dict):
+        raise HTTPError(400, "the body must be a JSON object, e.g. {\"model\": \"NAME\", \"label\": \"CLASS\"}")
+    name = body.get("model")
+    if name is None and len(models) == 1:
+        name = next(iter(models))
+    if not isinstance(name, str):
+        raise HTTPError(400, f"'model' must be one of: {', '.join(models)}")
+    model = models.get(name)
+    if model is None:
+        raise HTTPError(404, f"no model named {name[:64]!r}; this server has: {', '.join(models)}")
+    body = dict(body)
+    if "labels" in body and "label" in model.conditions:  # plural alias, for a list of classes
+        if "label" in body:
+            raise HTTPError(400, "give 'label' or 'labels', not both")
+        body["label"] = body.pop("labels")
+    allowed = ["model", "n", "seed", "format", *model.conditions]
+    unknown = [k for k in body if k not in allowed]
+    if unknown:
+        raise HTTPError(400, f"unknown key {str(unknown[0])[:40]!r} for model {name!r}; it takes: {', '.join(allowed)}")
+
+    n = _integer(body.get("n", 8), "n", 1, limits.max_count)
+    seed = _integer(body.get("seed", 0), "seed", 0, 2**32 - 1)
+    fmt = body.get("format", "png")
+    if fmt not in ("png", "json"):
+        raise HTTPError(400, f"'format' must be \"png\" (a grid) or \"json\" (base64 images), not {str(fmt)[:20]!r}")
+
+    values = {}
+    for field_name in model.conditions:
+        f = model.pipeline.spec[field_name]
+        if field_name not in body:
+            raise HTTPError(400, f"missing {field_name!r}: {_expected(field_name, f)}")
+        if isinstance(f, ClassField):
+            values[field_name] = _classes(body[field_name], field_name, f, field_name == model.kind.rows, limits)
+        elif isinstance(f, ImageField):
+            values[field_name] = decode_image(body[field_name], field_name, f, limits)
+    rows = len(values.get(model.kind.rows, [None]))
+    if n * rows > limits.max_count:
+        raise HTTPError(400, f"n × number of labels must be at most {limits.max_count} (got {n} × {rows} = {n * rows})")
+    return model, values, n, seed, fmt
+
+
+def _integer(value, name: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise HTTPError(400, f"{name!r} must be an integer between {low} and {high}, got {json.dumps(value)[:40]}")
+    return value
+
+
+def _expected(name: str, f) -> str:
+    if isinstance(f, ClassField):
+        names = ", ".join(f.class_names[:20]) + (", ..." if f.num_classes > 20 else "")
+        return f"a class name or index (one of: {names})"
+    return f"an image ({', '.join(UPLOAD_FORMATS)}) as a base64 string or data: URL"
+
+
+def _classes(value, name: str, f: ClassField, multiple: bool, limits: Limits) -> list[int]:
+    items = value if isinstance(value, list) and multiple else [value]
+    if not items or len(items) > limits.max_count:
+        raise HTTPError(400, f"{name!r} must list 1 to {limits.max_count} classes")
+    ids = []
+    for item in items:
+        if not isinstance(item, (str, int)) or isinstance(item, bool) or (isinstance(item, str) and len(item) > 200):
+            raise HTTPError(400, f"{name!r} must be {_expected(name, f)}" + (", or a list of them" if multiple else ""))
+        try:
+            ids.append(resolve_class(item, list(f.class_names)))
+        except UserError as e:
+            raise HTTPError(400, f"{name!r}: {e}") from None
+    return ids
+
+
+def decode_image(value, name: str, f: ImageField, limits: Limits) -> Image.Image:
+    """A client's base64 image, bounded in bytes and pixels before decoding; EXIF orientation applied;
+    grey or RGB as the field is (16-bit scaled, transparency on white, as training data is read)."""
+    if not isinstance(value, str):
+        raise HTTPError(400, f"{name!r} must be {_expected(name, f)}")
+    if value.startswith("data:"):
+        value = value.partition(",")[2]
+    if len(value) > limits.max_upload_bytes * 4 // 3 + 4:
+        raise HTTPError(413, f"{name!r} is larger than the upload limit of {limits.max_upload_bytes:,} bytes")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise HTTPError(400, f"{name!r} is not valid base64") from None
+    if len(raw) > limits.max_upload_bytes:
+        raise HTTPError(413, f"{name!r} is larger than the upload limit of {limits.max_upload_bytes:,} bytes")
+    too_many = HTTPError(413, f"{name!r} has more than {limits.max_upload_pixels:,} pixels (the limit)")
+    try:
+        image = Image.open(io.BytesIO(raw), formats=UPLOAD_FORMATS)  # reads the header only
+        if image.width * image.height > limits.max_upload_pixels:
+            raise too_many
+        return _normalise_mode(ImageOps.exif_transpose(image), 1 if f.channels == 1 else 3)
+    except HTTPError:
+        raise
+    except Image.DecompressionBombError:
+        raise too_many from None
+    except UnidentifiedImageError:
+        raise HTTPError(400, f"{name!r} is not an image this server reads ({', '.join(UPLOAD_FORMATS)})") from None
+    except Exception:  # Pillow raises many kinds of error for damaged files: all of them are the client's file
+        raise HTTPError(400, f"{name!r} is a damaged or truncated image") from None
+
+
+# ----- answers ----------------------------------------------------------------------------------------
+def png_bytes(image_uint8: torch.Tensor) -> bytes:
+    """One (C, H, W) uint8 image as PNG."""
+    arr = image_uint8.permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def grid_bytes(images: torch.Tensor, n: int, rows: int) -> bytes:
+    """A grid PNG: one row per label, or a near-square block for a single label."""
+    nrow = n if rows > 1 else math.ceil(math.sqrt(n))
+    return png_bytes(to_uint8(make_grid(images.clamp(-1, 1), nrow=nrow, padding=2, pad_value=1.0)))  # white padding
+
+
+def generate(model: ServedModel, values: dict, n: int, seed: int, limits: Limits) -> torch.Tensor:
+    """Run the model under its lock (one inference at a time per model); wait at most busy_timeout."""
+    if not model.lock.acquire(timeout=limits.busy_timeout):
+        raise HTTPError(503, f"model {model.name!r} is busy; try again shortly")
+    try:
+        images = model.kind.generate(model.pipeline, values, n, seed)
+    finally:
+        model.lock.release()
+    return images.float().cpu()
+
+
+# ----- HTTP -------------------------------------------------------------------------------------------
+def _static(name: str) -> bytes:
+    return (resources.files("condgan.serve") / "static" / name).read_bytes()
+
+
+STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+          "/static/style.css": ("style.css", "text/css; charset=utf-8")}
+ROUTES = {"/": "GET", "/static/app.js": "GET", "/static/style.css": "GET", "/api/models": "GET", "/healthz": "GET",
+          "/api/generate": "POST"}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # Only this server's own script, style and images; no inline script, so text from data can never run.
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+                               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "condgan-serve"
+    protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connection
+
+    def version_string(self) -> str:
+        return self.server_version  # no Python version in the Server header
+
+    def setup(self):
+        self.timeout = self.server.limits.timeout  # a socket timeout: slow and idle clients are dropped
+        super().setup()
+
+    # ---- methods -------------------------------------------------------------------------------
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_HEAD(self):
+        self._dispatch("HEAD")
+
+    def do_PUT(self):
+        self._dispatch("PUT")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    def do_PATCH(self):
+        self._dispatch("PATCH")
+
+    def _dispatch(self, method: str) -> None:
+        path = self.path.split("?", 1)[0]
+        try:
+            allowed = ROUTES.get(path)
+            if allowed is None:
+                raise HTTPError(404, f"no such page {path[:80]!r}; the API is GET /api/models, POST /api/generate, GET /healthz")
+            if method != allowed and not (method, allowed) == ("HEAD", "GET"):
+                raise HTTPError(405, f"{path} takes {allowed}, not {method}")
+            if path in STATIC:
+                file, ctype = STATIC[path]
+                return self._send(200, self.server.static[file], ctype)
+            if path == "/healthz":
+                return self._json(200, {"status": "ok", "models": len(self.server.models)})
+            if path == "/api/models":
+                return self._json(200, {"models": [m.describe() for m in self.server.models.values()],
+                                        "limits": self.server.limits.to_dict()})
+            return self._generate()
+        except HTTPError as e:
+            self._json(e.status, {"error": e.args[0]}, close=True)
+        except UserError as e:  # a pipeline's own check of the request (the same words as the CLI's)
+            self._json(400, {"error": str(e)}, close=True)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client went away or stalled; nobody to answer
+        except Exception:  # a bug: log it whole, tell the client nothing about the internals
+            sys.stderr.write(f"condgan serve: internal error on {method} {path[:200]!r}:\n{traceback.format_exc()}")
+            self._json(500, {"error": "internal server error (the server log has the details)"}, close=True)
+
+    def _generate(self) -> None:
+        limits = self.server.limits
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise HTTPError(415, "send the request as JSON (Content-Type: application/json)")
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            raise HTTPError(411, "send a Content-Length (chunked bodies are not accepted)")
+        try:
+            length = int(self.headers.get("Content-Length") or "")
+        except ValueError:
+            raise HTTPError(411, "send a Content-Length header") from None
+        if length < 0:
+            raise HTTPError(400, "Content-Length must not be negative")
+        if length > limits.max_body_bytes:
+            raise HTTPError(413, f"the body is {length:,} bytes; the limit is {limits.max_body_bytes:,}")
+        raw = self.rfile.read(length)
+        if len(raw) < length:
+            raise ConnectionError("body cut short")
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as e:
+            raise HTTPError(400, f"the body is not valid JSON ({str(e)[:80]})") from None
+        except RecursionError:
+            raise HTTPError(400, "the body is not a request: its JSON is nested too deeply") from None
+        model, values, n, seed, fmt = parse_generate(body, self.server.models, limits)
+        images = generate(model, values, n, seed, limits)
+        rows = values.get(model.kind.rows)
+        row_names = [model.pipeline.spec[model.kind.rows].class_names[i] for i in rows] if rows else None
+        headers = {"X-Condgan-Seed": str(seed), "X-Condgan-Count": str(len(images))}
+        if fmt == "png":
+            headers["Content-Disposition"] = f'inline; filename="{model.name}-seed{seed}.png"'
+            return self._send(200, grid_bytes(images, n, len(rows or [None])), "image/png", headers)
+        uint8 = to_uint8(images)
+        per_row = [name for name in (row_names or [None]) for _ in range(n)]
+        self._json(200, {
+            "model": model.name, "kind": model.pipeline.task, "seed": seed, "n": n, "rows": row_names,
+            "channels": uint8.shape[1], "height": uint8.shape[2], "width": uint8.shape[3],
+            "images": [{"label": label, "png": base64.b64encode(png_bytes(im)).decode()} for label, im in zip(per_row, uint8)],
+            "grid": base64.b64encode(grid_bytes(images, n, len(rows or [None]))).decode(),
+        }, headers=headers)
+
+    # ---- answers -------------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, ctype: str, headers: dict | None = None, close: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in {**SECURITY_HEADERS, **(headers or {})}.items():
+            self.send_header(k, v)
+        if status == 405:
+            self.send_header("Allow", ROUTES.get(self.path.split("?", 1)[0], "GET"))
+        if close:  # after a refusal the body may be unread: never reuse this connection
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, obj: dict, headers: dict | None = None, close: bool = False) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json", headers, close)
+
+    def send_error(self, code, message=None, explain=None):
+        """The base class's errors (malformed request line, unknown method, headers too long) as JSON too."""
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "error"
+        self._json(code, {"error": f"{phrase}: {message or phrase}"}, close=True)
+
+    def log_message(self, format, *args):
+        """Access and error lines on stderr, control characters escaped (a request line is client text)."""
+        if not self.server.quiet:
+            line = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", format % args)
+            sys.stderr.write(f"{self.address_string()} - [{self.log_date_time_string()}] {line}\n")
+
+
+class Server(ThreadingHTTPServer):
+    """A thread per connection, at most limits.max_connections of them; the models and limits for the handlers."""
+
+    daemon_threads = True
+    BUSY_BODY = json.dumps({"error": "too many open connections; try again shortly"}).encode()
+    BUSY = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            f"Content-Length: {len(BUSY_BODY)}\r\n\r\n").encode() + BUSY_BODY
+
+    def __init__(self, address, models: list[ServedModel], limits: Limits, quiet: bool = False):
+        self.models = {m.name: m for m in models}
+        self.limits, self.quiet = limits, quiet
+        self.static = {file: _static(file) for file, _ in STATIC.values()}
+        self._slots = threading.BoundedSemaphore(limits.max_connections)
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, Handler)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.sendall(self.BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+
+def make_server(models: list[ServedModel], host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
+                quiet: bool = False) -> Server:
+    """A bound server (port 0: any free port; see .url); call serve_forever() to run it."""
+    return Server((host, port), models, limits or Limits(), quiet)

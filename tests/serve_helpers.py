@@ -1,0 +1,77 @@
+"""Shared by the serving tests: two tiny trained runs (trained once per session) and a server in a thread."""
+
+import base64
+import http.client
+import io
+import json
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from condgan.config import load_config
+from condgan.serve.app import load_models, make_server
+from condgan.train import train
+from conftest import tiny_overrides, tiny_translate_overrides, write_folders, write_pairs
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """{'shoes': a class-conditional run (boot/sandal/sneaker), 'edges': a translator run}, 2 steps each."""
+    root = tmp_path_factory.mktemp("serve")
+    train(load_config(None, tiny_overrides(write_folders(root / "shoes-data"), steps=2)), root / "shoes", quiet=True)
+    train(load_config(None, tiny_translate_overrides(write_pairs(root / "pairs"), steps=2)), root / "edges", quiet=True)
+    return {"shoes": root / "shoes", "edges": root / "edges"}
+
+
+@contextmanager
+def running(models, **limits):
+    """A server on a free loopback port, serving in a thread; yields it (server.url, server.server_address)."""
+    from condgan.serve.limits import Limits
+
+    server = make_server(models, "127.0.0.1", 0, Limits(**limits), quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def served(tiny_runs):
+    """One server for the session with both tiny models (names 'shoes' and 'edges')."""
+    with running(load_models([str(tiny_runs["shoes"]), str(tiny_runs["edges"])], say=lambda *_: None)) as server:
+        yield server
+
+
+def request(server, method: str, path: str, body=None, headers: dict | None = None):
+    """(status, headers, body bytes) from a server (or a (host, port)); a dict or list body is sent as JSON."""
+    host, port = getattr(server, "server_address", server)[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    headers = dict(headers or {})
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def png_b64(array: np.ndarray, fmt: str = "PNG") -> str:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format=fmt)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def a_mask(size: int = 16) -> np.ndarray:
+    mask = np.zeros((size, size), dtype=np.uint8)
+    mask[size // 4: size // 2] = 255
+    return mask

@@ -1,0 +1,176 @@
+"""End to end in headless Chromium (Debian's chromium + chromium-driver, driven by Selenium): the page lists the
+models, builds each model's controls from its fields, generates, shows the grid and offers it for download.
+
+Set CONDGAN_SERVE_SCREENSHOT=docs/images/serve-page.png to keep the screenshot taken after Generate, and
+CONDGAN_SERVE_MODEL=RUN_OR_EXPORT to show a real model in it (the tiny test models draw noise).
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from condgan.conditions import ClassField, Spec
+from condgan.serve.app import load_models
+from serve_helpers import a_mask, running, tiny_runs  # noqa: F401 (fixture)
+
+
+def _find(names, extra=()):
+    return next((p for p in [*(shutil.which(n) for n in names), *extra] if p and os.access(p, os.X_OK)), None)
+
+
+CHROMIUM = _find(("chromium", "chromium-browser", "google-chrome"))
+DRIVER = _find(("chromedriver",), ("/usr/lib/chromium/chromedriver",))
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason=f"no headless browser: chromium {'found' if CHROMIUM else 'not found'}, chromedriver "
+           f"{'found' if DRIVER else 'not found'} (install Debian's chromium and chromium-driver; "
+           "`make test` does when it runs as root with apt-get)")
+
+HOSTILE = "<img src=x onerror=window.pwned=1>"  # a class name from someone's folder: must show as text
+
+
+@pytest.fixture(scope="module")
+def page_server(tiny_runs):
+    say = lambda *_: None  # noqa: E731
+    shoes, edges = load_models([str(tiny_runs["shoes"]), str(tiny_runs["edges"])], say=say)
+    hostile = load_models([f"hostile={tiny_runs['shoes']}"], say=say)[0]
+    spec = Spec(hostile.pipeline.spec)
+    spec["label"] = ClassField((HOSTILE, "sandal", "sneaker"))
+    hostile.pipeline.spec = spec
+    models = [shoes, edges, hostile]
+    if os.environ.get("CONDGAN_SERVE_MODEL"):
+        models.insert(0, load_models([f"demo={os.environ['CONDGAN_SERVE_MODEL']}"], say=say)[0])
+    with running(models) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,900",
+                "--no-first-run", "--disable-extensions"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def wait(driver, condition, timeout=30):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(lambda d: condition(d))
+
+
+def choose(driver, select_id: str, value: str | None = None, text: str | None = None):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    select = Select(driver.find_element(By.ID, select_id))
+    select.select_by_value(value) if value is not None else select.select_by_visible_text(text)
+
+
+def set_number(driver, input_id: str, value: int):
+    from selenium.webdriver.common.by import By
+
+    box = driver.find_element(By.ID, input_id)
+    box.clear()
+    box.send_keys(str(value))
+
+
+def generate_and_wait(driver, previous_src: str | None = None) -> dict:
+    """Click Generate; wait for a decoded image (naturalWidth > 0) that is not the previous one."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "generate").click()
+    return wait(driver, lambda d: d.execute_script(
+        "const img = document.getElementById('result');"
+        "return img.complete && img.naturalWidth > 0 && img.src !== arguments[0] && !document.getElementById('output').hidden"
+        " ? {src: img.src, width: img.naturalWidth, height: img.naturalHeight,"
+        "    download: document.getElementById('download').getAttribute('download'),"
+        "    href: document.getElementById('download').href} : null;", previous_src))
+
+
+def test_choose_a_class_generate_and_download(page_server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(page_server.url)
+    names = wait(browser, lambda d: [o.get_attribute("value") for o in d.find_elements(By.CSS_SELECTOR, "#model option")] or None)
+    assert {"shoes", "edges", "hostile"} <= set(names)
+
+    choose(browser, "model", "shoes")
+    labels = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#field-label option")]
+    assert labels == ["boot", "sandal", "sneaker", "every class (one row each)"]
+    choose(browser, "field-label", "all")
+    set_number(browser, "count", 4)
+    set_number(browser, "seed", 3)
+    shown = generate_and_wait(browser)
+    assert (shown["width"], shown["height"]) == (2 + 4 * 18, 2 + 3 * 18), "3 rows (every class) of 4 images of 16 px"
+    assert shown["download"] == "shoes-seed3.png" and shown["href"].startswith("blob:")
+
+    set_number(browser, "count", 1000)  # refused by the server: its message is shown, the old grid stays
+    browser.find_element(By.ID, "generate").click()
+    status = wait(browser, lambda d: d.find_element(By.ID, "status").text.startswith("error") and d.find_element(By.ID, "status"))
+    assert status.text == "error 400: 'n' must be an integer between 1 and 256, got 1000"
+    assert "error" in status.get_attribute("class")
+
+    model = "demo" if "demo" in names else "shoes"  # the screenshot: a real model when one is given
+    choose(browser, "model", model)
+    if model == "demo":
+        choose(browser, "field-label", "all")
+        set_number(browser, "count", 8)
+    else:
+        choose(browser, "field-label", text="sandal")
+        set_number(browser, "count", 16)
+    set_number(browser, "seed", 0)
+    generate_and_wait(browser, shown["src"])
+    shot = tmp_path / "serve-page.png"
+    browser.save_screenshot(str(shot))
+    assert Image.open(shot).size[0] > 0
+    if os.environ.get("CONDGAN_SERVE_SCREENSHOT"):
+        Path(os.environ["CONDGAN_SERVE_SCREENSHOT"]).write_bytes(shot.read_bytes())
+
+
+def test_upload_an_input_image_to_a_translator(page_server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(page_server.url)
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+    choose(browser, "model", "edges")
+    assert browser.find_elements(By.CSS_SELECTOR, "#field-label") == [], "a translator without labels has no dropdown"
+    upload = browser.find_element(By.ID, "field-source")
+    assert upload.get_attribute("type") == "file"
+
+    browser.find_element(By.ID, "generate").click()  # nothing chosen yet: the page says so, nothing is sent
+    wait(browser, lambda d: d.find_element(By.ID, "status").text == "choose an image file for source")
+
+    Image.fromarray(np.kron(a_mask(), np.ones((4, 4), dtype=np.uint8))).save(tmp_path / "mask.png")
+    upload.send_keys(str(tmp_path / "mask.png"))
+    wait(browser, lambda d: d.execute_script("const p = document.querySelector('img.preview');"
+                                             "return !p.hidden && p.naturalWidth === 64;"))
+    set_number(browser, "count", 9)
+    shown = generate_and_wait(browser)
+    assert (shown["width"], shown["height"]) == (2 + 3 * 18, 2 + 3 * 18), "9 outputs of 16 px in a 3×3 grid"
+    assert shown["download"] == "edges-seed0.png"
+
+
+def test_class_names_from_data_are_shown_as_text(page_server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(page_server.url)
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+    choose(browser, "model", "hostile")
+    options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#field-label option")]
+    assert options[0] == HOSTILE, "the name must be shown as the text it is"
+    assert browser.find_elements(By.CSS_SELECTOR, "#fields img:not(.preview)") == [], "no element made from a name"
+    assert browser.execute_script("return window.pwned === undefined")
+    generate_and_wait(browser)
+    assert browser.execute_script("return window.pwned === undefined")
