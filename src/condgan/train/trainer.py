@@ -103,17 +103,10 @@ class Run:
 
         self.ckpt_dir = self.out / "checkpoints"
         self.metrics_file = self.out / "metrics.jsonl"
-        self.lock = RunLock(self.out).acquire()  # one writer per run directory
-        try:
-            if resume:
-                self._resume(more)
-            else:
-                self._create_run_dir()
-        except BaseException:
-            self.lock.release()
-            raise
-        if self.lock.took_over:
-            self._log(f"took over the lock of process {self.lock.took_over.get('pid')}, which is no longer running")
+        if resume:
+            self._resume(more)
+        else:
+            self._create_run_dir()
 
     # ----- run directory -------------------------------------------------------------------
     def _create_run_dir(self) -> None:
@@ -391,11 +384,10 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
             if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
                 raise ConfigError(f"{key} must be a positive number, not {value!r}")
     was_deterministic = torch.are_deterministic_algorithms_enabled()
-    try:
-        run = Run(config, out, resume=resume, quiet=quiet, more=more)
+    with RunLock(out) as lock:  # one writer per run directory, taken before any work so a second one is told at once
+        if lock.took_over and not quiet:
+            write(f"took over the lock of process {lock.took_over.get('pid')}, which is no longer running")
         try:
-            return run.fit()
+            return Run(config, out, resume=resume, quiet=quiet, more=more).fit()
         finally:
-            run.lock.release()
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
+            torch.use_deterministic_algorithms(was_deterministic)
