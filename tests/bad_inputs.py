@@ -294,7 +294,7 @@ def cases() -> list[Case]:
     add(C(cat, "--budget-minutes nan", lambda e: e.tiny_train("--budget-minutes", "nan"), "--budget-minutes must be"))
     add(C(cat, "--budget-minutes inf", lambda e: e.tiny_train("--budget-minutes", "inf"), "--budget-minutes must be"))
     add(C(cat, "--epochs -1", lambda e: e.tiny_train("--epochs", "-1"), "--epochs must be"))
-    add(C(cat, "--steps abc", lambda e: e.tiny_train("--steps", "abc"), "invalid int value"))
+    add(C(cat, "--steps abc", lambda e: e.tiny_train("--steps", "abc"), "--steps must be a positive integer, not 'abc'"))
     add(C(cat, "misspelt flag", lambda e: e.tiny_train("--stpes", "3"), "unrecognized arguments: --stpes"))
     add(C(cat, "no command", lambda e: [], "required: COMMAND"))
     add(C(cat, "unknown command", lambda e: ["trian"], "invalid choice: 'trian'"))

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from .errors import DivergenceError, UserError
-from .untrusted import MAX_SEED, printable
+from .untrusted import MAX_SEED, flag_type, printable
 
 
 class Parser(argparse.ArgumentParser):
@@ -31,34 +31,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"condgan: error: {printable(message, 300)} (see `{self.prog} --help`)\n")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {printable(text, 40)!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
-    return value
+positive_int = flag_type(int, lambda v: v >= 1, "a positive integer")
+positive_float = flag_type(float, lambda v: math.isfinite(v) and v > 0, "a positive finite number")
+seed_int = flag_type(int, lambda v: 0 <= v <= MAX_SEED, "an integer between 0 and 2**63-1")
 
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number: {printable(text, 40)!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, not {printable(text, 40)}")
-    return value
-
-
-def seed_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {printable(text, 40)!r}") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2**63-1, not {printable(text, 40)}")
-    return value
 
 EXAMPLES = """examples:
   condgan train --budget-minutes 10 --out runs/fmnist          # default model on Fashion-MNIST

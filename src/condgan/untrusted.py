@@ -154,6 +154,24 @@ def positive(value, name: str) -> float:
     return value
 
 
+def flag_type(parse, ok, what: str):
+    """An argparse `type=` that parses a flag's text and checks its range, so a bad value is a usage error
+    (`--steps must be a positive integer, not '0'`) before any work starts."""
+    import argparse
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, not {printable(text, 40)!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, not {printable(text, 40)}")
+        return value
+
+    convert.__name__ = what
+    return convert
+
+
 def seed(value, name: str = "seed") -> int:
     return integer(value, name, 0, MAX_SEED)
 

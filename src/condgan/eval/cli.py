@@ -8,20 +8,13 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from ..untrusted import MAX_SEED
+from ..untrusted import MAX_SEED, flag_type
 
 MAX_EVAL_BYTES = 4_000_000_000  # generated images held at once by `condgan eval`
 MAX_EVALUATOR_EPOCHS = 1000
 
 
-def seed_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text[:40]!r}") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2**63-1, not {text[:40]}")
-    return value
+seed_int = flag_type(int, lambda v: 0 <= v <= MAX_SEED, "an integer between 0 and 2**63-1")
 
 
 def _classes(text: str | None) -> list[str] | None:
