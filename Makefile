@@ -50,6 +50,8 @@ bench: $(STAMP) data
 	$(PY) benchmarks/eval_speed.py --out bench-results/eval_speed.json
 	$(PY) benchmarks/kill_resume.py --kills 20 --out bench-results/kill_resume.json
 	$(PY) benchmarks/translate.py --minutes $(BENCH_MINUTES) --out bench-results/translate
+	$(PY) benchmarks/small_folder.py --minutes 20 --out bench-results/small-folder
+	$(PY) benchmarks/bad_input_census.py --out bench-results/bad_input_census.json
 	$(PY) benchmarks/serve_load.py --serve bench-results/condgan-default --out bench-results/serve_load.json
 
 clean:

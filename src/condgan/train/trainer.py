@@ -290,7 +290,7 @@ class Run:
             "images_per_s": round(images_seen / max(wall, 1e-9), 1),
             "params_G": count_parameters(self.gan.G), "params_D": count_parameters(self.gan.D),
             "class_names": self.class_names, "checkpoint": str(final_ckpt), "grid": str(grid),
-            "loss_plot": str(self.out / "loss.png"), "interrupted": bool(stop_requested),
+            "loss_plot": str(self.out / "loss.png"), "interrupted": bool(stop_requested), "augment": t.augment,
         }
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary

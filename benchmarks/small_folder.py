@@ -1,0 +1,105 @@
+"""A new user's small folder at 64 px: how it trained before (RGB because some files were RGB, no augmentation)
+against today's defaults (channels from content, DiffAugment under 10,000 images), same budget, one run.
+
+    python benchmarks/small_folder.py --minutes 20 --out bench-results/small-folder
+
+Builds the mixed-format shoe folder from Fashion-MNIST's test split (benchmarks/make_shoe_folder.py), trains both
+recipes one after the other, samples `--n-per-class` images per class, and scores both with the same evaluator:
+the folder's 1-channel one (the 'before' samples are grey in content, so they are averaged to one channel first).
+Prints a table (per-class FID, conditioning accuracy, ...), writes JSON and one PNG with both class grids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from compare import headline  # noqa: E402
+from make_shoe_folder import build  # noqa: E402
+
+RECIPES = {
+    "before (RGB, no augmentation)": ["data.channels=3", "train.augment=[]"],
+    "after (today's defaults)": [],
+}
+
+
+def run(name: str, overrides: list[str], folder: Path, minutes: float, out: Path, n_per_class: int, seed: int) -> dict:
+    import condgan
+    from condgan.config import load_config
+    from condgan.eval.report import evaluate_samples
+    from condgan.train import train
+
+    slug = "before" if name.startswith("before") else "after"
+    run_dir = out / slug
+    if (run_dir / "summary.json").is_file():
+        summary = json.loads((run_dir / "summary.json").read_text())
+    else:
+        print(f"\n=== {name}: training for {minutes} minutes ===")
+        config = load_config(None, [f"data.name={folder}", f"train.seed={seed}", *overrides])
+        summary = train(config, run_dir, stop_overrides={"budget_minutes": minutes})
+    gen = condgan.load(run_dir)
+    images, labels = gen.sample_per_class(n_per_class, seed=seed)
+    arr = images.float().mean(1).round().to(dtype=images.dtype).numpy()  # grey content: one channel for the evaluator
+    samples = out / f"{slug}-samples.npz"
+    np.savez_compressed(samples, images=arr, labels=labels.numpy(), class_names=np.array(gen.class_names))
+    t0 = time.monotonic()
+    report = evaluate_samples(samples, {"name": str(folder), "channels": 1}, out_dir=out / f"{slug}-eval", seed=seed,
+                              progress=False)
+    return {"recipe": name, "channels": gen.channels, "augment": summary.get("augment"), "steps": summary["steps"],
+            "images_per_s": summary["images_per_s"], "eval_seconds": round(time.monotonic() - t0, 1),
+            "grid": str(run_dir / "samples" / "latest.png"), **headline(report)}
+
+
+def side_by_side(rows: list[dict], path: Path) -> None:
+    from PIL import Image
+
+    grids = [Image.open(r["grid"]).convert("RGB") for r in rows]
+    canvas = Image.new("RGB", (sum(g.width for g in grids) + 20 * (len(grids) - 1), max(g.height for g in grids)), "white")
+    x = 0
+    for g in grids:
+        canvas.paste(g, (x, 0))
+        x += g.width + 20
+    canvas.save(path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=20, help="training budget per recipe (default 20)")
+    parser.add_argument("--out", default="bench-results/small-folder", help="folder for the runs, table, JSON and PNG")
+    parser.add_argument("--per-class", type=int, default=600, help="images per class in the built folder (default 600)")
+    parser.add_argument("--n-per-class", type=int, default=500, help="generated images per class to score (default 500)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the folder, training and sampling (default 0)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    folder = out / "shoes"
+    if not folder.is_dir():
+        print(f"building {folder}: {build(folder, args.per_class, args.seed)}")
+    rows = [run(name, o, folder, args.minutes, out, args.n_per_class, args.seed) for name, o in RECIPES.items()]
+    lines = ["| recipe | channels | steps | images/s | FID | per-class FID | class acc. | recall | diversity |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['recipe']} | {r['channels']} | {r['steps']} | {r['images_per_s']:.0f} | {r['fid']:.2f} | "
+                     f"{r['per_class_fid']:.2f} | {r['accuracy']:.1%} | {r['recall']:.3f} | {r['diversity']:.2f} |")
+    for r in rows:
+        lines.append(f"\n{r['recipe']} per class: " + ", ".join(f"{c} FID {v['fid']:.2f} acc {v['accuracy']:.1%}"
+                                                               for c, v in r["per_class"].items()))
+    table = "\n".join(lines)
+    print("\n" + table)
+    side_by_side(rows, out / "grids-before-after.png")
+    (out / "small_folder.json").write_text(json.dumps({"minutes": args.minutes, "rows": rows}, indent=2))
+    (out / "small_folder.md").write_text(table + "\n")
+    print(f"\nwritten: {out / 'small_folder.md'}, {out / 'small_folder.json'}, {out / 'grids-before-after.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
