@@ -100,12 +100,8 @@ def load_folder_dataset(root: Path, split: str = "train", image_size: int | None
     if len(folders) < 2:
         raise DataError(f"{root} has a single class ({folders[0].name}); a conditional model needs at least 2 class folders")
     size = image_size or 64
-    notes = []
-    decide_from_content = False
-    if channels is None:  # files saved as grey modes are grey; any other mode is decoded as RGB and looked at
-        probe = [_is_grayscale(f) for files in files_per_class for f in files]
-        decide_from_content = not all(p is not False for p in probe)
-        channels = 3 if decide_from_content else 1
+    if channels is None:
+        channels = decide_channels(files_per_class)
     images, labels, skipped = [], [], []
     for label, files in enumerate(files_per_class):
         chosen = [f for i, f in enumerate(files) if split == "all" or (i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1) == (split == "test")]
@@ -128,18 +124,33 @@ def load_folder_dataset(root: Path, split: str = "train", image_size: int | None
         warnings.warn(f"skipped {len(skipped) - 10} more unreadable files", stacklevel=2)
     if not images:
         raise DataError(f"no images in the {split!r} split of {root}")
-    stacked = np.stack(images)
-    if decide_from_content:
-        if all(_grey_content(im) for im in images):
-            stacked = np.round(stacked.astype(np.float32).mean(axis=1, keepdims=True)).astype(np.uint8)
-            notes.append(f"data: every image is grey in content ({sum(p is False for p in probe)} files are saved in a colour "
-                         f"mode): training with 1 channel (set data.channels=3 to keep RGB)")
-        else:
-            notes.append("data: the images have colour: training with 3 channels (data.channels=1 makes them grey)")
-    for note in notes:
-        log.info(note)
-    return ImageSet(torch.from_numpy(stacked), torch.tensor(labels, dtype=torch.int64),
-                    [f.name for f in folders], name=str(root), notes=notes)
+    return ImageSet(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64),
+                    [f.name for f in folders], name=str(root))
+
+
+CONTENT_PROBE = 4000  # colour-mode files looked at to decide channels; a larger folder is sampled evenly
+
+
+def decide_channels(files_per_class: list[list[Path]]) -> int:
+    """1 if the images are grey in content, whatever modes the files are saved in; else 3. Logged.
+
+    Files in grey modes are grey from their header; files in colour modes (RGB PNG, JPEG, palette, ...)
+    are decoded small and looked at, all of them up to CONTENT_PROBE, an even sample beyond."""
+    colour_mode = [f for files in files_per_class for f in files if _is_grayscale(f) is False]
+    if not colour_mode:
+        return 1
+    step = max(1, len(colour_mode) // CONTENT_PROBE)
+    for f in colour_mode[::step]:
+        try:
+            image = load_image(f, 3, 32)
+        except DataError:
+            continue  # unreadable files are reported when the data is decoded
+        if not _grey_content(image):
+            log.info(f"data: the images have colour (e.g. {f.name}): training with 3 channels (data.channels=1 makes them grey)")
+            return 3
+    log.info(f"data: every image is grey in content ({len(colour_mode)} files are saved in a colour mode): training with "
+             f"1 channel (set data.channels=3 to keep RGB)")
+    return 1
 
 
 def _grey_content(image: np.ndarray, tolerance: int = 12) -> bool:

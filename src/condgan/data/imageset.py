@@ -8,7 +8,7 @@ generator, which exact resume relies on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -22,7 +22,6 @@ class ImageSet(torch.utils.data.Dataset):
     labels: torch.Tensor  # int64 (N,)
     class_names: list[str]
     name: str = "dataset"
-    notes: list[str] = field(default_factory=list)  # decisions made while loading, for the run log
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -60,8 +59,7 @@ class ImageSet(torch.utils.data.Dataset):
         for new, old in enumerate(indices):
             remap[old] = new
         keep = remap[self.labels] >= 0
-        return ImageSet(self.images[keep], remap[self.labels[keep]], [self.class_names[i] for i in indices], self.name,
-                        self.notes)
+        return ImageSet(self.images[keep], remap[self.labels[keep]], [self.class_names[i] for i in indices], self.name)
 
 
 def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
