@@ -1,7 +1,8 @@
 # condgan — every target does its own setup on a fresh machine.
 #   make demo   train the default model on Fashion-MNIST (~9 min on 2 CPU cores), write a class grid
 #   make test   the test suite
-#   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only (hours)
+#   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only,
+#               time to quality, training speed settings (hours; memory: benchmarks/memory.py, docs/benchmarks.md)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -47,6 +48,8 @@ bench: $(STAMP) data
 	$(PY) benchmarks/eval_speed.py --out bench-results/eval_speed.json
 	$(PY) benchmarks/kill_resume.py --kills 20 --out bench-results/kill_resume.json
 	$(PY) benchmarks/translate.py --minutes $(BENCH_MINUTES) --out bench-results/translate
+	$(PY) benchmarks/time_to_quality.py --minutes $(BENCH_MINUTES) --out bench-results/time_to_quality
+	$(PY) benchmarks/speed.py --out bench-results/speed.json
 
 clean:
 	rm -rf $(VENV) runs bench-results

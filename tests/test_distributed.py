@@ -160,3 +160,14 @@ def test_synced_batchnorm_matches_one_process_on_the_whole_batch(tmp_path):
     torch.testing.assert_close(torch.cat([p["y"] for p in parts]), y.detach(), atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(torch.cat([p["grad"] for p in parts]), x.grad, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(parts[0]["running_var"], bn.running_var, atol=1e-5, rtol=1e-4)
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path, monkeypatch):
+    from condgan.config import load_config
+    from condgan.errors import ConfigError
+    from condgan.train import dist, train
+
+    monkeypatch.setattr(dist, "world", lambda: 2)  # what a 2-process job reports, without starting one
+    data = write_folders(tmp_path / "shoes", per_class=8, size=16)
+    with pytest.raises(ConfigError, match="batch_size 7 cannot be split evenly over 2 processes; use a multiple of 2"):
+        train(load_config(None, tiny_overrides(data, **{"train.batch_size": 7})), tmp_path / "run")

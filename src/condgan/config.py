@@ -80,6 +80,8 @@ class TrainConfig:
     threads: int | None = None        # CPU threads (default: torch's choice; torchrun sets 1 per process)
     precision: str = "fp32"           # 'fp32' | 'bf16' (autocast; GPUs with bf16, recent CPUs) | 'fp16' (GPU only,
                                       # with gradient scaling). Weights and optimiser state stay fp32
+    channels_last: bool | None = None  # NHWC memory format (default: on for CPU, where oneDNN is faster with it)
+    compile: bool = False             # torch.compile G and D: minutes of compiling first (docs/benchmarks.md)
     sync_batchnorm: bool = False      # several processes (torchrun): G's BatchNorm statistics over the whole batch,
                                       # not each process's share (slower: one all_reduce per BatchNorm layer)
 
@@ -98,7 +100,7 @@ TASK_ARCHS = {"cgan": ("resnet", "dcgan", "mlp"), "translate": ("unet",)}
 RUNTIME_KEYS = {f"train.{k}" for k in ("steps", "epochs", "budget_minutes", "log_every", "sample_every",
                                         "checkpoint_every", "checkpoint_minutes", "keep_checkpoints",
                                         "on_divergence", "device", "threads", "deterministic", "precision",
-                                        "sync_batchnorm")} | {"data.cache"}
+                                        "sync_batchnorm", "channels_last", "compile")} | {"data.cache"}
 
 
 @dataclass

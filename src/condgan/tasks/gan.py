@@ -46,6 +46,7 @@ class GANStep:
                  adversarial_weight: float = 1.0, feature_matching_weight: float = 0.0, precision: str = "fp32"):
         self.G, self.D = G, D
         self.G_train, self.D_train = G, D  # DDP wrappers after distribute(); the bare networks hold the state
+        self.D_in_g_step = D  # D without gradient sync, for G's update (compiled by compile())
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         self.opt_G = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)
         self.opt_D = torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas)
@@ -81,6 +82,12 @@ class GANStep:
         if self.uses_d:
             self.D_train = DDP(self.D, device_ids=ids, broadcast_buffers=False)
 
+    def compile(self) -> None:
+        """torch.compile the passes of a step (after distribute(), as PyTorch recommends for DDP). The first
+        steps then take minutes to compile; docs/benchmarks.md says when that pays off."""
+        self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
+        self.D_in_g_step = torch.compile(self.D)
+
     def _backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, which: str) -> None:
         scaler = self.scalers[which]
         opt.zero_grad(set_to_none=True)
@@ -101,8 +108,7 @@ class GANStep:
                 x = augment(x, self.augment_policy, gen)
         with self.autocast():
             out = D(x, *conditions)
-        return {k: (v.float() if isinstance(v, torch.Tensor) else [f.float() for f in v] if isinstance(v, list) else v)
-                for k, v in out.items()}
+        return {k: _fp32(v) for k, v in out.items()}  # losses are computed in full precision
 
     def step(self, batches: list[dict[str, torch.Tensor]], gen: torch.Generator) -> dict[str, float]:
         """One G update after len(batches) D updates. Returns losses as floats."""
@@ -138,7 +144,7 @@ class GANStep:
         loss_g = fake.new_zeros(())
         if self.uses_d:
             self.D.requires_grad_(False)  # G's backward pass needs no D weight gradients
-            on_fake = self._discriminate(fake, d_cond, gen, self.D)  # bare D: its weights get no gradient here
+            on_fake = self._discriminate(fake, d_cond, gen, self.D_in_g_step)  # no DDP: D's weights get no gradient here
             loss_g = self.g_loss(on_fake["score"])
             if self.adversarial_weight != 1.0:
                 loss_g = self.adversarial_weight * loss_g
@@ -189,3 +195,12 @@ class GANStep:
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
         self.steps_done = int(state["steps_done"])
+
+
+def _fp32(value):
+    """A tensor, a list of tensors (D's features) or None, as fp32 (a no-op for fp32 tensors)."""
+    if isinstance(value, torch.Tensor):
+        return value.float()
+    if isinstance(value, list):
+        return [v.float() for v in value]
+    return value

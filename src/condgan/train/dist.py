@@ -150,11 +150,12 @@ class SyncedBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 
 def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
-    """Every BatchNorm1d/2d inside `module` becomes a SyncedBatchNorm with the same weights and state-dict keys."""
+    """Every BatchNorm1d/2d inside `module` (on the CPU, before it moves to a device) becomes a SyncedBatchNorm
+    with the same weights and state-dict keys."""
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, SyncedBatchNorm):
         synced = SyncedBatchNorm(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
         synced.load_state_dict(module.state_dict())
-        return synced.to(next(iter(module.state_dict().values())).device) if module.state_dict() else synced
+        return synced
     for name, child in module.named_children():
         setattr(module, name, convert_sync_batchnorm(child))
     return module

@@ -68,6 +68,8 @@ class Run:
         self.device = dist.local_device(resolve_device(t.device))
         if t.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("train.precision=fp16 needs a GPU (fp16 on CPU is slower than fp32); use bf16 or fp32")
+        if t.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"this GPU ({torch.cuda.get_device_name(self.device)}) has no bf16; use train.precision=fp16 or fp32")
         self.rank, self.world = dist.rank(), dist.world()
         self.main = self.rank == 0  # the one process that writes logs, pictures and checkpoints
         self.quiet = quiet or not self.main
@@ -96,7 +98,9 @@ class Run:
         G, D = self.task.build(self.spec, config, class_head=aux > 0)
         if t.sync_batchnorm and self.world > 1:
             G = dist.convert_sync_batchnorm(G)
-        if self.device.type == "cpu":  # oneDNN convolutions run ~1.2-1.5x faster in NHWC on CPU
+        # oneDNN convolutions run faster in NHWC on CPU (docs/benchmarks.md, speed)
+        self.channels_last = t.channels_last if t.channels_last is not None else self.device.type == "cpu"
+        if self.channels_last:
             G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
         self.gan = GANStep(G.to(self.device), D.to(self.device), loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d,
                            betas=(t.beta1, t.beta2), ema_decay=t.ema_decay, ema_start=t.ema_start,
@@ -107,6 +111,8 @@ class Run:
                            precision=t.precision)
         if self.world > 1:
             self.gan.distribute(self.device)
+        if t.compile:
+            self.gan.compile()
         # Rank 0 (and a single process) draws noise from one stream whose state checkpoints keep; the other
         # ranks reseed theirs every step (_noise), so any number of processes resumes without their states.
         self.noise_gen = torch.Generator().manual_seed(t.seed + 1)
@@ -221,7 +227,7 @@ class Run:
             g = torch.Generator().manual_seed(self.config.train.seed * 1_000_033 + self.batches_done if self.rank == 0
                                               else self._seed("jitter", self.batches_done))
             batch = jitter(batch, self.config.data.jitter, self.spec.image_fields(), g)
-        if self.device.type == "cpu":
+        if self.channels_last:
             batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
         self.batches_done += 1
         return batch
