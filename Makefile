@@ -1,7 +1,8 @@
 # condgan — every target does its own setup on a fresh machine.
 #   make demo   train the default model on Fashion-MNIST (~9 min on 2 CPU cores), write a class grid
 #   make test   the test suite (installs Debian's chromium + chromium-driver for the browser test when root)
-#   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only (hours)
+#   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only,
+#               time to quality, training speed settings (hours; memory: benchmarks/memory.py, docs/benchmarks.md)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -53,6 +54,8 @@ bench: $(STAMP) data
 	$(PY) benchmarks/small_folder.py --minutes 20 --out bench-results/small-folder
 	$(PY) benchmarks/bad_input_census.py --out bench-results/bad_input_census.json
 	$(PY) benchmarks/serve_load.py --serve bench-results/condgan-default --out bench-results/serve_load.json
+	$(PY) benchmarks/time_to_quality.py --minutes $(BENCH_MINUTES) --out bench-results/time_to_quality
+	$(PY) benchmarks/speed.py --out bench-results/speed.json
 
 clean:
 	rm -rf $(VENV) runs bench-results

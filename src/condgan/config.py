@@ -30,6 +30,9 @@ class DataConfig:
     image_size: int | None = None     # resize to this (default: native; 64 for folders)
     channels: int | None = None       # 1 or 3 (default: from the data)
     bad_files: str = "skip"           # unreadable images in folders: 'skip' (warn) or 'error'
+    cache: str = "auto"               # folders of images: 'memory' (decode all into RAM), 'disk' (decode once into
+                                      # $CONDGAN_CACHE/decoded, read batches from there: memory stays flat), or
+                                      # 'auto': disk when the decoded images would exceed 2 GiB
     direction: str = "AtoB"           # translate: AtoB (A is the source) or BtoA
     jitter: list[str] = field(default_factory=list)  # translate: random 'flip', 'shift' of each pair, the same for source and target
 
@@ -78,7 +81,13 @@ class TrainConfig:
     on_divergence: str = "stop"       # NaN/Inf: 'stop', or 'rollback' to the last good checkpoint
     deterministic: bool = False       # bit-reproducible on CPU (slower)
     device: str = "auto"              # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
-    threads: int | None = None        # CPU threads (default: torch's choice)
+    threads: int | None = None        # CPU threads (default: torch's choice; torchrun sets 1 per process)
+    precision: str = "fp32"           # 'fp32' | 'bf16' (autocast; GPUs with bf16, recent CPUs) | 'fp16' (GPU only,
+                                      # with gradient scaling). Weights and optimiser state stay fp32
+    channels_last: bool | None = None  # NHWC memory format (default: on for CPU, where oneDNN is faster with it)
+    compile: bool = False             # torch.compile G and D: minutes of compiling first (docs/benchmarks.md)
+    sync_batchnorm: bool = False      # several processes (torchrun): G's BatchNorm statistics over the whole batch,
+                                      # not each process's share (slower: one all_reduce per BatchNorm layer)
 
 
 TASKS = ("cgan", "translate")
@@ -92,11 +101,12 @@ TASK_DEFAULTS = {
                   "train.diversity_weight": 0.0, "train.l1_weight": 10.0, "train.aux_weight": 0.0},
 }
 TASK_ARCHS = {"cgan": ("resnet", "dcgan", "mlp"), "translate": ("unet",)}
-# Keys that may change when a run is resumed: when and how to stop, log and save, and where to run.
+# Keys that may change when a run is resumed: when and how to stop, log and save, and where and how to run.
 # Everything else is the run's recipe (model, data, optimiser) and is fixed by its checkpoint.
 RUNTIME_KEYS = {f"train.{k}" for k in ("steps", "epochs", "budget_minutes", "log_every", "sample_every",
                                         "checkpoint_every", "checkpoint_minutes", "keep_checkpoints",
-                                        "on_divergence", "device", "threads", "deterministic")}
+                                        "on_divergence", "device", "threads", "deterministic", "precision",
+                                        "sync_batchnorm", "channels_last", "compile")} | {"data.cache"}
 
 
 @dataclass
@@ -159,6 +169,8 @@ class Config:
             (all(a in POLICIES for a in self.train.augment or []), f"train.augment items must be among {', '.join(POLICIES)}, not {self.train.augment}"),
             (self.train.on_divergence in ("stop", "rollback"), "train.on_divergence must be 'stop' or 'rollback'"),
             (self.data.bad_files in ("skip", "error"), "data.bad_files must be 'skip' or 'error'"),
+            (self.data.cache in ("auto", "memory", "disk"), f"data.cache must be auto, memory or disk, not {self.data.cache!r}"),
+            (self.train.precision in ("fp32", "bf16", "fp16"), f"train.precision must be fp32, bf16 or fp16, not {self.train.precision!r}"),
             (self.data.channels in (None, 1, 3), "data.channels must be 1 or 3"),
             (self.data.image_size is None or 8 <= self.data.image_size <= 1024, "data.image_size must be between 8 and 1024"),
             (1 <= self.train.batch_size <= 65536, "train.batch_size must be between 1 and 65536"),

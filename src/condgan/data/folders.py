@@ -9,6 +9,7 @@ bad_files="error", so one junk file never costs a long run.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -84,11 +85,23 @@ def _is_grayscale(path: Path) -> bool | None:
         return None
 
 
+CACHE_MODES = ("auto", "memory", "disk")
+AUTO_DISK_BYTES = 2 * 1024**3  # data.cache=auto: decoded images above this go to the disk cache
+DECODE_CHUNK = 256                # images decoded between writes to the disk cache
+
+
 def load_folder_dataset(root: Path, split: str = "train", image_size: int | None = None,
-                        channels: int | None = None, bad_files: str = "skip") -> ImageSet:
-    """Load `root/<class>/*` into memory. split: 'train', 'test' (every 10th file) or 'all'."""
+                        channels: int | None = None, bad_files: str = "skip", cache: str = "memory") -> ImageSet:
+    """Load `root/<class>/*`. split: 'train', 'test' (every 10th file) or 'all'.
+
+    cache: 'memory' decodes every image into RAM (fastest for what fits); 'disk' decodes once into a file
+    in the cache directory and reads batches from it (memory stays flat however many images; data/cache.py);
+    'auto' is 'disk' when the decoded images would take more than AUTO_DISK_BYTES, else 'memory'.
+    """
     if bad_files not in ("skip", "error"):
         raise DataError(f"bad_files must be 'skip' or 'error', not {bad_files!r}")
+    if cache not in CACHE_MODES:
+        raise DataError(f"data.cache must be one of {', '.join(CACHE_MODES)}, not {cache!r}")
     root = Path(root)
     folders = list_class_folders(root)
     files_per_class = []
@@ -102,30 +115,83 @@ def load_folder_dataset(root: Path, split: str = "train", image_size: int | None
     size = image_size or 64
     if channels is None:
         channels = decide_channels(files_per_class)
-    images, labels, skipped = [], [], []
-    for label, files in enumerate(files_per_class):
-        chosen = [f for i, f in enumerate(files) if split == "all" or (i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1) == (split == "test")]
-        kept = 0
-        for f in chosen:
-            try:
-                images.append(load_image(f, channels, size))
-            except DataError as e:
-                if bad_files == "error":
-                    raise DataError(f"{e} (set data.bad_files=skip to skip such files)") from None
-                skipped.append(str(e))
-                continue
-            labels.append(label)
-            kept += 1
-        if kept == 0 and chosen:
-            raise DataError(f"class folder {folders[label]} has no readable images ({len(chosen)} files tried)")
+    chosen = [(f, label) for label, files in enumerate(files_per_class)
+              for i, f in enumerate(files) if split == "all" or (i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1) == (split == "test")]
+    shape = (channels, size, size)
+    if cache == "auto":
+        cache = "disk" if len(chosen) * channels * size * size > AUTO_DISK_BYTES else "memory"
+    class_names = [f.name for f in folders]
+
+    if cache == "memory":
+        images = np.empty((len(chosen), *shape), dtype=np.uint8)
+
+        def store(i: int, image: np.ndarray) -> None:
+            images[i] = image
+
+        labels, skipped = _decode(chosen, channels, size, bad_files, store, folders, split)
+        kept = torch.from_numpy(images[:len(labels)])
+    else:
+        from .cache import cache_key, open_or_build
+
+        def write_rows(f) -> dict:
+            buffer = np.empty((DECODE_CHUNK, *shape), dtype=np.uint8)
+            pending = [0]
+
+            def store(i: int, image: np.ndarray) -> None:
+                buffer[pending[0]] = image
+                pending[0] += 1
+                if pending[0] == DECODE_CHUNK:
+                    f.write(buffer.tobytes())
+                    pending[0] = 0
+
+            labels, skipped = _decode(chosen, channels, size, bad_files, store, folders, split)
+            f.write(buffer[:pending[0]].tobytes())
+            return {"count": len(labels), "labels": labels, "skipped": skipped}
+
+        key = cache_key([f for f, _ in chosen], root, split=split, size=size, channels=channels, bad_files=bad_files)
+        kept, meta = open_or_build(key, shape, len(chosen), write_rows)
+        labels, skipped = meta["labels"], meta["skipped"]
     for msg in skipped[:10]:
         warnings.warn(f"skipped {msg}", stacklevel=2)
     if len(skipped) > 10:
         warnings.warn(f"skipped {len(skipped) - 10} more unreadable files", stacklevel=2)
-    if not images:
+    if not labels:
         raise DataError(f"no images in the {split!r} split of {root}")
-    return ImageSet(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64),
-                    [f.name for f in folders], name=str(root))
+    return ImageSet(kept, torch.tensor(labels, dtype=torch.int64), class_names, name=str(root))
+
+
+def _decode(chosen: list[tuple[Path, int]], channels: int, size: int, bad_files: str, store, folders: list[Path],
+            split: str) -> tuple[list[int], list[str]]:
+    """Decode each (file, label) in order, handing the n-th readable image to store(n, image).
+    Returns the labels of the images stored and the messages of the files skipped."""
+    from ..progress import progress
+
+    labels, skipped, tried = [], [], [0] * len(folders)
+    show = len(chosen) >= PROGRESS_FROM and is_main_process()
+    for f, label in progress(chosen, desc=f"decoding {split} images", unit="img", disable=not show):
+        tried[label] += 1
+        try:
+            image = load_image(f, channels, size)
+        except DataError as e:
+            if bad_files == "error":
+                raise DataError(f"{e} (set data.bad_files=skip to skip such files)") from None
+            skipped.append(str(e))
+            continue
+        store(len(labels), image)
+        labels.append(label)
+    found = set(labels)
+    for label, n in enumerate(tried):
+        if n and label not in found:
+            raise DataError(f"class folder {folders[label]} has no readable images ({n} files tried)")
+    return labels, skipped
+
+
+PROGRESS_FROM = 2000  # a progress bar for folders at least this large (smaller ones decode in seconds)
+
+
+def is_main_process() -> bool:
+    """Under torchrun, only rank 0 shows progress (the environment says which rank this is)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 CONTENT_PROBE = 4000  # colour-mode files looked at to decide channels; a larger folder is sampled evenly

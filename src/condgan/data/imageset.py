@@ -14,11 +14,12 @@ import torch
 
 from ..errors import DataError
 from ..untrusted import printable
+from .cache import DiskImages
 
 
 @dataclass
 class ImageSet(torch.utils.data.Dataset):
-    images: torch.Tensor  # uint8 (N, C, H, W)
+    images: torch.Tensor  # uint8 (N, C, H, W); or data.cache.DiskImages, read from disk on indexing
     labels: torch.Tensor  # int64 (N,)
     class_names: list[str]
     name: str = "dataset"
@@ -59,7 +60,8 @@ class ImageSet(torch.utils.data.Dataset):
         for new, old in enumerate(indices):
             remap[old] = new
         keep = remap[self.labels] >= 0
-        return ImageSet(self.images[keep], remap[self.labels[keep]], [self.class_names[i] for i in indices], self.name)
+        images = self.images.select(keep.nonzero()[:, 0]) if isinstance(self.images, DiskImages) else self.images[keep]
+        return ImageSet(images, remap[self.labels[keep]], [self.class_names[i] for i in indices], self.name)
 
 
 def to_float(images_uint8: torch.Tensor) -> torch.Tensor:

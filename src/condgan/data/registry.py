@@ -33,8 +33,10 @@ HOW_TO_GET = {
 
 def load_dataset(name: str = "fashion-mnist", split: str = "train", data_dir: str | None = None,
                  classes: list[str] | None = None, image_size: int | None = None,
-                 channels: int | None = None, bad_files: str = "skip") -> ImageSet:
-    """Load a dataset by name ('fashion-mnist', 'mnist') or by path (IDX folder or class folders)."""
+                 channels: int | None = None, bad_files: str = "skip", cache: str = "memory") -> ImageSet:
+    """Load a dataset by name ('fashion-mnist', 'mnist') or by path (IDX folder or class folders).
+    cache (folders of images only): 'memory', 'disk' or 'auto', see folders.load_folder_dataset; IDX
+    files are one compressed array, always decoded into memory."""
     if split not in ("train", "test", "all"):
         raise DataError(f"split must be 'train', 'test' or 'all', not {split!r}")
     key = name.lower()
@@ -49,7 +51,7 @@ def load_dataset(name: str = "fashion-mnist", split: str = "train", data_dir: st
         if _has_idx(path):
             data = _load_idx(path, split, _class_names_file(path), str(path))
         else:
-            data = load_folder_dataset(path, split, image_size, channels, bad_files)
+            data = load_folder_dataset(path, split, image_size, channels, bad_files, cache)
     if classes:
         data = data.subset(list(classes))
         if data.num_classes < 2:

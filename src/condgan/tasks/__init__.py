@@ -37,7 +37,7 @@ class ClassConditionalTask:
     @staticmethod
     def load_data(config: Config, split: str = "train"):
         d = config.data
-        data = load_dataset(d.name, split, d.data_dir, d.classes, d.image_size, d.channels, d.bad_files)
+        data = load_dataset(d.name, split, d.data_dir, d.classes, d.image_size, d.channels, d.bad_files, d.cache)
         spec = class_spec(data.class_names, data.channels, data.image_size)
         return {"image": data.images, "label": data.labels}, spec
 

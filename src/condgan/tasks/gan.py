@@ -6,10 +6,20 @@ G (after the noise) and D (after the image), and which class field, if any,
 drives the auxiliary class loss and the mode-seeking term. The class-conditional
 GAN is target=image, G and D conditioned on label; translation is
 target=image, conditioned on source (and label when the pairs have classes).
+
+Several processes (torchrun): `distribute()` wraps G and D in
+DistributedDataParallel for the passes whose gradients are averaged (G's
+forward, D's own update); D's pass inside G's update calls the bare D, whose
+weights take no gradient there. Spectral norm's vectors and BatchNorm's
+running statistics are buffers, sent from rank 0 once per step rather than
+before every forward pass (DDP's broadcast_buffers), so D can be called twice
+per step. `precision` runs forward passes in bf16 or fp16 (autocast; fp16
+with gradient scaling), weights and optimiser state stay fp32.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -33,8 +43,10 @@ class GANStep:
                  z_dim: int, target: str = "image", g_fields: tuple[str, ...] = ("label",),
                  d_fields: tuple[str, ...] = ("label",), class_field: str | None = "label",
                  aux_weight: float = 0.0, diversity_weight: float = 0.0, l1_weight: float = 0.0,
-                 adversarial_weight: float = 1.0, feature_matching_weight: float = 0.0):
+                 adversarial_weight: float = 1.0, feature_matching_weight: float = 0.0, precision: str = "fp32"):
         self.G, self.D = G, D
+        self.G_train, self.D_train = G, D  # DDP wrappers after distribute(); the bare networks hold the state
+        self.D_in_g_step = D  # D without gradient sync, for G's update (compiled by compile())
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         self.opt_G = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)
         self.opt_D = torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas)
@@ -51,8 +63,39 @@ class GANStep:
         if (aux_weight > 0 or diversity_weight > 0) and class_field is None:
             raise ValueError("train.aux_weight and train.diversity_weight need a class field in the data")
         self.steps_done = 0
+        self.device_type = next(G.parameters()).device.type
+        self.precision = precision
+        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.autocast = (lambda: torch.autocast(self.device_type, dtype=dtype)) if dtype else contextlib.nullcontext
+        # fp16 gradients can underflow: scale the losses (one scaler per optimiser, each updated after its step)
+        self.scalers = {k: torch.amp.GradScaler(self.device_type, enabled=precision == "fp16") for k in ("D", "G")}
 
-    def _discriminate(self, x: torch.Tensor, conditions: list[torch.Tensor], gen: torch.Generator) -> dict:
+    def distribute(self, device: torch.device) -> None:
+        """Average gradients over the processes (torch DistributedDataParallel). DDP's constructor sends
+        rank 0's weights to every rank. broadcast_buffers=False: buffers are synchronised once per step by
+        the trainer (train/dist.broadcast_buffers); DDP's per-forward broadcast would also do, but costs one
+        collective per call of D."""
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        self.G_train = DDP(self.G, device_ids=ids, broadcast_buffers=False)
+        if self.uses_d:
+            self.D_train = DDP(self.D, device_ids=ids, broadcast_buffers=False)
+
+    def compile(self) -> None:
+        """torch.compile the passes of a step (after distribute(), as PyTorch recommends for DDP). The first
+        steps then take minutes to compile; docs/benchmarks.md says when that pays off."""
+        self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
+        self.D_in_g_step = torch.compile(self.D)
+
+    def _backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, which: str) -> None:
+        scaler = self.scalers[which]
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    def _discriminate(self, x: torch.Tensor, conditions: list[torch.Tensor], gen: torch.Generator, D: nn.Module) -> dict:
         """D's outputs for images x; image conditions are augmented together with x, so a pair stays a pair."""
         if self.augment_policy:
             images = [c for c in conditions if c.dim() == 4]
@@ -63,7 +106,9 @@ class GANStep:
                 conditions = [next(parts) if c.dim() == 4 else c for c in conditions]
             else:
                 x = augment(x, self.augment_policy, gen)
-        return self.D(x, *conditions)
+        with self.autocast():
+            out = D(x, *conditions)
+        return {k: _fp32(v) for k, v in out.items()}  # losses are computed in full precision
 
     def step(self, batches: list[dict[str, torch.Tensor]], gen: torch.Generator) -> dict[str, float]:
         """One G update after len(batches) D updates. Returns losses as floats."""
@@ -76,32 +121,30 @@ class GANStep:
             d_cond = [batch[f] for f in self.d_fields]
             z = torch.randn(len(real), self.z_dim, generator=gen).to(real.device)
             last = i == len(batches) - 1
-            with torch.set_grad_enabled(last):
-                fake = self.G(z, *[batch[f] for f in self.g_fields])
+            with torch.set_grad_enabled(last), self.autocast():
+                fake = self.G_train(z, *[batch[f] for f in self.g_fields]).float()
             if not self.uses_d:
                 break
             if self.joint_d_pass:  # one D call on [real; fake]: bigger matrices run faster on CPU
-                both = self._discriminate(torch.cat([real, fake.detach()]), [torch.cat([c, c]) for c in d_cond], gen)
+                both = self._discriminate(torch.cat([real, fake.detach()]), [torch.cat([c, c]) for c in d_cond], gen, self.D_train)
                 d_real, d_fake = both["score"].split(len(real))
                 class_real = both["classes"][:len(real)] if self.aux_weight > 0 else None
                 real_features = [f[:len(real)].detach() for f in both.get("features") or []]
             else:  # D has BatchNorm: real and fake must be normalised as separate batches
-                on_real = self._discriminate(real, d_cond, gen)
+                on_real = self._discriminate(real, d_cond, gen, self.D_train)
                 d_real, class_real = on_real["score"], on_real["classes"] if self.aux_weight > 0 else None
                 real_features = [f.detach() for f in on_real.get("features") or []]
-                d_fake = self._discriminate(fake.detach(), d_cond, gen)["score"]
+                d_fake = self._discriminate(fake.detach(), d_cond, gen, self.D_train)["score"]
             loss_d = self.d_loss(d_real, d_fake)
             if class_real is not None:  # D learns classes from real images only
                 loss_d = loss_d + self.aux_weight * F.cross_entropy(class_real, labels)
-            self.opt_D.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_D.step()
+            self._backward_step(loss_d, self.opt_D, "D")
             out.update(loss_d=loss_d.item(), d_real=d_real.mean().item(), d_fake=d_fake.mean().item())
 
         loss_g = fake.new_zeros(())
         if self.uses_d:
             self.D.requires_grad_(False)  # G's backward pass needs no D weight gradients
-            on_fake = self._discriminate(fake, d_cond, gen)
+            on_fake = self._discriminate(fake, d_cond, gen, self.D_in_g_step)  # no DDP: D's weights get no gradient here
             loss_g = self.g_loss(on_fake["score"])
             if self.adversarial_weight != 1.0:
                 loss_g = self.adversarial_weight * loss_g
@@ -117,9 +160,7 @@ class GANStep:
             l1 = (fake - real).abs().mean()
             loss_g = loss_g + self.l1_weight * l1
             out["loss_l1"] = l1.item()
-        self.opt_G.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_G.step()
+        self._backward_step(loss_g, self.opt_G, "G")
         self.D.requires_grad_(True)
 
         self.steps_done += 1
@@ -154,3 +195,12 @@ class GANStep:
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
         self.steps_done = int(state["steps_done"])
+
+
+def _fp32(value):
+    """A tensor, a list of tensors (D's features) or None, as fp32 (a no-op for fp32 tensors)."""
+    if isinstance(value, torch.Tensor):
+        return value.float()
+    if isinstance(value, list):
+        return [v.float() for v in value]
+    return value

@@ -9,10 +9,17 @@ Run directory layout (everything a user or a resumed run needs):
     loss.png           D and G losses
     checkpoints/       step_XXXXXXXX.pt, the last `keep_checkpoints` of them
     summary.json       steps, images/s, parameter counts, where things are
+
+Several processes (`torchrun --nproc_per_node N -m condgan train ...`, docs/distributed.md):
+every process runs this same loop on its share of each batch, DDP averages the
+gradients (tasks/gan.py), and only rank 0 writes anything. Decisions that end the
+loop are agreed once per step (`_agree`), so no process is left waiting for another.
 """
 
 from __future__ import annotations
 
+import hashlib
+import contextlib
 import json
 import math
 import shutil
@@ -36,6 +43,7 @@ from ..tasks.gan import GANStep
 from ..visual import loss_plot, save_grid, save_sheet
 from .. import untrusted
 from . import checkpoint as ckpt
+from . import dist
 from .augment import jitter
 from .lock import RunLock
 
@@ -61,7 +69,14 @@ class Run:
             torch.set_num_threads(t.threads)
         if t.deterministic:
             torch.use_deterministic_algorithms(True)
-        self.device = resolve_device(t.device)
+        self.device = dist.local_device(resolve_device(t.device))
+        if t.precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError("train.precision=fp16 needs a GPU (fp16 on CPU is slower than fp32); use bf16 or fp32")
+        if t.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"this GPU ({torch.cuda.get_device_name(self.device)}) has no bf16; use train.precision=fp16 or fp32")
+        self.rank, self.world = dist.rank(), dist.world()
+        self.main = self.rank == 0  # the one process that writes logs, pictures and checkpoints
+        self.quiet = quiet or not self.main
         self.task = TASKS[config.task]
         fields, self.spec = self.task.load_data(config, "train")
         image = self.spec["image"]
@@ -72,7 +87,12 @@ class Run:
         self.n_items = len(fields["image"])
         self.batch_size = min(t.batch_size, self.n_items)
         self.batches_per_epoch = self.n_items // self.batch_size
-        self.fields = {k: v.to(self.device) for k, v in fields.items()}
+        if self.batch_size % self.world:
+            raise ConfigError(f"train.batch_size {self.batch_size} cannot be split evenly over {self.world} processes; "
+                              f"use a multiple of {self.world}")
+        self.shard = self.batch_size // self.world  # each process's share of every batch
+        # Images read from the disk cache (data.cache) stay there; in-memory data goes to the device once.
+        self.fields = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in fields.items()}
         if t.augment is None:  # resolved once, recorded in config.yaml, so a resumed run keeps it
             small = config.task == "cgan" and self.n_items < SMALL_DATA
             t.augment = list(SMALL_DATA_AUGMENT) if small else []
@@ -86,27 +106,41 @@ class Run:
         roles = self.task.roles(self.spec, config)  # also checks that the fields the config asks for exist
         self.roles = roles
         G, D = self.task.build(self.spec, config, class_head=aux > 0)
-        if self.device.type == "cpu":  # oneDNN convolutions run ~1.2-1.5x faster in NHWC on CPU
+        if t.sync_batchnorm and self.world > 1:
+            G = dist.convert_sync_batchnorm(G)
+        # oneDNN convolutions run faster in NHWC on CPU (docs/benchmarks.md, speed)
+        self.channels_last = t.channels_last if t.channels_last is not None else self.device.type == "cpu"
+        if self.channels_last:
             G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
         self.gan = GANStep(G.to(self.device), D.to(self.device), loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d,
                            betas=(t.beta1, t.beta2), ema_decay=t.ema_decay, ema_start=t.ema_start,
                            augment_policy=t.augment, z_dim=m.z_dim, target=roles.target, g_fields=roles.g_fields,
                            d_fields=roles.d_fields, class_field=roles.class_field, aux_weight=aux,
                            diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
-                           adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching)
+                           adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching,
+                           precision=t.precision)
+        if self.world > 1:
+            self.gan.distribute(self.device)
+        if t.compile:
+            self.gan.compile()
+        # Rank 0 (and a single process) draws noise from one stream whose state checkpoints keep; the other
+        # ranks reseed theirs every step (_noise), so any number of processes resumes without their states.
         self.noise_gen = torch.Generator().manual_seed(t.seed + 1)
+        self.noise_salt = 0  # other ranks: changed by a rollback, so the noise that led to a NaN is not replayed
         self.fixed_noise = torch.randn(GRID_COLUMNS, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
         self.batches_done = 0
         self.elapsed = 0.0
         self._perm_epoch, self._perm = -1, None
         self.rollbacks = 0
+        self.stopped_by_request = False
 
         self.ckpt_dir = self.out / "checkpoints"
         self.metrics_file = self.out / "metrics.jsonl"
         if resume:
             self._resume(more)
-        else:
+        elif self.main:
             self._create_run_dir()
+        dist.barrier()  # the run directory exists before anyone goes on
 
     # ----- run directory -------------------------------------------------------------------
     def _create_run_dir(self) -> None:
@@ -137,6 +171,8 @@ class Run:
             raise CheckpointError(f"{path} was trained on data shaped {saved_spec.to_dict()}, but the data is now {self.spec.to_dict()}")
         self._restore(state)
         self._extend_stops(more or {})
+        if not self.main:
+            return
         # Drop log lines written after this checkpoint: they describe lost steps.
         if self.metrics_file.exists():
             kept = [ln for ln in self.metrics_file.read_text().splitlines() if _logged_step(ln) <= self.gan.steps_done]
@@ -163,6 +199,7 @@ class Run:
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"checkpoint does not match this model ({str(e).splitlines()[0][:160]})") from None
         self.noise_gen.set_state(state["rng"]["noise"])
+        self.noise_salt = int(state["rng"].get("salt", 0))
         torch.set_rng_state(state["rng"]["torch"])
         if self.device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
@@ -172,7 +209,7 @@ class Run:
     def save_checkpoint(self) -> Path:
         if not self.gan.weights_finite():
             raise DivergenceError("weights contain NaN/Inf; not checkpointing them (the previous checkpoint is kept)")
-        rng = {"noise": self.noise_gen.get_state(), "torch": torch.get_rng_state()}
+        rng = {"noise": self.noise_gen.get_state(), "torch": torch.get_rng_state(), "salt": self.noise_salt}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         state = {"format": ckpt.FORMAT, "version": ckpt.VERSION, "task": self.config.task, "spec": self.spec.to_dict(),
@@ -186,24 +223,46 @@ class Run:
 
     # ----- data order ----------------------------------------------------------------------
     def _next_batch(self) -> dict[str, torch.Tensor]:
-        """Batch number k is a pure function of (seed, k): resuming needs only the counter."""
+        """Batch number k is a pure function of (seed, k): resuming needs only the counter. With several
+        processes the batch is the same and rank r takes its r-th slice, so any number of processes can resume."""
         epoch, i = divmod(self.batches_done, self.batches_per_epoch)
         if epoch != self._perm_epoch:
             g = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + epoch)
-            self._perm, self._perm_epoch = torch.randperm(self.n_items, generator=g).to(self.device), epoch
-        idx = self._perm[i * self.batch_size:(i + 1) * self.batch_size]
-        batch = {}
-        for name, values in self.fields.items():
-            batch[name] = values[idx]
-            if batch[name].dim() == 4:  # images: uint8 in memory, float [-1, 1] in a batch
-                batch[name] = to_float(batch[name])
+            self._perm, self._perm_epoch = torch.randperm(self.n_items, generator=g), epoch
+        start = i * self.batch_size + self.rank * self.shard
+        idx = self._perm[start:start + self.shard]
+        batch = {name: self._rows(name, idx) for name in self.fields}
+        for name, values in batch.items():
+            if values.dim() == 4:  # images: uint8 in memory, float [-1, 1] in a batch
+                batch[name] = to_float(values)
         if self.config.data.jitter:  # seeded by the batch number too, so resume stays exact
-            g = torch.Generator().manual_seed(self.config.train.seed * 1_000_033 + self.batches_done)
+            g = torch.Generator().manual_seed(self.config.train.seed * 1_000_033 + self.batches_done if self.rank == 0
+                                              else self._seed("jitter", self.batches_done))
             batch = jitter(batch, self.config.data.jitter, self.spec.image_fields(), g)
-        if self.device.type == "cpu":
+        if self.channels_last:
             batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
         self.batches_done += 1
         return batch
+
+    def _rows(self, name: str, idx: torch.Tensor) -> torch.Tensor:
+        """Rows idx of a field, on the device (from memory, or read from the disk cache)."""
+        values = self.fields[name]
+        if isinstance(values, torch.Tensor):
+            return values[idx.to(values.device)]
+        return values[idx].to(self.device, non_blocking=True)
+
+    def _noise(self) -> torch.Generator:
+        """The generator for this step's noise and augmentation: rank 0's continues (its state is checkpointed),
+        another rank's is reseeded from (seed, step, rank)."""
+        if self.rank > 0:
+            self.noise_gen.manual_seed(self._seed("noise", self.gan.steps_done))
+        return self.noise_gen
+
+    def _seed(self, stream: str, k: int) -> int:
+        """A seed for random stream `stream` at step or batch k of a process other than rank 0: it differs
+        between processes and steps and depends on nothing else, so a resumed run draws the same."""
+        key = f"{self.config.train.seed}/{stream}/{k}/{self.rank}/{self.noise_salt}".encode()
+        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
 
     # ----- stopping ------------------------------------------------------------------------
     def target_steps(self) -> int | None:
@@ -224,76 +283,106 @@ class Run:
         t = self.config.train
         if self.target_steps() is None and t.budget_minutes is None:
             raise ConfigError("no stop condition: give --steps, --epochs or --budget-minutes")
-        stop_requested = []
+        self._signals: list[int] = []
 
         def request_stop(signum, frame):
-            """SIGTERM or a first Ctrl-C: finish the step in flight, save, stop. A second Ctrl-C: quit now, write nothing."""
-            if signum == signal.SIGINT and stop_requested:
+            """SIGTERM or a first Ctrl-C: every process finishes the step in flight, rank 0 saves, all stop (see
+            _agree). A second Ctrl-C: quit at once and write nothing."""
+            if signum == signal.SIGINT and self._signals:
                 raise KeyboardInterrupt
-            stop_requested.append(signum)
-            if signum == signal.SIGINT:
+            self._signals.append(signum)
+            if signum == signal.SIGINT and self.main:
                 write("condgan: stopping after this step and saving a checkpoint (Ctrl-C again quits at once, without saving)")
 
         signals = (signal.SIGTERM, signal.SIGINT) if threading.current_thread() is threading.main_thread() else ()
         previous = {s: signal.signal(s, request_stop) for s in signals}
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(self.out / "tb"), purge_step=self.gan.steps_done + 1)
+        writer = SummaryWriter(str(self.out / "tb"), purge_step=self.gan.steps_done + 1) if self.main else None
         bar = progress(total=self.target_steps(), initial=self.gan.steps_done, unit="step", disable=self.quiet,
                        desc=f"training {self.config.task} {self.config.model.arch}")
         last_ckpt_time, images_seen, t0 = time.monotonic(), 0, time.monotonic()
         rate_start, rate_images = time.monotonic(), 0
         try:
-            while not self._should_stop() and not stop_requested:
+            while not self._should_stop():
                 start = time.monotonic()
                 batches = [self._next_batch() for _ in range(t.d_steps)]
+                diverged = None
                 try:
-                    losses = self.gan.step(batches, self.noise_gen)
+                    losses = self.gan.step(batches, self._noise())
                 except FloatingPointError as e:
-                    self._handle_divergence(str(e))
+                    diverged = str(e)
+                else:
+                    self.elapsed += time.monotonic() - start
+                stop, any_diverged = self._agree(self.stop_requested(), diverged is not None)
+                if any_diverged:
+                    self._handle_divergence(diverged or f"a non-finite loss in another process at step {self.gan.steps_done}")
                     continue
-                self.elapsed += time.monotonic() - start
+                dist.broadcast_buffers(self.gan.G, self.gan.D, self.gan.G_ema)
                 step = self.gan.steps_done
-                n_images = sum(len(b["image"]) for b in batches)
+                n_images = sum(len(b["image"]) for b in batches) * self.world
                 images_seen += n_images
                 rate_images += n_images
                 bar.update(1)
                 if step % t.log_every == 0:
+                    losses = dist.mean(losses, self.device)  # the whole batch's, not this process's share
                     rate = rate_images / max(time.monotonic() - rate_start, 1e-9)
                     rate_start, rate_images = time.monotonic(), 0
-                    record = {"step": step, **{k: round(v, 5) for k, v in losses.items()},
-                              "images_per_s": round(rate, 1), "elapsed_s": round(self.elapsed, 1),
-                              "epoch": round(self.batches_done / self.batches_per_epoch, 3)}
-                    with open(self.metrics_file, "a") as f:
-                        f.write(json.dumps(record) + "\n")
-                    for k, v in record.items():
-                        if k != "step":
-                            writer.add_scalar(k, v, step)
+                    if self.main:
+                        self._write_metrics(writer, step, losses, rate)
                     bar.set_postfix(**{k.removeprefix("loss_"): f"{v:.3f}" for k, v in losses.items() if k.startswith("loss_")},
                                     img_s=f"{rate:.0f}", min=f"{self.elapsed / 60:.1f}")
-                if step % t.sample_every == 0:
+                if self.main and step % t.sample_every == 0:
                     self.write_grid(writer)
-                if step % t.checkpoint_every == 0 or time.monotonic() - last_ckpt_time > t.checkpoint_minutes * 60:
-                    self.save_checkpoint()
+                if self.main and (step % t.checkpoint_every == 0 or time.monotonic() - last_ckpt_time > t.checkpoint_minutes * 60):
+                    self.save_checkpoint()  # the other processes wait for it in the next step's gradient exchange
                     last_ckpt_time = time.monotonic()
+                if stop:
+                    self.stopped_by_request = True
+                    break
         finally:  # a second Ctrl-C leaves through here with KeyboardInterrupt: nothing more is written
             bar.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
-        final_ckpt = self.save_checkpoint()
-        grid = self.write_grid(writer)
-        writer.close()
+        final_ckpt = ckpt.checkpoint_path(self.ckpt_dir, self.gan.steps_done)
+        grid = self.out / "samples" / "latest.png"
+        if self.main:
+            final_ckpt = self.save_checkpoint()
+            grid = self.write_grid(writer)
+            writer.close()
         wall = time.monotonic() - t0
         summary = {
             "run": str(self.out), "task": self.config.task, "arch": self.config.model.arch, "loss": t.loss, "steps": self.gan.steps_done,
             "epochs": round(self.batches_done / self.batches_per_epoch, 3), "train_minutes": round(self.elapsed / 60, 2),
-            "images_per_s": round(images_seen / max(wall, 1e-9), 1),
+            "images_per_s": round(images_seen / max(wall, 1e-9), 1), "processes": self.world,
             "params_G": count_parameters(self.gan.G), "params_D": count_parameters(self.gan.D),
             "class_names": self.class_names, "checkpoint": str(final_ckpt), "grid": str(grid),
-            "loss_plot": str(self.out / "loss.png"), "interrupted": bool(stop_requested), "augment": t.augment,
+            "loss_plot": str(self.out / "loss.png"), "interrupted": self.stopped_by_request, "augment": t.augment,
         }
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        if self.main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        dist.barrier()  # nobody leaves before rank 0 has saved
         return summary
+
+    def stop_requested(self) -> bool:
+        """Whether this process was asked to stop (SIGTERM; with several processes also Ctrl-C).
+        Any process asking stops them all, after the step in flight (see _agree)."""
+        return bool(self._signals)
+
+    def _agree(self, stop: bool, diverged: bool) -> tuple[bool, bool]:
+        """One collective per step (none with one process): every process learns whether any of them was asked
+        to stop or saw a non-finite loss, and takes the slowest one's training clock for the time budget."""
+        self.elapsed, stop_any, diverged_any = dist.agree([self.elapsed, float(stop), float(diverged)], self.device)
+        return stop_any > 0, diverged_any > 0
+
+    def _write_metrics(self, writer, step: int, losses: dict, rate: float) -> None:
+        record = {"step": step, **{k: round(v, 5) for k, v in losses.items()}, "images_per_s": round(rate, 1),
+                  "elapsed_s": round(self.elapsed, 1), "epoch": round(self.batches_done / self.batches_per_epoch, 3)}
+        with open(self.metrics_file, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for k, v in record.items():
+            if k != "step":
+                writer.add_scalar(k, v, step)
 
     def _handle_divergence(self, reason: str) -> None:
         latest = ckpt.list_checkpoints(self.ckpt_dir)
@@ -302,6 +391,7 @@ class Run:
             state, path = ckpt.load_latest(self.ckpt_dir)
             self._restore(state)  # (a rollback keeps this session's stop conditions)
             torch.randn(1000 * self.rollbacks, generator=self.noise_gen)  # new noise, so the same NaN is not replayed
+            self.noise_salt += self.rollbacks
             self._log(f"{reason}; rolled back to {path} (rollback {self.rollbacks}/{MAX_ROLLBACKS})")
             return
         where = f"the last good checkpoint is {latest[-1]}" if latest else "no checkpoint had been written yet"
@@ -314,7 +404,7 @@ class Run:
         path = self.out / "samples" / f"step_{self.gan.steps_done:08d}.png"
         if "source" in self.spec:
             k = min(GRID_COLUMNS, self.n_items)
-            batch = {name: v[:k] for name, v in self.fields.items()}
+            batch = {name: self._rows(name, torch.arange(k)) for name in self.fields}
             sources, targets = to_float(batch["source"]), to_float(batch["image"])
             cond = [sources] + ([batch["label"]] if "label" in self.roles.g_fields else [])
             images = self.gan.G_ema(self.fixed_noise[:k].to(self.device), *cond).cpu()
@@ -384,10 +474,13 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
             if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
                 raise ConfigError(f"{key} must be a positive number, not {value!r}")
     was_deterministic = torch.are_deterministic_algorithms_enabled()
-    with RunLock(out) as lock:  # one writer per run directory, taken before any work so a second one is told at once
-        if lock.took_over and not quiet:
-            write(f"took over the lock of process {lock.took_over.get('pid')}, which is no longer running")
-        try:
+    created = dist.init_from_env(config.train.device)  # under torchrun: join the other processes
+    try:
+        # One writer per run directory (rank 0 writes for all), taken before any work so a second writer is told at once.
+        with RunLock(out) if dist.is_main() else contextlib.nullcontext() as lock:
+            if lock is not None and lock.took_over and not quiet:
+                write(f"took over the lock of process {lock.took_over.get('pid')}, which is no longer running")
             return Run(config, out, resume=resume, quiet=quiet, more=more).fit()
-        finally:
-            torch.use_deterministic_algorithms(was_deterministic)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+        dist.end(created)

@@ -1,0 +1,173 @@
+"""Several processes (gloo on CPU), as torchrun starts them: same weights everywhere, a checkpoint
+written by 2 processes resumes in 1, and a stop (or a NaN) on one process stops all of them."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from conftest import tiny_overrides, tiny_translate_overrides, write_folders, write_pairs
+
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, overrides: list[str], out: str, scenario: str) -> None:
+    """One process of a torchrun-like job: the environment torchrun would set, then condgan's own train()."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from condgan.config import load_config
+    from condgan.tasks.gan import GANStep
+    from condgan.train import trainer
+
+    fit = trainer.Run.fit
+
+    def fit_and_dump(self):
+        if scenario == "stop" and rank == 1:  # only rank 1 is asked to stop, at step 2
+            self.stop_requested = lambda: self.gan.steps_done >= 2
+        summary = fit(self)
+        state = self.gan.state_dict()
+        torch.save({"G": state["G"], "D": state["D"], "G_ema": state["G_ema"], "opt_G": state["opt_G"]["state"],
+                    "opt_D": state["opt_D"]["state"], "summary": summary}, Path(out) / f"rank{rank}.pt")
+        return summary
+
+    trainer.Run.fit = fit_and_dump
+    if scenario == "nan" and rank == 1:  # a non-finite loss on rank 1 only, at its third step
+        step = GANStep.step
+
+        def failing_step(self, batches, gen):
+            losses = step(self, batches, gen)
+            if self.steps_done == 3:
+                raise FloatingPointError(f"non-finite loss at step {self.steps_done}: injected by the test")
+            return losses
+
+        GANStep.step = failing_step
+    try:
+        trainer.train(load_config(None, overrides), out, quiet=True)
+    except Exception as e:  # noqa: BLE001 - reported to the test through a file
+        (Path(out) / f"rank{rank}.error").write_text(f"{type(e).__name__}: {e}")
+
+
+def run_two(tmp_path: Path, overrides: list[str], scenario: str = "plain") -> Path:
+    out = tmp_path / f"run-{scenario}"
+    out.mkdir()
+    mp.start_processes(_worker, args=(2, free_port(), overrides, str(out), scenario), nprocs=2, start_method="spawn")
+    return out
+
+
+def assert_same_state(a: dict, b: dict, what: str) -> None:
+    for part in ("G", "D", "G_ema"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), f"{what}: {part}.{key} differs between the two processes"
+    for part in ("opt_G", "opt_D"):
+        for i, slot in a[part].items():
+            for name, value in slot.items():
+                assert torch.equal(value, b[part][i][name]), f"{what}: {part} state {i}.{name} differs"
+
+
+@pytest.mark.parametrize("arch,sync", [("resnet", "true"), ("dcgan", "false")])
+def test_two_processes_hold_identical_weights_and_resume_in_one(tmp_path, arch, sync):
+    """resnet: spectral norm + conditional BatchNorm, one D pass on [real; fake]; dcgan: BatchNorm in D,
+    so D is called twice before its backward pass. A 2-process checkpoint then resumes in 1 process."""
+    data = write_folders(tmp_path / "shoes", per_class=8, size=16)
+    overrides = tiny_overrides(data, steps=4, **{"model.arch": arch, "train.sync_batchnorm": sync})
+    out = run_two(tmp_path, overrides)
+    assert not list(out.glob("*.error")), [e.read_text() for e in out.glob("*.error")]
+    r0, r1 = torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
+    assert_same_state(r0, r1, arch)
+    assert r0["summary"]["steps"] == r1["summary"]["steps"] == 4 and r0["summary"]["processes"] == 2
+    # only rank 0 wrote: one log line per step, not two
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    saved = torch.load(sorted((out / "checkpoints").glob("step_*.pt"))[-1], weights_only=True)
+    assert torch.equal(saved["state"]["G"]["linear.weight" if arch == "resnet" else next(iter(r0["G"]))],
+                       r0["G"]["linear.weight" if arch == "resnet" else next(iter(r0["G"]))])
+
+    from condgan.train import train
+
+    summary = train(out=out, resume=True, stop_overrides={"steps": 2}, quiet=True)
+    assert summary["steps"] == 6 and summary["processes"] == 1
+    import condgan
+
+    assert condgan.load(out).sample(["boot"], n=2).shape == (2, 1, 16, 16)
+
+
+def test_a_stop_on_one_process_stops_both(tmp_path):
+    data = write_folders(tmp_path / "shoes", per_class=8, size=16)
+    out = run_two(tmp_path, tiny_overrides(data, steps=500, **{"train.checkpoint_every": 1000}), scenario="stop")
+    assert not list(out.glob("*.error")), [e.read_text() for e in out.glob("*.error")]
+    s0, s1 = torch.load(out / "rank0.pt")["summary"], torch.load(out / "rank1.pt")["summary"]
+    assert s0["steps"] == s1["steps"] == 2, (s0["steps"], s1["steps"])
+    assert s0["interrupted"] and s1["interrupted"]
+    assert [p.name for p in (out / "checkpoints").glob("step_*.pt")] == ["step_00000002.pt"]
+
+
+def test_a_nan_on_one_process_stops_both(tmp_path):
+    pairs = write_pairs(tmp_path / "pairs", n=16)
+    out = run_two(tmp_path, tiny_translate_overrides(pairs, steps=500), scenario="nan")
+    errors = sorted(p.name for p in out.glob("*.error"))
+    assert errors == ["rank0.error", "rank1.error"], errors  # both stopped, neither hangs
+    assert all("DivergenceError" in (out / e).read_text() for e in errors)
+
+
+def test_torchrun_launches_the_cli(tmp_path):
+    """The real launcher: torchrun --nproc_per_node 2 -m condgan train (what the docs tell users to type)."""
+    data = write_folders(tmp_path / "shoes", per_class=8, size=16)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    cmd = [str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "condgan", "train",
+           "--quiet", "--out", str(out), "--set", *tiny_overrides(data, steps=3)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 3 and summary["processes"] == 2
+
+
+def _batchnorm_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from condgan.train import dist
+
+    dist.init_from_env("cpu")
+    x = torch.randn(8, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    w = torch.randn(8, 3, 5, 5, generator=torch.Generator().manual_seed(1))
+    bn = dist.convert_sync_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm2d(3)))[0]
+    shard = x[rank * 4:(rank + 1) * 4].clone().requires_grad_(True)
+    y = bn(shard)
+    (y * w[rank * 4:(rank + 1) * 4]).sum().backward()
+    torch.save({"y": y.detach(), "grad": shard.grad, "running_var": bn.running_var}, Path(out) / f"bn{rank}.pt")
+    dist.end(True)
+
+
+def test_synced_batchnorm_matches_one_process_on_the_whole_batch(tmp_path):
+    mp.start_processes(_batchnorm_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
+    parts = [torch.load(tmp_path / f"bn{r}.pt") for r in range(2)]
+    x = torch.randn(8, 3, 5, 5, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    w = torch.randn(8, 3, 5, 5, generator=torch.Generator().manual_seed(1))
+    bn = torch.nn.BatchNorm2d(3)
+    y = bn(x)
+    (y * w).sum().backward()
+    torch.testing.assert_close(torch.cat([p["y"] for p in parts]), y.detach(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.cat([p["grad"] for p in parts]), x.grad, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(parts[0]["running_var"], bn.running_var, atol=1e-5, rtol=1e-4)
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path, monkeypatch):
+    from condgan.config import load_config
+    from condgan.errors import ConfigError
+    from condgan.train import dist, train
+
+    monkeypatch.setattr(dist, "world", lambda: 2)  # what a 2-process job reports, without starting one
+    data = write_folders(tmp_path / "shoes", per_class=8, size=16)
+    with pytest.raises(ConfigError, match="batch_size 7 cannot be split evenly over 2 processes; use a multiple of 2"):
+        train(load_config(None, tiny_overrides(data, **{"train.batch_size": 7})), tmp_path / "run")
