@@ -10,6 +10,7 @@ config silently ignored can waste hours of training.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import types
 import typing
@@ -284,7 +285,10 @@ def _build(cls, values: dict, section: str):
     kwargs = {}
     for key, value in values.items():
         if key not in known:
-            raise ConfigError(f"unknown config key '{section}.{printable(key, 60)}'; known keys in {section}: {', '.join(sorted(known))}")
+            close = difflib.get_close_matches(str(key), known, n=2)
+            hint = f"did you mean {' or '.join(f'{section}.{c}' for c in close)}?" if close else \
+                f"known keys in {section}: {printable(', '.join(sorted(known)), 240)}"
+            raise ConfigError(f"unknown config key '{section}.{printable(key, 60)}'; {hint}")
         kwargs[key] = _coerce(value, hints[key], f"{section}.{key}")
     return cls(**kwargs)
 
