@@ -29,14 +29,11 @@ from ..data import to_float
 from ..errors import CheckpointError, ConfigError, DivergenceError, UserError
 from ..models import count_parameters
 from ..progress import progress, write
-from ..tasks import TASKS
-from ..tasks.gan import GANStep
-from ..visual import loss_plot, save_grid, save_sheet
+from ..tasks import GRID_COLUMNS, get_task
+from ..visual import loss_plot
 from . import checkpoint as ckpt
 from .augment import jitter
 
-MAX_GRID_ROWS = 20
-GRID_COLUMNS = 8
 MAX_ROLLBACKS = 3
 
 
@@ -59,34 +56,22 @@ class Run:
         if t.deterministic:
             torch.use_deterministic_algorithms(True)
         self.device = resolve_device(t.device)
-        self.task = TASKS[config.task]
+        self.task = get_task(config)
         fields, self.spec = self.task.load_data(config, "train")
         image = self.spec["image"]
         # Record what was resolved from the data, so sampling needs no dataset.
         config.data.channels = image.channels
         config.data.image_size = image.height if image.height == image.width else config.data.image_size
-        self.class_names = list(self.spec["label"].class_names) if "label" in self.spec else []
-        self.n_items = len(fields["image"])
+        class_fields = self.spec.class_fields()  # the first one names the classes (cgan: label; two-stage: label_a)
+        self.class_names = list(self.spec[class_fields[0]].class_names) if class_fields else []
+        self.n_items = len(next(iter(fields.values())))
         self.batch_size = min(t.batch_size, self.n_items)
         self.batches_per_epoch = self.n_items // self.batch_size
         self.fields = {k: v.to(self.device) for k, v in fields.items()}
 
         torch.manual_seed(t.seed)
-        m = config.model
-        aux = config.aux_weight()
-        roles = self.task.roles(self.spec, config)  # also checks that the fields the config asks for exist
-        self.roles = roles
-        G, D = self.task.build(self.spec, config, class_head=aux > 0)
-        if self.device.type == "cpu":  # oneDNN convolutions run ~1.2-1.5x faster in NHWC on CPU
-            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-        self.gan = GANStep(G.to(self.device), D.to(self.device), loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d,
-                           betas=(t.beta1, t.beta2), ema_decay=t.ema_decay, ema_start=t.ema_start,
-                           augment_policy=t.augment, z_dim=m.z_dim, target=roles.target, g_fields=roles.g_fields,
-                           d_fields=roles.d_fields, class_field=roles.class_field, aux_weight=aux,
-                           diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
-                           adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching)
+        self.gan = self.task.make_step(self.spec, config, self.device, self.out)  # GANStep (or joint: two, chained)
         self.noise_gen = torch.Generator().manual_seed(t.seed + 1)
-        self.fixed_noise = torch.randn(GRID_COLUMNS, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
         self.batches_done = 0
         self.elapsed = 0.0
         self._perm_epoch, self._perm = -1, None
@@ -164,8 +149,9 @@ class Run:
         rng = {"noise": self.noise_gen.get_state(), "torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        networks = {name: net.describe() for name, net in self.gan.networks().items()}  # G, D (joint: G1, D1, G2, ...)
         state = {"format": ckpt.FORMAT, "version": ckpt.VERSION, "task": self.config.task, "spec": self.spec.to_dict(),
-                 "networks": {"G": self.gan.G.describe(), "D": self.gan.D.describe()}, "state": self.gan.state_dict(),
+                 "networks": networks, "state": self.gan.state_dict(),
                  "config": self.config.to_dict(), "rng": rng, "batches_done": self.batches_done,
                  "elapsed": self.elapsed, "step": self.gan.steps_done}
         path = ckpt.checkpoint_path(self.ckpt_dir, self.gan.steps_done)
@@ -234,7 +220,7 @@ class Run:
                     continue
                 self.elapsed += time.monotonic() - start
                 step = self.gan.steps_done
-                n_images = sum(len(b["image"]) for b in batches)
+                n_images = sum(len(b[self.gan.target]) for b in batches)
                 images_seen += n_images
                 rate_images += n_images
                 bar.update(1)
@@ -270,7 +256,8 @@ class Run:
             "run": str(self.out), "task": self.config.task, "arch": self.config.model.arch, "loss": t.loss, "steps": self.gan.steps_done,
             "epochs": round(self.batches_done / self.batches_per_epoch, 3), "train_minutes": round(self.elapsed / 60, 2),
             "images_per_s": round(images_seen / max(wall, 1e-9), 1),
-            "params_G": count_parameters(self.gan.G), "params_D": count_parameters(self.gan.D),
+            **{f"params_{kind}": sum(count_parameters(net) for name, net in self.gan.networks().items() if name.startswith(kind))
+               for kind in ("G", "D")},
             "class_names": self.class_names, "checkpoint": str(final_ckpt), "grid": str(grid),
             "loss_plot": str(self.out / "loss.png"), "interrupted": interrupted or bool(stop_requested),
         }
@@ -292,23 +279,9 @@ class Run:
 
     @torch.no_grad()
     def write_grid(self, writer=None) -> Path:
-        """The preview: one row per class (cgan) or source | output | target for fixed training pairs (translate)."""
+        """The task's preview (cgan: one row per class; translate: source | output | target; ...), also in TensorBoard."""
         path = self.out / "samples" / f"step_{self.gan.steps_done:08d}.png"
-        if "source" in self.spec:
-            k = min(GRID_COLUMNS, self.n_items)
-            batch = {name: v[:k] for name, v in self.fields.items()}
-            sources, targets = to_float(batch["source"]), to_float(batch["image"])
-            cond = [sources] + ([batch["label"]] if "label" in self.roles.g_fields else [])
-            images = self.gan.G_ema(self.fixed_noise[:k].to(self.device), *cond).cpu()
-            save_sheet([sources.cpu(), images, targets.cpu()], ["source", "output", "target"], path,
-                       title=f"step {self.gan.steps_done}: training pairs")
-        else:
-            rows = min(len(self.class_names), MAX_GRID_ROWS)
-            labels = torch.arange(rows).repeat_interleave(GRID_COLUMNS).to(self.device)
-            z = self.fixed_noise.repeat(rows, 1).to(self.device)
-            images = self.gan.G_ema(z, labels).cpu()
-            save_grid(images, path, nrow=GRID_COLUMNS, row_names=self.class_names[:rows],
-                      title=f"step {self.gan.steps_done}: one row per class, fixed noise")
+        images = self.task.preview(self, path)
         shutil.copyfile(path, self.out / "samples" / "latest.png")
         if writer is not None:
             writer.add_image("samples", make_grid(images.float(), nrow=GRID_COLUMNS, normalize=True, value_range=(-1, 1)),
@@ -367,6 +340,10 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
                 raise ConfigError(f"{key} must be a positive number, not {value!r}")
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
+        if config.task == "two-stage" and (config.stages.stage == "all" or not resume):
+            from .stages import train_stages  # the stage runs in turn, each by this loop
+
+            return train_stages(config, out, quiet=quiet, resume=resume, more=more)
         return Run(config, out, resume=resume, quiet=quiet, more=more).fit()
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
