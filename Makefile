@@ -1,7 +1,8 @@
 # condgan — every target does its own setup on a fresh machine.
 #   make demo   train the default model on Fashion-MNIST (~9 min on 2 CPU cores), write a class grid
 #   make test   the test suite
-#   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only (hours)
+#   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only,
+#               two stages vs one generator and vs no stages (hours)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -12,6 +13,7 @@ STAMP  := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_MINUTES ?= 9
 BENCH_MINUTES ?= 10
+TWO_STAGE_MINUTES ?= 20
 
 .PHONY: demo test bench data setup clean
 
@@ -47,6 +49,7 @@ bench: $(STAMP) data
 	$(PY) benchmarks/eval_speed.py --out bench-results/eval_speed.json
 	$(PY) benchmarks/kill_resume.py --kills 20 --out bench-results/kill_resume.json
 	$(PY) benchmarks/translate.py --minutes $(BENCH_MINUTES) --out bench-results/translate
+	$(PY) benchmarks/two_stage.py --minutes $(TWO_STAGE_MINUTES) --out bench-results/two-stage
 
 clean:
 	rm -rf $(VENV) runs bench-results

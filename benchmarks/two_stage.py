@@ -31,11 +31,11 @@ from condgan.eval.two_stage import JointClasses, evaluate_two_stage  # noqa: E40
 from condgan.train import train  # noqa: E402
 
 DATA = "fashion-mnist-colours"
-VARIANTS = {
-    "staged (stage1, stage2, joint)": ["task=two-stage"],
-    "one generator, A x B classes": ["task=cgan"],
-    "no stages: joint from scratch": ["task=two-stage", "stages.stage=joint", "stages.from_scratch=true",
-                                      "joint.lr_g=4e-4", "joint.lr_d=8e-4"],
+VARIANTS = {  # short name: (what it is, config overrides)
+    "staged": ("staged: stage1, stage2, joint", ["task=two-stage"]),
+    "one-generator": ("one generator, A x B classes", ["task=cgan"]),
+    "no-stages": ("no stages: joint from scratch", ["task=two-stage", "stages.stage=joint", "stages.from_scratch=true",
+                                                    "joint.lr_g=4e-4", "joint.lr_d=8e-4"]),
 }
 COLUMNS = [("variant", "variant", "{}"), ("steps", "steps", "{}"), ("images_per_s", "images/s", "{}"),
            ("label_a_accuracy", "label A", "{:.1%}"), ("label_b_accuracy", "label B", "{:.1%}"),
@@ -44,16 +44,14 @@ COLUMNS = [("variant", "variant", "{}"), ("steps", "steps", "{}"), ("images_per_
            ("fid", "FID", "{:.2f}")]
 
 
-def slug(variant: str) -> str:
-    return "".join(ch if ch.isalnum() else "-" for ch in variant.split(":")[0].split("(")[0]).strip("-").replace("--", "-")
-
-
-def run_variant(variant: str, minutes: float, out: Path, seed: int, n_per_pair: int) -> dict:
-    run = out / slug(variant)
+def run_variant(name: str, minutes: float, out: Path, seed: int, n_per_pair: int, threads: int | None) -> dict:
+    variant, overrides = VARIANTS[name]
+    run = out / name
     if (run / "summary.json").is_file() or (run / "joint" / "summary.json").is_file():
         print(f"{variant}: reusing the finished run in {run} (delete it to retrain)")
     else:
-        config = load_config(None, [f"data.name={DATA}", f"train.seed={seed}", *VARIANTS[variant]])
+        extra = [f"train.threads={threads}"] if threads else []
+        config = load_config(None, [f"data.name={DATA}", f"train.seed={seed}", *overrides, *extra])
         print(f"\n=== {variant}: training for {minutes} minutes ===", flush=True)
         train(config, run, stop_overrides={"budget_minutes": minutes})
     summary_file = run / "summary.json" if (run / "summary.json").is_file() else run / "joint" / "summary.json"
@@ -92,15 +90,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=20.0, help="total training time of each variant (default 20)")
     parser.add_argument("--out", default="bench-results/two-stage", help="folder for runs and results")
-    parser.add_argument("--variants", default=",".join(slug(v) for v in VARIANTS),
-                        help=f"comma-separated subset of {', '.join(slug(v) for v in VARIANTS)}")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {', '.join(VARIANTS)}")
+    parser.add_argument("--threads", type=int, help="CPU threads per run (train.threads; 1 is faster on a shared machine)")
     parser.add_argument("--n-per-pair", type=int, default=100, help="images per (label A, label B) pair to score (default 100)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    chosen = [v for v in VARIANTS if slug(v) in args.variants.split(",")]
-    rows = [run_variant(v, args.minutes, out, args.seed, args.n_per_pair) for v in chosen]
+    unknown = set(args.variants.split(",")) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(sorted(unknown))}; choose from {', '.join(VARIANTS)}")
+    rows = [run_variant(v, args.minutes, out, args.seed, args.n_per_pair, args.threads) for v in args.variants.split(",")]
     text = table(rows)
     print("\n" + text)
     (out / "results.json").write_text(json.dumps({"minutes": args.minutes, "rows": rows}, indent=2) + "\n")

@@ -172,7 +172,7 @@ def test_the_pipeline_trains_three_resumable_stage_runs(world):
     records = [json.loads(line) for line in (run / "joint" / "metrics.jsonl").read_text().splitlines()]
     for term in ("adv_mask", "class_mask", "diversity", "adv_image", "class_b", "class_a", "l1_teacher", "d1", "d2", "c"):
         assert all(np.isfinite(r[f"loss_{term}"]) for r in records), term
-    # the joint stage starts from the stage runs' weights
+    # the joint stage starts from the stage runs' networks
     joint = ckpt.safe_load(run / "joint" / "checkpoints" / "step_00000003.pt")["state"]
     stage1 = ckpt.safe_load(run / "stage1" / "checkpoints" / "step_00000003.pt")["state"]
     assert joint["G1"].keys() == stage1["G"].keys()
@@ -213,8 +213,8 @@ def test_each_loss_term_updates_only_the_generators_it_names(world, tmp_path, up
     config = load_config(None, tiny(world["csv"], steps=2, **off, **{"stages.stage": "joint", "joint.adv_image_updates": updates}))
     train(config, pipeline, quiet=True)
     state = ckpt.safe_load(pipeline / "joint" / "checkpoints" / "step_00000002.pt")
-    before = {"G1": ckpt.safe_load(pipeline / "stage1" / "checkpoints" / "step_00000003.pt")["state"]["G"],
-              "G2": ckpt.safe_load(pipeline / "stage2" / "checkpoints" / "step_00000003.pt")["state"]["G"]}
+    before = {"G1": ckpt.safe_load(pipeline / "stage1" / "checkpoints" / "step_00000003.pt")["state"]["G_ema"],
+              "G2": ckpt.safe_load(pipeline / "stage2" / "checkpoints" / "step_00000003.pt")["state"]["G_ema"]}
 
     def params(name, weights):
         net = rebuild(state["networks"][name])

@@ -126,14 +126,15 @@ class JointTask(Task):
     def make_step(cls, spec: Spec, config: Config, device: torch.device, out: Path) -> JointStep:
         t, j, st = config.train, config.joint, config.stages
         stages = {} if st.from_scratch else stage_checkpoints(Path(out).parent, spec)
-        nets, ema = {}, {}
+        nets = {}
         for n, task in (("1", Stage1Task), ("2", Stage2Task)):
-            if stages:  # the networks the stage runs trained, rebuilt from what their checkpoints record
+            if stages:  # the networks the stage runs trained, rebuilt from what their checkpoints record;
+                # G starts from its averaged (EMA) weights, the ones the stage run samples with: they are
+                # better than the last raw weights, and fine-tuning should start from the best there is
                 state = stages[f"stage{n}"]
                 G, D = rebuild(state["networks"]["G"]), rebuild(state["networks"]["D"])
-                G.load_state_dict(state["state"]["G"])
+                G.load_state_dict(state["state"]["G_ema"])
                 D.load_state_dict(state["state"]["D"])
-                ema[n] = state["state"]["G_ema"]
             else:
                 G, D = task.build(spec, config, class_head=True)
             nets[n] = on_device(G, device), on_device(D, device)
@@ -152,8 +153,11 @@ class JointTask(Task):
                      g_fields=("mask", "label_b"), d_fields=("mask", "label_b"), class_field="label_b",
                      aux_weight=st.class_b_weight if nets["2"][1].classifier is not None else 0.0)
         for n, s in (("1", s1), ("2", s2)):
-            if n in ema:  # sampling keeps using the stage's averaged weights, which then follow the fine-tuning
-                s.G_ema.load_state_dict(ema[n])
+            if stages:  # Adam continues with the stage's moment estimates (fresh ones make large first steps)
+                for opt, key, lr in ((s.opt_G, "opt_G", j.lr_g), (s.opt_D, "opt_D", j.lr_d)):
+                    opt.load_state_dict(stages[f"stage{n}"]["state"][key])
+                    for group in opt.param_groups:
+                        group["lr"] = lr
         C = on_device(Classifier(1, spec["label_a"].num_classes), device)
         return JointStep(s1, s2, C, lr_c=j.lr_c, betas=(t.beta1, t.beta2),
                          weights={k: getattr(j, k) for k in j.TERMS},
