@@ -1,8 +1,9 @@
 # condgan — every target does its own setup on a fresh machine.
 #   make demo   train the default model on Fashion-MNIST (~9 min on 2 CPU cores), write a class grid
 #   make test   the test suite (installs Debian's chromium + chromium-driver for the browser test when root)
-#   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only,
-#               time to quality, training speed settings (hours; memory: benchmarks/memory.py, docs/benchmarks.md)
+#   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only, two stages vs
+#               one generator and vs no stages, time to quality, training speed settings (hours; memory:
+#               benchmarks/memory.py, docs/benchmarks.md)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,6 +14,7 @@ STAMP  := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_MINUTES ?= 9
 BENCH_MINUTES ?= 10
+TWO_STAGE_MINUTES ?= 20
 
 .PHONY: demo test bench data browser setup clean
 
@@ -56,6 +58,7 @@ bench: $(STAMP) data
 	$(PY) benchmarks/serve_load.py --serve bench-results/condgan-default --out bench-results/serve_load.json
 	$(PY) benchmarks/time_to_quality.py --minutes $(BENCH_MINUTES) --out bench-results/time_to_quality
 	$(PY) benchmarks/speed.py --out bench-results/speed.json
+	$(PY) benchmarks/two_stage.py --minutes $(TWO_STAGE_MINUTES) --out bench-results/two-stage
 
 clean:
 	rm -rf $(VENV) runs bench-results

@@ -51,6 +51,13 @@ translation (a mask / edge map / sketch in, an image out):
   condgan apply runs/edges --split test --out test.npz         # outputs, sources, targets as arrays
   condgan sample runs/edges --out sheet.png                    # source | output | target sheet
   condgan eval runs/edges                                      # L1, SSIM, sharpness, FID, class accuracy
+two labels, two stages (G1: label A -> intermediate; G2: intermediate + label B -> image):
+  condgan train --task two-stage --data fashion-mnist-colours --budget-minutes 20 --out runs/colours
+  condgan train --task two-stage --stage stage1 --data my/manifest.csv --out runs/mine   # one stage at a time
+  condgan sample runs/colours --out grid.png                   # rows: label A, columns: label B
+  condgan sample runs/colours --label-a sandal --label-b red,blue --n 4 --out sandals.png
+  condgan sample runs/colours --n-per-pair 100 --out pairs.npz
+  condgan eval runs/colours                                    # label A/B accuracy, IoU, swap tests, FID
 """
 
 
@@ -72,8 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "(train.steps/epochs/budget_minutes,\nlog_every, sample_every, checkpoint_every, checkpoint_minutes, "
                        "keep_checkpoints, on_divergence, device,\nthreads, deterministic); the recipe (model, data, "
                        "losses, optimiser) is fixed by the checkpoint and\nchanging it is refused with a message naming the key.")
-    t.add_argument("--task", choices=("cgan", "translate"), help="what to train: cgan (class-conditional generation, "
-                   "default) or translate (paired image-to-image translation) (sets task)")
+    t.add_argument("--task", choices=("cgan", "translate", "two-stage"), help="what to train: cgan (class-conditional "
+                   "generation, default), translate (paired image-to-image translation) or two-stage (label A -> "
+                   "intermediate -> image with label B: stage1, stage2 and joint runs in turn, in OUT/<stage>) (sets task)")
+    t.add_argument("--stage", choices=("all", "stage1", "stage2", "joint"), help="two-stage: train only this stage, "
+                   "into OUT/<stage> (joint needs OUT/stage1 and OUT/stage2); default all, in turn (sets stages.stage)")
     t.add_argument("--config", help="YAML config file (copy one from configs/); default: built-in defaults")
     t.add_argument("--set", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
                    help="override config values, e.g. --set train.lr_g=1e-4 train.batch_size=128 (repeatable)")
@@ -81,13 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
     t.add_argument("--data", help="dataset (sets data.name). cgan: 'fashion-mnist', 'mnist', or a folder of class "
                    "sub-folders; translate: 'fashion-mnist-edges', 'fashion-mnist-masks', or a folder of pairs "
-                   "(A/ and B/ with matching names, or A|B side by side in one image)")
+                   "(A/ and B/ with matching names, or A|B side by side in one image); two-stage: "
+                   "'fashion-mnist-colours' (silhouette masks), 'fashion-mnist-colours-edges' (edge maps), or a CSV "
+                   "manifest with columns image, intermediate, label_a, label_b")
     t.add_argument("--direction", choices=("AtoB", "BtoA"), help="translate: AtoB (default: A is the source) or BtoA (sets data.direction)")
     t.add_argument("--data-dir", help="folder holding the IDX files of fashion-mnist/mnist (sets data.data_dir)")
-    t.add_argument("--classes", help="comma-separated class names to train on, e.g. sandal,sneaker,ankle-boot")
+    t.add_argument("--classes", help="comma-separated class names to train on, e.g. sandal,sneaker,ankle-boot "
+                   "(two-stage: label A values)")
     t.add_argument("--arch", help="model family: resnet (default), dcgan or mlp for cgan; unet for translate (sets model.arch)")
     t.add_argument("--loss", help="adversarial loss: hinge (default), lsgan or bce (sets train.loss)")
-    t.add_argument("--budget-minutes", type=positive_float, help="stop after this many minutes of training (with --resume: this many more)")
+    t.add_argument("--budget-minutes", type=positive_float, help="stop after this many minutes of training (with --resume: this "
+                   "many more; two-stage: split between the stages by stages.fractions)")
     t.add_argument("--steps", type=positive_int, help="stop after this many generator steps (with --resume: this many more)")
     t.add_argument("--epochs", type=positive_float, help="stop after this many passes over the data (with --resume: this many more)")
     t.add_argument("--device", help="auto (default), cpu, cuda or cuda:N (sets train.device)")
@@ -97,13 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate images from a trained model (a translator: a source | output | target sheet)",
                        description="Generate images. Writes a PNG grid (one row per label) or, for a .npz --out, "
                        "an NPZ with images (uint8 N×H×W[×C]), labels (int64) and class_names for external tools. "
-                       "For a translator: a sheet of --n pairs of a data split, source | output | target.")
+                       "For a translator: a sheet of --n pairs of a data split, source | output | target. "
+                       "For a two-stage pipeline: a grid with one row per label A and one column per label B, each "
+                       "image beside its intermediate, or an NPZ with images (uint8 N×H×W×3), intermediates "
+                       "(uint8 N×H×W), labels_a, labels_b, label_a_names, label_b_names and label_b_rgb (K×3 uint8), "
+                       "--n-per-pair images of every (A, B) pair.")
     s.add_argument("run", help="run directory, checkpoint file (.pt) or exported folder")
     s.add_argument("--split", choices=("train", "test"), help="translator: which split's pairs to show (default test)")
     s.add_argument("--label", action="append", help="class name or index (repeatable or comma-separated; default: every class)")
-    s.add_argument("--n", type=int, default=None, help=f"images per label in a PNG grid, at most {MAX_GRID} (default 8); "
-                   "a translator: pairs in the sheet")
+    s.add_argument("--label-a", action="append", help="two-stage: label A names (repeatable or comma-separated; default: all)")
+    s.add_argument("--label-b", action="append", help="two-stage: label B names (repeatable or comma-separated; default: all)")
+    s.add_argument("--n", type=int, default=None, help=f"images per label in a PNG grid, at most {MAX_GRID} (default 8; "
+                   "a translator: pairs in the sheet; two-stage: rows per label A, default 1)")
     s.add_argument("--n-per-class", type=int, help="images per label for an NPZ export (default 8)")
+    s.add_argument("--n-per-pair", type=int, help="two-stage: images per (label A, label B) pair for an NPZ export (default 10)")
     s.add_argument("--seed", type=seed_int, default=0, help="random seed: same seed, same images (default 0)")
     s.add_argument("--out", default="samples.png", help="output file: .png for a grid, .npz for arrays (default samples.png)")
     s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
@@ -123,10 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_apply)
 
     e = sub.add_parser("export", help="save a run's generator as safetensors + JSON (shareable, safe to load)",
-                       description="Write OUT/condgan.json (task, fields, class names, data) and OUT/generator.safetensors; "
-                       "condgan.load(OUT) gives the same pipeline as the run.")
-    e.add_argument("run", help="run directory or checkpoint file")
-    e.add_argument("out", help="folder to write condgan.json and generator.safetensors into (not the run directory)")
+                       description="Write OUT/condgan.json (task, fields, class names, data) and OUT/generator.safetensors "
+                       "(a two-stage pipeline: generator1 and generator2.safetensors); condgan.load(OUT) gives the same "
+                       "pipeline as the run.")
+    e.add_argument("run", help="run directory (or two-stage pipeline directory) or checkpoint file")
+    e.add_argument("out", help="folder to write condgan.json and the .safetensors files into (not the run directory)")
     e.set_defaults(func=cmd_export)
 
     add_serve_command(sub)
@@ -139,9 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 MAX_GRID = 256  # images per label in one PNG grid; more belong in an NPZ
 
-RECIPE_FLAGS = (("task", "task"), ("data", "data.name"), ("data_dir", "data.data_dir"), ("classes", "data.classes"),
-                ("direction", "data.direction"), ("arch", "model.arch"), ("loss", "train.loss"), ("device", "train.device"),
-                ("config", None))
+RECIPE_FLAGS = (("task", "task"), ("stage", "stages.stage"), ("data", "data.name"), ("data_dir", "data.data_dir"),
+                ("classes", "data.classes"), ("direction", "data.direction"), ("arch", "model.arch"), ("loss", "train.loss"),
+                ("device", "train.device"), ("config", None))
 
 
 def cmd_train(args) -> int:
@@ -170,13 +192,23 @@ def cmd_train(args) -> int:
             print("no --steps/--epochs/--budget-minutes given: training for 10 minutes", file=sys.stderr)
         out = args.out or f"runs/{Path(config.data.name).name}-{config.model.arch}"
         summary = train(config, out, stop_overrides=stops, quiet=args.quiet)
-    print(f"\ntrained {summary['steps']} steps ({summary['epochs']} epochs, {summary['train_minutes']} min, "
-          f"{summary['images_per_s']} images/s){' — interrupted, checkpoint saved' if summary['interrupted'] else ''}")
+    interrupted = " — interrupted, checkpoint saved" if summary["interrupted"] else ""
+    if "stages" in summary:  # a two-stage pipeline: one line per stage run
+        print()
+        for stage, s in summary["stages"].items():
+            print(f"{stage}: {s['steps']} steps ({s['epochs']} epochs, {s['train_minutes']} min, {s['images_per_s']} images/s) "
+                  f"in {s['run']}")
+        print(f"trained {len(summary['stages'])} stage(s), {summary['steps']} steps in {summary['train_minutes']} min{interrupted}")
+    else:
+        print(f"\ntrained {summary['steps']} steps ({summary['epochs']} epochs, {summary['train_minutes']} min, "
+              f"{summary['images_per_s']} images/s){interrupted}")
     print(f"  run directory : {summary['run']}")
     print(f"  preview       : {summary['grid']}")
     print(f"  loss plot     : {summary['loss_plot']}")
     print(f"  checkpoint    : {summary['checkpoint']}")
-    if summary["task"] == "translate":
+    if summary["task"] == "two-stage":
+        print(f"  next          : condgan sample {summary['run']} --out grid.png   |   condgan eval {summary['run']}")
+    elif summary["task"] == "translate":
         print(f"  next          : condgan eval {summary['run']}   |   condgan apply {summary['run']} INPUT_FOLDER --out OUT_FOLDER")
     else:
         print(f"  next          : condgan sample {summary['run']} --label {printable(summary['class_names'][0], 60)} --n 16 --out sample.png")
@@ -194,6 +226,10 @@ def cmd_sample(args) -> int:
     gen = condgan.load(args.run, device=device(args.device, "--device"))
     out = Path(args.out)
     _check_writable(out)
+    if gen.task == "two-stage":
+        return _two_stage_samples(gen, args, out)
+    if args.label_a or args.label_b or args.n_per_pair is not None:
+        raise UserError("--label-a, --label-b and --n-per-pair are for two-stage pipelines")
     if gen.task == "translate":
         return _translation_sheet(gen, args, out)
     if args.split is not None:
@@ -225,6 +261,35 @@ def cmd_sample(args) -> int:
     save_grid(images, out, nrow=cols, row_names=names)
     shown_names = ", ".join(printable(gen.class_names[i], 40) for i in dict.fromkeys(ids.tolist()))
     print(f"wrote {n} image(s) each of {shown_names} to {out}")
+    return 0
+
+
+def _names(values: list[str] | None) -> list[str] | None:
+    return [x for item in values for x in item.split(",") if x] if values else None
+
+
+def _two_stage_samples(ts, args, out: Path) -> int:
+    from .pipelines import check_count
+
+    if args.label or args.n_per_class is not None:
+        raise UserError("a two-stage pipeline takes --label-a and --label-b (not --label), and --n-per-pair for an NPZ")
+    if out.suffix.lower() == ".npz":
+        if args.label_a or args.label_b:
+            raise UserError("an NPZ export holds every (label A, label B) pair; --label-a/--label-b are for a PNG grid")
+        n = args.n_per_pair if args.n_per_pair is not None else (args.n if args.n is not None else 10)
+        check_count(n, "--n-per-pair")
+        ts.save_npz(out, n, seed=args.seed, progress=True)
+        pairs = len(ts.label_a_names) * len(ts.label_b_names)
+        print(f"wrote {n * pairs} images ({n} for each of {pairs} (A, B) pairs) with their intermediates to {out}")
+        return 0
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise UserError(f"--out must end in .png, .jpg or .npz, not {out.name!r}")
+    if args.n_per_pair is not None:
+        raise UserError("--n-per-pair is for an NPZ export; a PNG grid takes --n (rows per label A)")
+    n = 1 if args.n is None else args.n
+    check_count(n, "--n", 64)
+    ts.save_grid(out, _names(args.label_a), _names(args.label_b), n=n, seed=args.seed)
+    print(f"wrote a grid (rows: label A, columns: label B, each image beside its intermediate) to {out}")
     return 0
 
 

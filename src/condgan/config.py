@@ -91,7 +91,52 @@ class TrainConfig:
                                       # not each process's share (slower: one all_reduce per BatchNorm layer)
 
 
-TASKS = ("cgan", "translate")
+@dataclass
+class StagesConfig:
+    """Task two-stage: G1(label A) -> intermediate, G2(intermediate, label B) -> image (docs/two-stage.md).
+    model.* and train.* describe stage 1 (G1, D1) and the shared optimiser settings; G2/D2 are set here."""
+    stage: str = "all"                # what a run trains: all (stage1, stage2, joint in turn) | stage1 | stage2 | joint
+    fractions: list[float] = field(default_factory=lambda: [0.45, 0.25, 0.3])  # shares of a --budget-minutes
+                                      # for stage1, stage2 and joint when stage is all
+    g2_width: int = 32                # G2 (U-Net) channels at full resolution
+    d2_width: int = 32                # D2 (patch D on image + intermediate) channels at full resolution
+    z2_dim: int = 8                   # G2's noise, at its bottleneck
+    l1_weight: float = 10.0           # stage 2: L1 of G2's output to the real image (teacher forcing)
+    class_b_weight: float = 1.0       # stage 2: label-B class loss (D2's class head) in D2 and G2
+    from_scratch: bool = False        # joint: start from untrained networks instead of the stage runs
+                                      # (the "no stages" baseline of benchmarks/two_stage.py)
+
+
+@dataclass
+class JointConfig:
+    """The joint stage: G1 -> G2 on G1's own intermediates. Each loss term of the generators has a weight
+    (0 turns it off; None: the weight the same term had in its stage) and `*_updates`: which generators its
+    gradient updates (G1, G2 or both)."""
+    lr_g: float = 1e-4                # both generators (fine-tuning: lower than the stages' rates)
+    lr_d: float = 2e-4                # both discriminators
+    lr_c: float = 1e-3                # the label-A classifier C (learns from real images, from scratch)
+    adv_mask: float = 1.0             # D1's adversarial loss on G1's intermediates
+    adv_mask_updates: list[str] = field(default_factory=lambda: ["G1"])
+    class_mask: float | None = None   # D1's class head: G1's intermediate shows label A (stage 1: train.aux_weight)
+    class_mask_updates: list[str] = field(default_factory=lambda: ["G1"])
+    diversity: float | None = None    # mode seeking among G1's intermediates of one label A (train.diversity_weight)
+    diversity_updates: list[str] = field(default_factory=lambda: ["G1"])
+    adv_image: float = 1.0            # D2's adversarial loss on (final image, G1's intermediate, label B)
+    adv_image_updates: list[str] = field(default_factory=lambda: ["G2"])
+    class_b: float | None = None      # D2's class head: the final image shows label B (stages.class_b_weight)
+    class_b_updates: list[str] = field(default_factory=lambda: ["G2"])
+    class_a: float = 1.0              # classifier C (trained on real images' grey detail): the final image shows label A
+    class_a_updates: list[str] = field(default_factory=lambda: ["G1", "G2"])
+    l1_teacher: float | None = None   # G2 on the real intermediate: L1 to the real image, keeps G2 on real data
+                                      # (stages.l1_weight)
+    l1_teacher_updates: list[str] = field(default_factory=lambda: ["G2"])
+
+    TERMS = ("adv_mask", "class_mask", "diversity", "adv_image", "class_b", "class_a", "l1_teacher")
+
+
+TASKS = ("cgan", "translate", "two-stage")
+STAGES = ("all", "stage1", "stage2", "joint")
+GENERATORS = ("G1", "G2")
 SMALL_DATA = 10_000  # below this many training images, a cgan augments D's inputs by default (train.augment)
 SMALL_DATA_AUGMENT = ["translation", "cutout"]
 # None in a config means "the task's default"; validate() fills these in, so config.yaml shows what ran.
@@ -100,8 +145,10 @@ TASK_DEFAULTS = {
              "train.diversity_weight": 0.5, "train.l1_weight": 0.0},
     "translate": {"model.arch": "unet", "model.z_dim": 8, "model.g_width": 32, "model.d_width": 32,
                   "train.diversity_weight": 0.0, "train.l1_weight": 10.0, "train.aux_weight": 0.0},
+    "two-stage": {"model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
+                  "train.diversity_weight": 0.5, "train.l1_weight": 0.0},
 }
-TASK_ARCHS = {"cgan": ("resnet", "dcgan", "mlp"), "translate": ("unet",)}
+TASK_ARCHS = {"cgan": ("resnet", "dcgan", "mlp"), "translate": ("unet",), "two-stage": ("resnet",)}
 # Keys that may change when a run is resumed: when and how to stop, log and save, and where and how to run.
 # Everything else is the run's recipe (model, data, optimiser) and is fixed by its checkpoint.
 RUNTIME_KEYS = {f"train.{k}" for k in ("steps", "epochs", "budget_minutes", "log_every", "sample_every",
@@ -116,6 +163,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    stages: StagesConfig = field(default_factory=StagesConfig)  # task two-stage only
+    joint: JointConfig = field(default_factory=JointConfig)     # task two-stage only
 
     def aux_weight(self) -> float:
         """train.aux_weight with its architecture-dependent default resolved."""
@@ -124,7 +173,11 @@ class Config:
         return 2.5 if self.model.arch == "resnet" else 0.0
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """As nested dicts; the two-stage sections only for task two-stage (other runs' config.yaml stay as they were)."""
+        out = dataclasses.asdict(self)
+        if self.task != "two-stage":
+            del out["stages"], out["joint"]
+        return out
 
     def get(self, key: str):
         section, name = key.split(".")
@@ -141,6 +194,11 @@ class Config:
             section, name = key.split(".")
             if getattr(getattr(self, section), name) is None:
                 setattr(getattr(self, section), name, value)
+        if self.task == "two-stage":  # joint terms left at None weigh what they weighed in their stage
+            for term, key in (("class_mask", None), ("diversity", "train.diversity_weight"),
+                              ("class_b", "stages.class_b_weight"), ("l1_teacher", "stages.l1_weight")):
+                if getattr(self.joint, term) is None:
+                    setattr(self.joint, term, self.aux_weight() if key is None else self.get(key))
         archs = TASK_ARCHS[self.task]
         t, m = self.train, self.model
         finite = {k: getattr(t, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "aux_weight", "diversity_weight", "l1_weight",
@@ -195,6 +253,7 @@ class Config:
             (all(v is None or v > 0 for v in (self.train.steps, self.train.epochs, self.train.budget_minutes)),
              "train.steps, train.epochs and train.budget_minutes must be positive"),
             (min(self.train.log_every, self.train.sample_every, self.train.checkpoint_every) >= 1, "train.*_every must be at least 1"),
+            *self._two_stage_checks(),
         ]
         for ok, message in checks:
             if not ok:
@@ -204,6 +263,30 @@ class Config:
         except UserError as e:
             raise ConfigError(str(e)) from None
         return self
+
+
+    def _two_stage_checks(self) -> list[tuple[bool, str]]:
+        st, j = self.stages, self.joint
+        changed = [f"{name}.{f.name}" for name, section, default in (("stages", st, StagesConfig()), ("joint", j, JointConfig()))
+                   for f in dataclasses.fields(section) if getattr(section, f.name) != getattr(default, f.name)
+                   and not (name == "stages" and f.name == "stage")]
+        if self.task != "two-stage":
+            return [(not changed, f"{changed[0] if changed else ''} is for task two-stage")]
+        return [
+            (st.stage in STAGES, f"stages.stage must be one of {', '.join(STAGES)}, not {st.stage!r}"),
+            (len(st.fractions) == 3 and all(f >= 0 for f in st.fractions) and sum(st.fractions) > 0,
+             f"stages.fractions must be three shares >= 0 (stage1, stage2, joint), not {st.fractions}"),
+            (min(st.g2_width, st.d2_width, st.z2_dim) >= 1, "stages.g2_width, d2_width and z2_dim must be positive"),
+            (st.l1_weight >= 0 and st.class_b_weight >= 0, "stages.l1_weight and stages.class_b_weight must be >= 0"),
+            (j.lr_g > 0 and j.lr_d > 0 and j.lr_c > 0, "joint.lr_g, joint.lr_d and joint.lr_c must be positive"),
+            *[(getattr(j, t) is not None and getattr(j, t) >= 0, f"joint.{t} must be >= 0 (0 turns the term off)")
+              for t in JointConfig.TERMS],
+            *[(bool(getattr(j, f"{t}_updates")) and all(g in GENERATORS for g in getattr(j, f"{t}_updates")),
+               f"joint.{t}_updates must name the generators the term updates: G1, G2 or G1,G2; not {getattr(j, f'{t}_updates')}")
+              for t in JointConfig.TERMS],
+            (not self.model.use_label, "model.use_label is for task translate (two-stage always uses both labels)"),
+            (not self.data.jitter and self.data.direction == "AtoB", "data.jitter and data.direction are for task translate"),
+        ]
 
 
 def from_dict(raw: dict | None) -> Config:
@@ -276,7 +359,7 @@ def save_config(config: Config, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "stages": StagesConfig, "joint": JointConfig}
 
 
 def _build(cls, values: dict, section: str):

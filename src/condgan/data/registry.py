@@ -34,13 +34,20 @@ HOW_TO_GET = {
 def load_dataset(name: str = "fashion-mnist", split: str = "train", data_dir: str | None = None,
                  classes: list[str] | None = None, image_size: int | None = None,
                  channels: int | None = None, bad_files: str = "skip", cache: str = "memory") -> ImageSet:
-    """Load a dataset by name ('fashion-mnist', 'mnist') or by path (IDX folder or class folders).
+    """Load a dataset by name ('fashion-mnist', 'mnist', 'fashion-mnist-colours' with one class per
+    category and colour) or by path (IDX folder or class folders).
     cache (folders of images only): 'memory', 'disk' or 'auto', see folders.load_folder_dataset; IDX
     files are one compressed array, always decoded into memory."""
     if split not in ("train", "test", "all"):
         raise DataError(f"split must be 'train', 'test' or 'all', not {split!r}")
     key = name.lower()
-    if key in DEFAULT_DIRS:
+    from .twolabel import BUILTIN as TWO_LABEL
+
+    if key in TWO_LABEL:  # coloured garments, one class per (category, colour): e.g. 'sandal red'
+        from .twolabel import load_two_label
+
+        data = load_two_label(key, split, data_dir).joint_classes()
+    elif key in DEFAULT_DIRS:
         folder = _find_idx_folder(key, data_dir)
         data = _load_idx(folder, split, FASHION_MNIST_CLASSES if key == "fashion-mnist" else MNIST_CLASSES, key)
     else:

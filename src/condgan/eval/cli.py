@@ -29,7 +29,8 @@ def _data_cfg(args: argparse.Namespace) -> dict:
 def add_eval_commands(subparsers) -> None:
     """Register `eval` and `evaluator train` on an argparse subparsers object."""
     ev = subparsers.add_parser(
-        "eval", help="score a run or a samples .npz: FID, per-class FID, conditioning accuracy, ... (report.md)",
+        "eval", help="score a run or a samples .npz: FID, per-class FID, conditioning accuracy, ... (report.md); "
+                     "a two-stage pipeline: label A/B accuracy, IoU, swap tests",
         description="Evaluate a trained run (condgan eval RUN) or a samples file "
                     "(condgan eval --samples x.npz --data fashion-mnist). Writes report.json, report.md and PNGs; "
                     "every number is shown beside the same metric for real held-out images.")
@@ -42,6 +43,8 @@ def add_eval_commands(subparsers) -> None:
     ev.add_argument("--image-size", type=int, metavar="PX", help="resize the dataset to this size (default: the samples' size)")
     ev.add_argument("--n-per-class", type=int, default=None, metavar="N", help="images to generate per class for a run (default 1000)")
     ev.add_argument("--max-pairs", type=int, metavar="N", help="translator: score only the first N test pairs (default: all)")
+    ev.add_argument("--n-per-pair", type=int, default=100, metavar="N", help="two-stage: images to generate for every "
+                    "(label A, label B) pair (default 100)")
     ev.add_argument("--seed", type=seed_int, default=0, help="seed for the noise and the metric subsets (default 0)")
     ev.add_argument("--out", metavar="DIR", help="output folder (default RUN/eval, or NAME-eval beside the .npz)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -96,6 +99,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                             f"pass --data FOLDER (and --data-dir if needed)")
         if model.task == "translate":
             return _eval_translator(model, args)
+        if model.task == "two-stage":
+            return _eval_two_stage(model, args)
         image = model.spec["image"]
         n = 1000 if args.n_per_class is None else args.n_per_class
         most = min(100_000, MAX_EVAL_BYTES // (model.num_classes * image.channels * image.height * image.width))
@@ -129,6 +134,22 @@ def _eval_translator(tr, args: argparse.Namespace) -> int:
     if m.get("class_accuracy") is not None:
         line += f"  class accuracy {m['class_accuracy']:.1%} (real {f['class_accuracy']:.1%})"
     print(line)
+    print(f"report: {Path(out) / 'report.md'}")
+    return 0
+
+
+def _eval_two_stage(ts, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .two_stage import evaluate_two_stage
+
+    run = Path(args.run)
+    out = args.out or (run if run.is_dir() else run.parent) / "eval"
+    r = evaluate_two_stage(ts, out, n_per_pair=args.n_per_pair, seed=args.seed, progress=not args.quiet, source=str(run))
+    m, f = r["model"], r["real_floor"]
+    print(f"label A {m['label_a_accuracy']:.1%} (real {f['label_a_accuracy']:.1%})  label B {m['label_b_accuracy']:.1%} "
+          f"(real {f['label_b_accuracy']:.1%})  IoU {m['iou']:.3f} (real {f['iou']:.3f})  stage 1 label A "
+          f"{m['stage1_accuracy']:.1%} (real {f['stage1_accuracy']:.1%})  FID {m['fid']:.3f} (real {f['fid']:.3f})")
     print(f"report: {Path(out) / 'report.md'}")
     return 0
 

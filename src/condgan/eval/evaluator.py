@@ -245,10 +245,11 @@ def load_splits(data_cfg: dict) -> tuple[ImageSet, ImageSet]:
 
 
 def get_evaluator(data_cfg: dict, epochs: int | None = None, force: bool = False, seed: int = 0,
-                  splits: tuple[ImageSet, ImageSet] | None = None, progress: bool = True) -> Evaluator:
-    """The cached evaluator for a run's dataset, trained (once, with a message) if there is none yet."""
+                  splits: tuple[ImageSet, ImageSet] | None = None, progress: bool = True, key: str | None = None) -> Evaluator:
+    """The cached evaluator for a run's dataset, trained (once, with a message) if there is none yet.
+    `key` names the cache folder when the splits are not the dataset itself (e.g. a dataset's intermediates)."""
     train, test = splits or load_splits(data_cfg)
-    key = dataset_key(data_cfg.get("name") or "fashion-mnist", data_cfg.get("data_dir"), train.image_size, train.channels)
+    key = key or dataset_key(data_cfg.get("name") or "fashion-mnist", data_cfg.get("data_dir"), train.image_size, train.channels)
     folder = cache_root() / key
     fp = fingerprint(train, test)
     shipped = SHIPPED / key

@@ -5,6 +5,7 @@ Where each condition enters is marked `<- ... enters` in each file.
 Every network records its constructor arguments (base.Network), and
 `rebuild` makes one again from {'class', 'arguments'} — looked up in the
 closed NETWORKS registry, never by importing a name read from a file.
+(The two-stage joint stage adds a small label classifier, classifier.py.)
 """
 
 import inspect
@@ -15,6 +16,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..untrusted import shown
 from .base import Network
+from .classifier import Classifier
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 from .patch import PatchDiscriminator
@@ -27,7 +29,7 @@ ARCHITECTURES = {
     "resnet": (ResNetGenerator, ProjectionDiscriminator),
     "unet": (UNetGenerator, PatchDiscriminator),
 }
-NETWORKS = {cls.__name__: cls for pair in ARCHITECTURES.values() for cls in pair}
+NETWORKS = {cls.__name__: cls for pair in ARCHITECTURES.values() for cls in pair} | {"Classifier": Classifier}
 
 
 def build_generator(arch: str, num_classes: int, z_dim: int, channels: int, image_size: int, width: int) -> nn.Module:

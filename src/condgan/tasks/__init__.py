@@ -4,23 +4,37 @@ the one GAN step (tasks/gan.py), and what its preview picture shows. The one
 loop (train/trainer.py) drives every task; `pipelines.py` turns a finished run
 into the object users call.
 
-| task      | G is conditioned on        | D sees                    | target |
-|-----------|----------------------------|---------------------------|--------|
-| cgan      | label                      | image, label              | image  |
-| translate | source (+ label if given)  | image, source (+ label)   | image  |
+| task                 | G is conditioned on          | D sees                       | target |
+|----------------------|------------------------------|------------------------------|--------|
+| cgan                 | label                        | image, label                 | image  |
+| translate            | source (+ label if given)    | image, source (+ label)      | image  |
+| two-stage, stage1    | label_a                      | mask, label_a                | mask   |
+| two-stage, stage2    | mask, label_b                | image, mask, label_b         | image  |
+| two-stage, joint     | G1: label_a; G2: G1's mask, label_b (tasks/joint.py: the GAN step twice, chained) | image |
+
+(two-stage: tasks/two_stage.py; `mask` is the intermediate, whatever its kind.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+import torch
 
 from ..conditions import Spec, class_spec
 from ..config import Config
-from ..data import load_dataset
+from ..data import load_dataset, to_float
 from ..errors import ConfigError
 from ..models import build_discriminator, build_generator
 from ..models.patch import PatchDiscriminator
 from ..models.unet import UNetGenerator
+from ..train import dist
+from ..visual import save_grid, save_sheet
+from .gan import GANStep
+
+GRID_COLUMNS = 8
+MAX_GRID_ROWS = 20
 
 
 @dataclass
@@ -31,7 +45,69 @@ class Roles:
     class_field: str | None
 
 
-class ClassConditionalTask:
+class Task:
+    """What every task shares: the one GAN step built from its roles and networks."""
+
+    name = ""
+
+    @classmethod
+    def make_step(cls, spec: Spec, config: Config, device: torch.device, out: Path) -> GANStep:
+        """The training step for this task's networks (`out` is the run directory)."""
+        roles = cls.roles(spec, config)  # also checks that the fields the config asks for exist
+        options = cls.step_options(config)
+        G, D = cls.build(spec, config, class_head=options["aux_weight"] > 0)
+        if config.train.sync_batchnorm and dist.world() > 1:
+            G = dist.convert_sync_batchnorm(G)
+        G, D = on_device(G, device, config.train.channels_last), on_device(D, device, config.train.channels_last)
+        return GANStep(G, D, target=roles.target, g_fields=roles.g_fields, d_fields=roles.d_fields,
+                       class_field=roles.class_field, **options)
+
+    @staticmethod
+    def step_options(config: Config) -> dict:
+        """GANStep's settings from the config."""
+        t = config.train
+        return dict(loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d, betas=(t.beta1, t.beta2), ema_decay=t.ema_decay,
+                    ema_start=t.ema_start, augment_policy=t.augment, z_dim=config.model.z_dim,
+                    aux_weight=config.aux_weight(), diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
+                    adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching,
+                    precision=t.precision)
+
+
+def on_device(net: torch.nn.Module, device: torch.device, channels_last: bool | None = None) -> torch.nn.Module:
+    """`net` on `device`; NHWC by default on CPU, where oneDNN convolutions run faster in it (docs/benchmarks.md)."""
+    if channels_last if channels_last is not None else device.type == "cpu":
+        net = net.to(memory_format=torch.channels_last)
+    return net.to(device)
+
+
+def class_rows(run, G, field: str, path: Path, what: str) -> torch.Tensor:
+    """Preview of a class-conditional G: one row per class of `field`, the same noise along each column."""
+    names = list(run.spec[field].class_names)
+    rows = min(len(names), MAX_GRID_ROWS)
+    z = torch.randn(GRID_COLUMNS, G.arguments["z_dim"], generator=torch.Generator().manual_seed(run.config.train.seed + 2))
+    labels = torch.arange(rows).repeat_interleave(GRID_COLUMNS).to(run.device)
+    images = G(z.repeat(rows, 1).to(run.device), labels).cpu()
+    save_grid(images, path, nrow=GRID_COLUMNS, row_names=names[:rows],
+              title=f"step {run.gan.steps_done}: {what}, one row per class, fixed noise")
+    return images
+
+
+def pair_rows(run, G, source: str, cond: tuple[str, ...], path: Path) -> torch.Tensor:
+    """Preview of a translator: source | output | target for the first training pairs, fixed noise."""
+    k = min(GRID_COLUMNS, run.n_items)
+    batch = {name: v[:k] for name, v in run.fields.items()}
+    sources, targets = to_float(batch[source]), to_float(batch["image"])
+    z = torch.randn(k, G.arguments["z_dim"], generator=torch.Generator().manual_seed(run.config.train.seed + 2))
+    images = G(z.to(run.device), sources, *[batch[c] for c in cond]).cpu()
+    names = None
+    if cond:  # say which label each row was asked for
+        names = [run.spec[cond[0]].class_names[int(i)] for i in batch[cond[0]].cpu()]
+    save_sheet([sources.cpu(), images, targets.cpu()], [source, "output", "target"], path,
+               title=f"step {run.gan.steps_done}: training pairs", row_names=names)
+    return images
+
+
+class ClassConditionalTask(Task):
     name = "cgan"
 
     @staticmethod
@@ -54,7 +130,12 @@ class ClassConditionalTask:
         return G, D
 
 
-class TranslationTask:
+    @staticmethod
+    def preview(run, path: Path) -> torch.Tensor:
+        return class_rows(run, run.gan.G_ema, "label", path, "samples")
+
+
+class TranslationTask(Task):
     name = "translate"
 
     @staticmethod
@@ -85,5 +166,22 @@ class TranslationTask:
                                num_classes=k, class_head=class_head)
         return G, D
 
+    @staticmethod
+    def preview(run, path: Path) -> torch.Tensor:
+        cond = ("label",) if "label" in run.gan.g_fields else ()
+        return pair_rows(run, run.gan.G_ema, "source", cond, path)
+
 
 TASKS = {task.name: task for task in (ClassConditionalTask, TranslationTask)}
+
+
+def get_task(config: Config):
+    """The task class that trains this config (two-stage: the one for its stage)."""
+    if config.task == "two-stage":
+        from .two_stage import STAGE_TASKS
+
+        if config.stages.stage not in STAGE_TASKS:
+            raise ConfigError(f"a two-stage run trains one stage at a time ({', '.join(STAGE_TASKS)}); "
+                              f"stages.stage=all is for `condgan train`, which runs them in turn")
+        return STAGE_TASKS[config.stages.stage]
+    return TASKS[config.task]

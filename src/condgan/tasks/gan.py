@@ -95,7 +95,8 @@ class GANStep:
         scaler.step(opt)
         scaler.update()
 
-    def _discriminate(self, x: torch.Tensor, conditions: list[torch.Tensor], gen: torch.Generator, D: nn.Module) -> dict:
+    def _discriminate(self, x: torch.Tensor, conditions: list[torch.Tensor], gen: torch.Generator,
+                      D: nn.Module | None = None) -> dict:
         """D's outputs for images x; image conditions are augmented together with x, so a pair stays a pair."""
         if self.augment_policy:
             images = [c for c in conditions if c.dim() == 4]
@@ -107,7 +108,7 @@ class GANStep:
             else:
                 x = augment(x, self.augment_policy, gen)
         with self.autocast():
-            out = D(x, *conditions)
+            out = (D or self.D_train)(x, *conditions)
         return {k: _fp32(v) for k, v in out.items()}  # losses are computed in full precision
 
     def step(self, batches: list[dict[str, torch.Tensor]], gen: torch.Generator) -> dict[str, float]:
@@ -125,21 +126,8 @@ class GANStep:
                 fake = self.G_train(z, *[batch[f] for f in self.g_fields]).float()
             if not self.uses_d:
                 break
-            if self.joint_d_pass:  # one D call on [real; fake]: bigger matrices run faster on CPU
-                both = self._discriminate(torch.cat([real, fake.detach()]), [torch.cat([c, c]) for c in d_cond], gen, self.D_train)
-                d_real, d_fake = both["score"].split(len(real))
-                class_real = both["classes"][:len(real)] if self.aux_weight > 0 else None
-                real_features = [f[:len(real)].detach() for f in both.get("features") or []]
-            else:  # D has BatchNorm: real and fake must be normalised as separate batches
-                on_real = self._discriminate(real, d_cond, gen, self.D_train)
-                d_real, class_real = on_real["score"], on_real["classes"] if self.aux_weight > 0 else None
-                real_features = [f.detach() for f in on_real.get("features") or []]
-                d_fake = self._discriminate(fake.detach(), d_cond, gen, self.D_train)["score"]
-            loss_d = self.d_loss(d_real, d_fake)
-            if class_real is not None:  # D learns classes from real images only
-                loss_d = loss_d + self.aux_weight * F.cross_entropy(class_real, labels)
-            self._backward_step(loss_d, self.opt_D, "D")
-            out.update(loss_d=loss_d.item(), d_real=d_real.mean().item(), d_fake=d_fake.mean().item())
+            losses, real_features = self.update_d(real, fake, d_cond, labels, gen)
+            out.update(losses)
 
         loss_g = fake.new_zeros(())
         if self.uses_d:
@@ -169,6 +157,31 @@ class GANStep:
         if not all(math.isfinite(v) for v in out.values()):
             raise FloatingPointError(f"non-finite loss at step {self.steps_done}: {out}")
         return out
+
+    def update_d(self, real: torch.Tensor, fake: torch.Tensor, d_cond: list[torch.Tensor], labels: torch.Tensor | None,
+                 gen: torch.Generator, fake_cond: list[torch.Tensor] | None = None) -> tuple[dict[str, float], list[torch.Tensor]]:
+        """One D update on real vs (detached) fake targets with their conditions (`fake_cond` when the fakes'
+        differ, e.g. a generated intermediate); returns D's losses and its features of the real batch."""
+        fake_cond = d_cond if fake_cond is None else [c.detach() for c in fake_cond]
+        if self.joint_d_pass:  # one D call on [real; fake]: bigger matrices run faster on CPU
+            both = self._discriminate(torch.cat([real, fake.detach()]), [torch.cat([c, f]) for c, f in zip(d_cond, fake_cond)], gen, self.D_train)
+            d_real, d_fake = both["score"].split(len(real))
+            class_real = both["classes"][:len(real)] if self.aux_weight > 0 else None
+            real_features = [f[:len(real)].detach() for f in both.get("features") or []]
+        else:  # D has BatchNorm: real and fake must be normalised as separate batches
+            on_real = self._discriminate(real, d_cond, gen, self.D_train)
+            d_real, class_real = on_real["score"], on_real["classes"] if self.aux_weight > 0 else None
+            real_features = [f.detach() for f in on_real.get("features") or []]
+            d_fake = self._discriminate(fake.detach(), fake_cond, gen, self.D_train)["score"]
+        loss_d = self.d_loss(d_real, d_fake)
+        if class_real is not None:  # D learns classes from real images only
+            loss_d = loss_d + self.aux_weight * F.cross_entropy(class_real, labels)
+        self._backward_step(loss_d, self.opt_D, "D")
+        return {"loss_d": loss_d.item(), "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}, real_features
+
+    def networks(self) -> dict[str, nn.Module]:
+        """The trained networks by checkpoint name (their EMA copy is saved as <name>_ema)."""
+        return {"G": self.G, "D": self.D}
 
     @torch.no_grad()
     def update_ema(self) -> None:

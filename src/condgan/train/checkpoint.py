@@ -5,9 +5,11 @@ crafted pickle is refused instead of executed):
     format, version, task, spec (field specs), networks ({'G': {'class', 'arguments'}, 'D': ...}),
     state (G, D, G_ema, opt_G, opt_D, steps_done), config (the training recipe, for resume),
     rng, batches_done, elapsed, step
+    A two-stage joint run holds two GAN steps' networks and states under numbered keys
+    (networks G1, D1, G2, D2 and the label classifier C; state G1, G1_ema, opt_G1, ..., C, opt_C).
 Export (a folder; safetensors + JSON, no code can run):
     condgan.json  {format, version, task, spec, data, components: {name: {file, class, arguments}}}
-    <name>.safetensors, one per component
+    <name>.safetensors, one per component (generator; two-stage: generator1 and generator2)
 Format 1 files (before named fields: class_names + config + gan) are upgraded
 on load, so runs trained by older condgan still sample, resume and evaluate.
 
@@ -232,16 +234,21 @@ def write_export(folder: Path, task: str, spec: dict, data: dict, components: di
 def read_model(path: str | Path) -> dict:
     """What using a model needs, from a run directory, a checkpoint file or an export folder (any format):
     {task, spec, data, networks: {name: {'class', 'arguments'}}, weights: {name: state_dict}, source}.
-    In a run directory, its checkpoints win over any export folder written inside it."""
+    In a run directory, its checkpoints win over any export folder written inside it. A two-stage pipeline
+    directory (stage1/, stage2/, joint/ runs) gives its joint run, or else its two stage runs together."""
     path = Path(path)
     if path.is_dir() and not (path / "checkpoints").is_dir() and ((path / MANIFEST).is_file() or (path / V1_EXPORT_CONFIG).is_file()):
         return _read_export(path)
+    if path.is_dir() and not (path / "checkpoints").is_dir() and any((path / s).is_dir() for s in PIPELINE_STAGES):
+        return _read_pipeline(path)
     if path.is_dir():
         state, found = load_latest(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
     elif path.is_file():
         state, found = safe_load(path), path
     else:
         raise CheckpointError(f"{path} does not exist (give a run directory, a checkpoint file, or an exported folder)")
+    if state.get("task") == "two-stage":
+        return _read_two_stage(state, found)
     try:
         return {"task": state["task"], "spec": state["spec"], "data": dict(state["config"]["data"]),
                 "networks": {"generator": state["networks"]["G"]}, "weights": {"generator": state["state"]["G_ema"]},
@@ -253,8 +260,9 @@ def read_model(path: str | Path) -> dict:
 def builtin_data_names() -> set[str]:
     from ..data.paired import BUILTIN_PAIRS
     from ..data.registry import DEFAULT_DIRS
+    from ..data.twolabel import BUILTIN as TWO_LABEL
 
-    return set(DEFAULT_DIRS) | set(BUILTIN_PAIRS)
+    return set(DEFAULT_DIRS) | set(BUILTIN_PAIRS) | set(TWO_LABEL)
 
 
 def portable_data(data: dict) -> dict:
@@ -267,6 +275,49 @@ def portable_data(data: dict) -> dict:
         data["name"] = None
         data["folder_hint"] = Path(str(name)).name if name else None
     return data
+
+
+PIPELINE_STAGES = ("stage1", "stage2", "joint")
+
+
+def _read_two_stage(state: dict, found: Path) -> dict:
+    """A two-stage checkpoint: the joint run holds both generators (G1, G2); a stage run holds one,
+    so it is read together with its sibling stage run (the pipeline before joint fine-tuning)."""
+    try:
+        stage = state["config"]["stages"]["stage"]
+        if stage == "joint":
+            return {"task": "two-stage", "spec": state["spec"], "data": dict(state["config"]["data"]),
+                    "networks": {"generator1": state["networks"]["G1"], "generator2": state["networks"]["G2"]},
+                    "weights": {"generator1": state["state"]["G1_ema"], "generator2": state["state"]["G2_ema"]},
+                    "source": str(found)}
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{found}: two-stage checkpoint lacks {e}") from None
+    run_dir = found.parent.parent if found.parent.name == "checkpoints" else found.parent
+    return _read_pipeline(run_dir.parent, stages_only=True)
+
+
+def _read_pipeline(folder: Path, stages_only: bool = False) -> dict:
+    """The generators of a two-stage pipeline directory: from its joint run if it has one (and not
+    stages_only), else G1 from its stage1 run and G2 from its stage2 run."""
+    if not stages_only and list_checkpoints(folder / "joint" / "checkpoints"):
+        return read_model(folder / "joint")
+    missing = [s for s in ("stage1", "stage2") if not list_checkpoints(folder / s / "checkpoints")]
+    if missing:
+        have = [s for s in ("stage1", "stage2") if s not in missing]
+        raise CheckpointError(f"{folder} is a two-stage pipeline with {' and '.join(have) or 'no trained stage'} only; "
+                              f"sampling needs G1 and G2: train {' and '.join(missing)} (condgan train --task two-stage "
+                              f"--stage {missing[0]} --data DATA --out {folder})")
+    (s1, p1), (s2, p2) = load_latest(folder / "stage1" / "checkpoints"), load_latest(folder / "stage2" / "checkpoints")
+    try:
+        if s1["spec"] != s2["spec"]:
+            raise CheckpointError(f"{p1} and {p2} were trained on different data ({s1['spec']} vs {s2['spec']}); "
+                                  f"they do not make one pipeline")
+        return {"task": "two-stage", "spec": s2["spec"], "data": dict(s2["config"]["data"]),
+                "networks": {"generator1": s1["networks"]["G"], "generator2": s2["networks"]["G"]},
+                "weights": {"generator1": s1["state"]["G_ema"], "generator2": s2["state"]["G_ema"]},
+                "source": f"{p1} + {p2}"}
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{folder}: a stage checkpoint lacks {e}") from None
 
 
 def _read_export(folder: Path) -> dict:

@@ -38,17 +38,14 @@ from ..data import to_float
 from ..errors import CheckpointError, ConfigError, DivergenceError, UserError
 from ..models import count_parameters
 from ..progress import progress, write
-from ..tasks import TASKS
-from ..tasks.gan import GANStep
-from ..visual import loss_plot, save_grid, save_sheet
+from ..tasks import GRID_COLUMNS, get_task
+from ..visual import loss_plot
 from .. import untrusted
 from . import checkpoint as ckpt
 from . import dist
 from .augment import jitter
 from .lock import RunLock
 
-MAX_GRID_ROWS = 20
-GRID_COLUMNS = 8
 MAX_ROLLBACKS = 3
 
 
@@ -77,14 +74,15 @@ class Run:
         self.rank, self.world = dist.rank(), dist.world()
         self.main = self.rank == 0  # the one process that writes logs, pictures and checkpoints
         self.quiet = quiet or not self.main
-        self.task = TASKS[config.task]
+        self.task = get_task(config)
         fields, self.spec = self.task.load_data(config, "train")
         image = self.spec["image"]
         # Record what was resolved from the data, so sampling needs no dataset.
         config.data.channels = image.channels
         config.data.image_size = image.height if image.height == image.width else config.data.image_size
-        self.class_names = list(self.spec["label"].class_names) if "label" in self.spec else []
-        self.n_items = len(fields["image"])
+        class_fields = self.spec.class_fields()  # the first one names the classes (cgan: label; two-stage: label_a)
+        self.class_names = list(self.spec[class_fields[0]].class_names) if class_fields else []
+        self.n_items = len(next(iter(fields.values())))
         self.batch_size = min(t.batch_size, self.n_items)
         self.batches_per_epoch = self.n_items // self.batch_size
         if self.batch_size % self.world:
@@ -101,25 +99,11 @@ class Run:
                           f"{','.join(t.augment)} on D's inputs by default (train.augment=[] turns it off)")
 
         torch.manual_seed(t.seed)
-        m = config.model
-        aux = config.aux_weight()
-        roles = self.task.roles(self.spec, config)  # also checks that the fields the config asks for exist
-        self.roles = roles
-        G, D = self.task.build(self.spec, config, class_head=aux > 0)
-        if t.sync_batchnorm and self.world > 1:
-            G = dist.convert_sync_batchnorm(G)
-        # oneDNN convolutions run faster in NHWC on CPU (docs/benchmarks.md, speed)
         self.channels_last = t.channels_last if t.channels_last is not None else self.device.type == "cpu"
-        if self.channels_last:
-            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-        self.gan = GANStep(G.to(self.device), D.to(self.device), loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d,
-                           betas=(t.beta1, t.beta2), ema_decay=t.ema_decay, ema_start=t.ema_start,
-                           augment_policy=t.augment, z_dim=m.z_dim, target=roles.target, g_fields=roles.g_fields,
-                           d_fields=roles.d_fields, class_field=roles.class_field, aux_weight=aux,
-                           diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
-                           adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching,
-                           precision=t.precision)
+        self.gan = self.task.make_step(self.spec, config, self.device, self.out)  # GANStep (or joint: two, chained)
         if self.world > 1:
+            if not hasattr(self.gan, "distribute"):
+                raise ConfigError(f"the {config.task} task's joint stage trains in one process; start it without torchrun")
             self.gan.distribute(self.device)
         if t.compile:
             self.gan.compile()
@@ -127,7 +111,6 @@ class Run:
         # ranks reseed theirs every step (_noise), so any number of processes resumes without their states.
         self.noise_gen = torch.Generator().manual_seed(t.seed + 1)
         self.noise_salt = 0  # other ranks: changed by a rollback, so the noise that led to a NaN is not replayed
-        self.fixed_noise = torch.randn(GRID_COLUMNS, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
         self.batches_done = 0
         self.elapsed = 0.0
         self._perm_epoch, self._perm = -1, None
@@ -193,8 +176,9 @@ class Run:
 
     def _restore(self, state: dict) -> None:
         try:
-            for part in ("G", "D", "G_ema"):
-                untrusted.finite_weights(state["state"][part], f"checkpoint ({part})")
+            for part, weights in state["state"].items():  # G, D, G_ema (joint: G1, D1, ...); optimisers hold no tensors here
+                if isinstance(weights, dict):
+                    untrusted.finite_weights(weights, f"checkpoint ({part})")
             self.gan.load_state_dict(state["state"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"checkpoint does not match this model ({str(e).splitlines()[0][:160]})") from None
@@ -212,8 +196,9 @@ class Run:
         rng = {"noise": self.noise_gen.get_state(), "torch": torch.get_rng_state(), "salt": self.noise_salt}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        networks = {name: net.describe() for name, net in self.gan.networks().items()}  # G, D (joint: G1, D1, G2, ...)
         state = {"format": ckpt.FORMAT, "version": ckpt.VERSION, "task": self.config.task, "spec": self.spec.to_dict(),
-                 "networks": {"G": self.gan.G.describe(), "D": self.gan.D.describe()}, "state": self.gan.state_dict(),
+                 "networks": networks, "state": self.gan.state_dict(),
                  "config": self.config.to_dict(), "rng": rng, "batches_done": self.batches_done,
                  "elapsed": self.elapsed, "step": self.gan.steps_done}
         path = ckpt.checkpoint_path(self.ckpt_dir, self.gan.steps_done)
@@ -318,9 +303,10 @@ class Run:
                 if any_diverged:
                     self._handle_divergence(diverged or f"a non-finite loss in another process at step {self.gan.steps_done}")
                     continue
-                dist.broadcast_buffers(self.gan.G, self.gan.D, self.gan.G_ema)
+                if self.world > 1:
+                    dist.broadcast_buffers(self.gan.G, self.gan.D, self.gan.G_ema)
                 step = self.gan.steps_done
-                n_images = sum(len(b["image"]) for b in batches) * self.world
+                n_images = sum(len(b[self.gan.target]) for b in batches) * self.world
                 images_seen += n_images
                 rate_images += n_images
                 bar.update(1)
@@ -355,7 +341,8 @@ class Run:
             "run": str(self.out), "task": self.config.task, "arch": self.config.model.arch, "loss": t.loss, "steps": self.gan.steps_done,
             "epochs": round(self.batches_done / self.batches_per_epoch, 3), "train_minutes": round(self.elapsed / 60, 2),
             "images_per_s": round(images_seen / max(wall, 1e-9), 1), "processes": self.world,
-            "params_G": count_parameters(self.gan.G), "params_D": count_parameters(self.gan.D),
+            **{f"params_{kind}": sum(count_parameters(net) for name, net in self.gan.networks().items() if name.startswith(kind))
+               for kind in ("G", "D")},
             "class_names": self.class_names, "checkpoint": str(final_ckpt), "grid": str(grid),
             "loss_plot": str(self.out / "loss.png"), "interrupted": self.stopped_by_request, "augment": t.augment,
         }
@@ -400,23 +387,9 @@ class Run:
 
     @torch.no_grad()
     def write_grid(self, writer=None) -> Path:
-        """The preview: one row per class (cgan) or source | output | target for fixed training pairs (translate)."""
+        """The task's preview (cgan: one row per class; translate: source | output | target; ...), also in TensorBoard."""
         path = self.out / "samples" / f"step_{self.gan.steps_done:08d}.png"
-        if "source" in self.spec:
-            k = min(GRID_COLUMNS, self.n_items)
-            batch = {name: self._rows(name, torch.arange(k)) for name in self.fields}
-            sources, targets = to_float(batch["source"]), to_float(batch["image"])
-            cond = [sources] + ([batch["label"]] if "label" in self.roles.g_fields else [])
-            images = self.gan.G_ema(self.fixed_noise[:k].to(self.device), *cond).cpu()
-            save_sheet([sources.cpu(), images, targets.cpu()], ["source", "output", "target"], path,
-                       title=f"step {self.gan.steps_done}: training pairs")
-        else:
-            rows = min(len(self.class_names), MAX_GRID_ROWS)
-            labels = torch.arange(rows).repeat_interleave(GRID_COLUMNS).to(self.device)
-            z = self.fixed_noise.repeat(rows, 1).to(self.device)
-            images = self.gan.G_ema(z, labels).cpu()
-            save_grid(images, path, nrow=GRID_COLUMNS, row_names=self.class_names[:rows],
-                      title=f"step {self.gan.steps_done}: one row per class, fixed noise")
+        images = self.task.preview(self, path)
         shutil.copyfile(path, self.out / "samples" / "latest.png")
         if writer is not None:
             writer.add_image("samples", make_grid(images.float(), nrow=GRID_COLUMNS, normalize=True, value_range=(-1, 1)),
@@ -480,6 +453,10 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
         with RunLock(out) if dist.is_main() else contextlib.nullcontext() as lock:
             if lock is not None and lock.took_over and not quiet:
                 write(f"took over the lock of process {lock.took_over.get('pid')}, which is no longer running")
+            if config.task == "two-stage" and (config.stages.stage == "all" or not resume):
+                from .stages import train_stages  # the stage runs in turn, each by this loop
+
+                return train_stages(config, out, quiet=quiet, resume=resume, more=more)
             return Run(config, out, resume=resume, quiet=quiet, more=more).fit()
     finally:
         torch.use_deterministic_algorithms(was_deterministic)

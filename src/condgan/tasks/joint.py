@@ -1,0 +1,164 @@
+"""The joint stage's training step: G1 -> G2 on G1's own intermediates, with partitioned losses.
+
+It is the one GAN step (tasks/gan.py) twice, chained: stage 1's step owns G1
+and D1 (intermediates, label A), stage 2's owns G2 and D2 (images paired with
+their intermediate, label B); their EMA, optimisers and D updates are reused
+as they are. What is new is the generators' update: every loss term has a
+weight and says which generators its gradient updates (config section
+`joint`). "adv_image updates G2" means the adversarial loss on the final image
+changes G2's weights only, although it also depends on G1's intermediate: each
+group of terms with the same targets is differentiated with respect to those
+generators' parameters alone (torch.autograd.grad), so G1 is never pushed to
+make intermediates that merely please D2. Without the partition one model
+learns to do the other's job and a label gets ignored.
+
+Terms (each logged as loss_<term>, unweighted): adv_mask and class_mask (D1's
+score and class head on G1's intermediate), diversity (mode seeking among G1's
+intermediates of one label A), adv_image and class_b (D2's score and class head
+on the final image with its intermediate), class_a (classifier C, trained on
+real images' grey detail, on the final image's grey detail), l1_teacher (G2 on
+the real intermediate, L1 to the real image).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..losses import mode_seeking
+from .gan import GANStep
+
+
+def grey_detail(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] colour images -> their grey detail, the maximum over the channels (differentiable)."""
+    return images.amax(dim=1, keepdim=True)
+
+
+class JointStep:
+    """Owns stage 1's and stage 2's GAN steps and the label-A classifier C; `step()` trains all once."""
+
+    target = "image"
+
+    def __init__(self, s1: GANStep, s2: GANStep, C: nn.Module, *, lr_c: float, betas: tuple[float, float],
+                 weights: dict[str, float], updates: dict[str, list[str]]):
+        self.s1, self.s2, self.C = s1, s2, C
+        self.opt_C = torch.optim.Adam(C.parameters(), lr=lr_c, betas=betas)
+        self.weights, self.updates = dict(weights), {k: tuple(sorted(v)) for k, v in updates.items()}
+        self.generators = {"G1": s1.G, "G2": s2.G}
+        self.steps_done = 0
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G1": self.s1.G, "D1": self.s1.D, "G2": self.s2.G, "D2": self.s2.D, "C": self.C}
+
+    def generate(self, batch: dict[str, torch.Tensor], gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        n = len(batch["label_a"])
+        z1 = torch.randn(n, self.s1.z_dim, generator=gen).to(batch["image"].device)
+        z2 = torch.randn(n, self.s2.z_dim, generator=gen).to(batch["image"].device)
+        mask = self.s1.G(z1, batch["label_a"])
+        return z1, z2, mask, self.s2.G(z2, mask, batch["label_b"])
+
+    def step(self, batches: list[dict[str, torch.Tensor]], gen: torch.Generator) -> dict[str, float]:
+        """D1, D2 and C updates for each batch, then one update of G1 and G2 on the last batch."""
+        for net in self.networks().values():
+            net.train()
+        out: dict[str, float] = {}
+        for i, batch in enumerate(batches):
+            a, b, real_mask, real = batch["label_a"], batch["label_b"], batch["mask"], batch["image"]
+            with torch.set_grad_enabled(i == len(batches) - 1):
+                z1, z2, mask, image = self.generate(batch, gen)
+            d1, _ = self.s1.update_d(real_mask, mask, [a], a, gen)
+            d2, _ = self.s2.update_d(real, image, [real_mask, b], b, gen, fake_cond=[mask, b])
+            loss_c = F.cross_entropy(self.C(grey_detail(real)), a)  # C learns label A from real images only
+            self.opt_C.zero_grad(set_to_none=True)
+            loss_c.backward()
+            self.opt_C.step()
+            out.update(loss_d1=d1["loss_d"], loss_d2=d2["loss_d"], loss_c=loss_c.item())
+
+        terms = self._terms(batch, z1, z2, mask, image, gen)
+        total = self._update_generators(terms)
+        for s in (self.s1, self.s2):
+            s.steps_done += 1
+            s.update_ema()
+        self.steps_done += 1
+        out = {"loss_d": out["loss_d1"] + out["loss_d2"], "loss_g": total,
+               **{f"loss_{k}": v.item() for k, v in terms.items()}, **out}
+        if not all(math.isfinite(v) for v in out.values()):
+            raise FloatingPointError(f"non-finite loss at step {self.steps_done}: {out}")
+        return out
+
+    def _terms(self, batch, z1, z2, mask, image, gen) -> dict[str, torch.Tensor]:
+        """Every generator loss term with a non-zero weight, unweighted."""
+        w, a, b = self.weights, batch["label_a"], batch["label_b"]
+        terms = {}
+        for net in (self.s1.D, self.s2.D, self.C):
+            net.requires_grad_(False)  # the generators' update needs no gradients of the judges' weights
+        try:
+            if w["adv_mask"] or w["class_mask"]:
+                on_mask = self.s1._discriminate(mask, [a], gen)
+                if w["adv_mask"]:
+                    terms["adv_mask"] = self.s1.g_loss(on_mask["score"])
+                if w["class_mask"]:
+                    terms["class_mask"] = F.cross_entropy(on_mask["classes"], a)
+            if w["diversity"]:
+                terms["diversity"] = mode_seeking(mask, z1, a)
+            if w["adv_image"] or w["class_b"]:
+                on_image = self.s2._discriminate(image, [mask, b], gen)
+                if w["adv_image"]:
+                    terms["adv_image"] = self.s2.g_loss(on_image["score"])
+                if w["class_b"]:
+                    terms["class_b"] = F.cross_entropy(on_image["classes"], b)
+            if w["class_a"]:
+                terms["class_a"] = F.cross_entropy(self.C(grey_detail(image)), a)
+            if w["l1_teacher"]:
+                teacher = self.s2.G(z2, batch["mask"], b)
+                terms["l1_teacher"] = (teacher - batch["image"]).abs().mean()
+        finally:
+            for net in (self.s1.D, self.s2.D, self.C):
+                net.requires_grad_(True)
+        return terms
+
+    def _update_generators(self, terms: dict[str, torch.Tensor]) -> float:
+        """Sum the weighted terms per group of target generators; each group's gradient goes to its targets only."""
+        groups: dict[tuple[str, ...], torch.Tensor] = {}
+        for name, value in terms.items():
+            key = self.updates[name]
+            groups[key] = groups.get(key, 0) + self.weights[name] * value
+        for s in (self.s1, self.s2):
+            s.opt_G.zero_grad(set_to_none=True)
+        for targets, loss in groups.items():
+            params = [p for g in targets for p in self.generators[g].parameters()]
+            grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+            for p, g in zip(params, grads):
+                if g is not None:
+                    p.grad = g if p.grad is None else p.grad + g
+        for s in (self.s1, self.s2):
+            s.opt_G.step()
+        return float(sum(loss.item() for loss in groups.values()))
+
+    def weights_finite(self) -> bool:
+        return self.s1.weights_finite() and self.s2.weights_finite() and all(torch.isfinite(p).all() for p in self.C.parameters())
+
+    def state_dict(self) -> dict:
+        """The two steps' states with their names numbered (G1, D1, G1_ema, opt_G1, ...; G2, ...), plus C."""
+        state = {"C": self.C.state_dict(), "opt_C": self.opt_C.state_dict(), "steps_done": self.steps_done}
+        for n, s in (("1", self.s1), ("2", self.s2)):
+            state.update({_numbered(k, n): v for k, v in s.state_dict().items() if k != "steps_done"})
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for n, s in (("1", self.s1), ("2", self.s2)):
+            own = {k: state[_numbered(k, n)] for k in ("G", "D", "G_ema", "opt_G", "opt_D")}
+            s.load_state_dict({**own, "steps_done": state["steps_done"]})
+        self.C.load_state_dict(state["C"])
+        self.opt_C.load_state_dict(state["opt_C"])
+        self.steps_done = int(state["steps_done"])
+
+
+def _numbered(key: str, n: str) -> str:
+    """GANStep's state keys for network n: G -> G1, G_ema -> G1_ema, opt_G -> opt_G1."""
+    if key.endswith("_ema"):
+        return key[:-4] + n + "_ema"
+    return key + n

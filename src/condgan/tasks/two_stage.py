@@ -1,0 +1,203 @@
+"""Task two-stage: G1(label A) -> intermediate, G2(intermediate, label B) -> image, in three runs.
+
+Each stage is an ordinary run of the one loop (train/trainer.py), in its own
+directory under the pipeline's (RUN/stage1, RUN/stage2, RUN/joint), with its
+own config.yaml, previews, metrics and checkpoints; train/stages.py runs them
+in turn. The networks are condgan's own:
+
+- stage1: G1 is the class-conditional ResNet generator drawing the intermediate
+  (`mask`) for label A; D1 the projection discriminator with a class head.
+  The GAN step of a cgan, with target `mask` and class field `label_a`.
+- stage2: G2 is the U-Net translator with label B entering by conditional
+  BatchNorm; D2 the patch discriminator on (image, intermediate), projection and
+  class head for label B; L1 to the real image (teacher forcing: G2 sees the
+  real intermediates). The GAN step of a translator, with source `mask`.
+- joint: both, chained (tasks/joint.py), started from the two stage runs'
+  checkpoints (RUN/stage1, RUN/stage2), or untrained with stages.from_scratch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..conditions import Spec
+from ..config import Config
+from ..data.twolabel import load_two_label
+from ..errors import ConfigError, DataError, UserError
+from ..models import build_discriminator, build_generator, rebuild
+from ..models.classifier import Classifier
+from ..models.patch import PatchDiscriminator
+from ..models.unet import UNetGenerator
+from ..train import checkpoint as ckpt
+from ..visual import save_sheet
+from . import GRID_COLUMNS, MAX_GRID_ROWS, Roles, Task, class_rows, on_device, pair_rows
+from .gan import GANStep
+from .joint import JointStep
+
+STAGE_FIELDS = {"stage1": ("mask", "label_a"), "stage2": ("image", "mask", "label_b"),
+                "joint": ("image", "mask", "label_a", "label_b")}
+
+
+def load_fields(config: Config, split: str, stage: str):
+    """The fields one stage trains on (all of them for the joint stage) and the full two-label spec."""
+    d = config.data
+    data = load_two_label(d.name, split, d.data_dir, d.classes, d.image_size)
+    h, w = data.images.shape[2:]
+    if h != w:
+        raise DataError(f"{d.name}: images are {h}x{w}; the two-stage task needs square images (G1 is a ResNet "
+                        f"generator): set data.image_size to resize them")
+    fields = data.fields()
+    return {k: fields[k] for k in STAGE_FIELDS[stage]}, data.spec()
+
+
+class Stage1Task(Task):
+    """Intermediates from label A: the cgan's networks and step, with target `mask` and class field `label_a`."""
+
+    name = "two-stage"
+
+    @staticmethod
+    def load_data(config: Config, split: str = "train"):
+        return load_fields(config, split, "stage1")
+
+    @staticmethod
+    def roles(spec: Spec, config: Config) -> Roles:
+        return Roles("mask", ("label_a",), ("label_a",), "label_a")
+
+    @staticmethod
+    def build(spec: Spec, config: Config, class_head: bool):
+        m, mask = config.model, spec["mask"]
+        k = spec["label_a"].num_classes
+        G = build_generator(m.arch, k, m.z_dim, mask.channels, mask.height, m.g_width)
+        D = build_discriminator(m.arch, k, mask.channels, mask.height, m.d_width, class_head=class_head)
+        return G, D
+
+    @staticmethod
+    def preview(run, path: Path) -> torch.Tensor:
+        return class_rows(run, run.gan.G_ema, "label_a", path, "stage 1 intermediates")
+
+
+class Stage2Task(Task):
+    """Images from an intermediate and label B: the translator's networks and step, with source `mask`."""
+
+    name = "two-stage"
+
+    @staticmethod
+    def load_data(config: Config, split: str = "train"):
+        return load_fields(config, split, "stage2")
+
+    @staticmethod
+    def roles(spec: Spec, config: Config) -> Roles:
+        return Roles("image", ("mask", "label_b"), ("mask", "label_b"), "label_b")
+
+    @staticmethod
+    def step_options(config: Config) -> dict:
+        st = config.stages
+        return {**Task.step_options(config), "z_dim": st.z2_dim, "aux_weight": st.class_b_weight,
+                "diversity_weight": 0.0, "l1_weight": st.l1_weight, "adversarial_weight": 1.0,
+                "feature_matching_weight": 0.0}
+
+    @staticmethod
+    def build(spec: Spec, config: Config, class_head: bool):
+        st, mask, image = config.stages, spec["mask"], spec["image"]
+        k = spec["label_b"].num_classes
+        G = UNetGenerator(mask.channels, image.channels, image.height, image.width, z_dim=st.z2_dim,
+                          base_width=st.g2_width, num_classes=k)
+        D = PatchDiscriminator(image.channels, mask.channels, image.height, image.width, base_width=st.d2_width,
+                               num_classes=k, class_head=class_head)
+        return G, D
+
+    @staticmethod
+    def preview(run, path: Path) -> torch.Tensor:
+        return pair_rows(run, run.gan.G_ema, "mask", ("label_b",), path)
+
+
+class JointTask(Task):
+    """G1 -> G2 fine-tuned together on G1's own intermediates, losses partitioned by the `joint` config."""
+
+    name = "two-stage"
+
+    @staticmethod
+    def load_data(config: Config, split: str = "train"):
+        return load_fields(config, split, "joint")
+
+    @classmethod
+    def make_step(cls, spec: Spec, config: Config, device: torch.device, out: Path) -> JointStep:
+        t, j, st = config.train, config.joint, config.stages
+        stages = {} if st.from_scratch else stage_checkpoints(Path(out).parent, spec)
+        nets = {}
+        for n, task in (("1", Stage1Task), ("2", Stage2Task)):
+            if stages:  # the networks the stage runs trained, rebuilt from what their checkpoints record;
+                # G starts from its averaged (EMA) weights, the ones the stage run samples with: they are
+                # better than the last raw weights, and fine-tuning should start from the best there is
+                state = stages[f"stage{n}"]
+                G, D = rebuild(state["networks"]["G"]), rebuild(state["networks"]["D"])
+                G.load_state_dict(state["state"]["G_ema"])
+                D.load_state_dict(state["state"]["D"])
+            else:
+                G, D = task.build(spec, config, class_head=True)
+            nets[n] = on_device(G, device), on_device(D, device)
+        if j.class_mask > 0 and nets["1"][1].classifier is None:
+            raise ConfigError("joint.class_mask needs D1's class head, which stage 1 trained without "
+                              "(train.aux_weight=0); set joint.class_mask=0")
+        if j.class_b > 0 and nets["2"][1].classifier is None:
+            raise ConfigError("joint.class_b needs D2's class head, which stage 2 trained without "
+                              "(stages.class_b_weight=0); set joint.class_b=0")
+        common = dict(loss=t.loss, lr_g=j.lr_g, lr_d=j.lr_d, betas=(t.beta1, t.beta2), ema_decay=t.ema_decay,
+                      ema_start=t.ema_start if st.from_scratch else 0, augment_policy=t.augment)
+        s1 = GANStep(*nets["1"], **common, z_dim=nets["1"][0].arguments["z_dim"], target="mask",
+                     g_fields=("label_a",), d_fields=("label_a",), class_field="label_a",
+                     aux_weight=config.aux_weight() if nets["1"][1].classifier is not None else 0.0)
+        s2 = GANStep(*nets["2"], **common, z_dim=nets["2"][0].arguments["z_dim"], target="image",
+                     g_fields=("mask", "label_b"), d_fields=("mask", "label_b"), class_field="label_b",
+                     aux_weight=st.class_b_weight if nets["2"][1].classifier is not None else 0.0)
+        for n, s in (("1", s1), ("2", s2)):
+            if stages:  # Adam continues with the stage's moment estimates (fresh ones make large first steps)
+                for opt, key, lr in ((s.opt_G, "opt_G", j.lr_g), (s.opt_D, "opt_D", j.lr_d)):
+                    opt.load_state_dict(stages[f"stage{n}"]["state"][key])
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+        C = on_device(Classifier(1, spec["label_a"].num_classes), device)
+        return JointStep(s1, s2, C, lr_c=j.lr_c, betas=(t.beta1, t.beta2),
+                         weights={k: getattr(j, k) for k in j.TERMS},
+                         updates={k: getattr(j, f"{k}_updates") for k in j.TERMS})
+
+    @staticmethod
+    @torch.no_grad()
+    def preview(run, path: Path) -> torch.Tensor:
+        """One row per label A (G1's intermediate first), one column per label B; fixed noise."""
+        s1, s2 = run.gan.s1, run.gan.s2
+        names_a, names_b = list(run.spec["label_a"].class_names), list(run.spec["label_b"].class_names)
+        rows, cols = min(len(names_a), MAX_GRID_ROWS), min(len(names_b), GRID_COLUMNS)
+        g = torch.Generator().manual_seed(run.config.train.seed + 2)
+        z1, z2 = torch.randn(1, s1.z_dim, generator=g).repeat(rows, 1), torch.randn(1, s2.z_dim, generator=g).repeat(rows, 1)
+        a = torch.arange(rows, device=run.device)
+        masks = s1.G_ema(z1.to(run.device), a)
+        images = [s2.G_ema(z2.to(run.device), masks, torch.full_like(a, b)).cpu() for b in range(cols)]
+        save_sheet([masks.cpu(), *images], ["intermediate", *names_b[:cols]], path, row_names=names_a[:rows],
+                   title=f"step {run.gan.steps_done}: joint, G1's intermediate then G2 under each label B")
+        return torch.cat(images)
+
+
+def stage_checkpoints(pipeline: Path, spec: Spec) -> dict[str, dict]:
+    """The latest checkpoints of PIPELINE/stage1 and PIPELINE/stage2, checked against the joint stage's data."""
+    found = {}
+    for stage in ("stage1", "stage2"):
+        folder = pipeline / stage
+        if not ckpt.list_checkpoints(folder / "checkpoints"):
+            raise UserError(f"the joint stage fine-tunes the runs {pipeline / 'stage1'} and {pipeline / 'stage2'}, but "
+                            f"{folder} holds no trained {stage} run; train it first: condgan train --task two-stage "
+                            f"--stage {stage} --data DATA --out {pipeline} (or train every stage in turn without --stage)")
+        state, path = ckpt.load_latest(folder / "checkpoints")
+        if state.get("task") != "two-stage" or state["config"].get("stages", {}).get("stage") != stage:
+            raise UserError(f"{path} is not a two-stage {stage} run (task {state.get('task')!r}); the joint stage "
+                            f"needs {folder} to hold one")
+        if Spec.from_dict(state["spec"]) != spec:
+            raise UserError(f"{path} was trained on data shaped {state['spec']}, but the joint stage's data is "
+                            f"{spec.to_dict()}; train the joint stage on the stage runs' data (same data and classes)")
+        found[stage] = state
+    return found
+
+
+STAGE_TASKS = {"stage1": Stage1Task, "stage2": Stage2Task, "joint": JointTask}
