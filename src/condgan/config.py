@@ -1,9 +1,10 @@
 """Typed run configuration: dataclasses with YAML on top.
 
 A config file names its `task` (cgan: class-conditional generation; translate:
-paired image-to-image translation) and has three sections (data, model, train)
-mirroring the pipeline. Keys left at None take the task's default (TASK_DEFAULTS).
-Unknown keys and wrong types are errors that name the key, because a typo in a
+paired image-to-image translation; two-stage: label A -> intermediate -> image
+with label B) and has three sections (data, model, train) mirroring the
+pipeline, plus `stages` and `joint` for task two-stage. Keys left at None take
+the task's default (TASK_DEFAULTS). Unknown keys and wrong types are errors that name the key, because a typo in a
 config silently ignored can waste hours of training.
 """
 

@@ -134,6 +134,13 @@ def load_two_label(name: str, split: str = "train", data_dir: str | None = None,
     return _manifest(path, split, classes, image_size)
 
 
+def _label_a(name: str, names: list[str]) -> int:
+    try:
+        return resolve_class(name, names)
+    except DataError as e:
+        raise DataError(f"--classes (label A): {e}") from None
+
+
 # ---------------------------------------------------------------- built in
 
 def _builtin(name: str, split: str, data_dir: str | None, classes: list[str] | None) -> TwoLabelSet:
@@ -147,7 +154,7 @@ def _builtin(name: str, split: str, data_dir: str | None, classes: list[str] | N
         rng = np.random.default_rng([COLOUR_SEED, ("train", "test").index(s)])
         colours = torch.from_numpy(rng.integers(0, len(PALETTE), len(garments)))
         if classes:
-            keep = torch.isin(garments.labels, torch.tensor([resolve_class(c, garments.class_names) for c in classes]))
+            keep = torch.isin(garments.labels, torch.tensor([_label_a(c, garments.class_names) for c in classes]))
             colours = colours[keep]
             garments = garments.subset(list(classes))
         parts.append((garments, colours))
@@ -173,7 +180,7 @@ def _manifest(path: Path, split: str, classes: list[str] | None, image_size: int
     names_a = sorted({r["label_a"] for _, r in rows})
     names_b = sorted({r["label_b"] for _, r in rows})
     if classes:
-        keep = [resolve_class(c, names_a) for c in classes]
+        keep = [_label_a(c, names_a) for c in classes]
         if len(set(keep)) != len(keep):
             raise DataError(f"--classes names a category twice: {', '.join(classes)}")
         wanted = [names_a[i] for i in keep]

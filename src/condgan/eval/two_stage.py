@@ -309,7 +309,7 @@ def cross_png(cross: dict, names_a: list[str], names_b: list[str], path: Path) -
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(3 + 0.9 * len(names_b) * 2, 1.5 + 0.4 * len(names_a)), dpi=100)
+    fig = Figure(figsize=(2.5 + 0.9 * len(names_b), 1.5 + 0.4 * len(names_a)), dpi=100)
     FigureCanvasAgg(fig)
     for k, (key, title) in enumerate((("label_a_accuracy", "label-A accuracy"), ("label_b_accuracy", "label-B accuracy"))):
         ax = fig.add_subplot(1, 2, k + 1)

@@ -61,8 +61,8 @@ def train_stages(config: Config, out: Path, quiet: bool = False, resume: bool = 
         if taken:
             raise UserError(f"{out / taken[0]} already holds a run; continue the pipeline with --resume {out}"
                             if whole else f"{out / taken[0]} already holds a run; continue it with --resume {out / taken[0]}")
-        out.mkdir(parents=True, exist_ok=True)
         if whole:
+            out.mkdir(parents=True, exist_ok=True)
             save_config(config, out / "config.yaml")
     summaries, extra = {}, dict(more or {})
     for stage, stops in plan.items():

@@ -5,7 +5,7 @@ Run directory layout (everything a user or a resumed run needs):
     config.yaml        resolved config (copy it to start a similar run)
     metrics.jsonl      one JSON line per log step; tb/ has the same for TensorBoard
     samples/           previews: class grids (cgan: one row per class, fixed noise) or
-                       source | output | target sheets (translate); latest.png
+                       source | output | target sheets (translate; the task's `preview`); latest.png
     loss.png           D and G losses
     checkpoints/       step_XXXXXXXX.pt, the last `keep_checkpoints` of them
     summary.json       steps, images/s, parameter counts, where things are
@@ -285,7 +285,8 @@ class Run:
 
         writer = SummaryWriter(str(self.out / "tb"), purge_step=self.gan.steps_done + 1) if self.main else None
         bar = progress(total=self.target_steps(), initial=self.gan.steps_done, unit="step", disable=self.quiet,
-                       desc=f"training {self.config.task} {self.config.model.arch}")
+                       desc=f"training {self.config.task} " + (self.config.stages.stage if self.config.task == "two-stage"
+                                                                   else self.config.model.arch))
         last_ckpt_time, images_seen, t0 = time.monotonic(), 0, time.monotonic()
         rate_start, rate_images = time.monotonic(), 0
         try:
