@@ -1,7 +1,8 @@
 # condgan — every target does its own setup on a fresh machine.
 #   make demo   train the default model on Fashion-MNIST (~9 min on 2 CPU cores), write a class grid
 #   make test   the test suite (installs Debian's chromium + chromium-driver for the browser test when root)
-#   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only (hours)
+#   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only, the similarity
+#               recipes and "more like this one" (hours)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -51,6 +52,7 @@ bench: $(STAMP) data
 	$(PY) benchmarks/kill_resume.py --kills 20 --out bench-results/kill_resume.json
 	$(PY) benchmarks/translate.py --minutes $(BENCH_MINUTES) --out bench-results/translate
 	$(PY) benchmarks/serve_load.py --serve bench-results/condgan-default --out bench-results/serve_load.json
+	$(PY) benchmarks/similarity.py --minutes 5 --exemplar-minutes 12 --out bench-results/similarity
 
 clean:
 	rm -rf $(VENV) runs bench-results

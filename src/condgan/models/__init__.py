@@ -16,6 +16,7 @@ from ..errors import CheckpointError
 from ..untrusted import shown
 from .base import Network
 from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .embedder import Embedder, FrozenBackboneEmbedder
 from .mlp import MLPDiscriminator, MLPGenerator
 from .patch import PatchDiscriminator
 from .resnet import ProjectionDiscriminator, ResNetGenerator
@@ -28,6 +29,7 @@ ARCHITECTURES = {
     "unet": (UNetGenerator, PatchDiscriminator),
 }
 NETWORKS = {cls.__name__: cls for pair in ARCHITECTURES.values() for cls in pair}
+NETWORKS.update({cls.__name__: cls for cls in (Embedder, FrozenBackboneEmbedder)})
 
 
 def build_generator(arch: str, num_classes: int, z_dim: int, channels: int, image_size: int, width: int) -> nn.Module:

@@ -1,22 +1,29 @@
-"""Tasks: what a run trains. Each task says where its data comes from, which
-networks it builds from the data's field spec, which fields play which role in
-the one GAN step (tasks/gan.py), and what its preview picture shows. The one
-loop (train/trainer.py) drives every task; `pipelines.py` turns a finished run
-into the object users call.
+"""Tasks: what a run trains. Each task says where its data comes from
+(`load_data`), which training step it uses (`make_step`: the one GAN step of
+tasks/gan.py for generators, with the fields' roles; the metric-learning step
+for similarity) and what its preview picture shows (`preview`). A task may also
+choose the items of batch k (`sampler`: class-balanced batches) or what a
+batch holds (`select`: an exemplar's neighbour), always as a pure function of
+(seed, k). The one loop (train/trainer.py) drives every task; `pipelines.py`
+turns a finished run into the object users call.
 
-| task      | G is conditioned on        | D sees                    | target |
-|-----------|----------------------------|---------------------------|--------|
-| cgan      | label                      | image, label              | image  |
-| translate | source (+ label if given)  | image, source (+ label)   | image  |
+| task       | G is conditioned on        | D sees                    | target |
+|------------|----------------------------|---------------------------|--------|
+| cgan       | label                      | image, label              | image  |
+| translate  | source (+ label if given)  | image, source (+ label)   | image  |
+| exemplar   | an exemplar's embedding    | image, that embedding     | a neighbour of the exemplar |
+| similarity | (no GAN: an embedding network, tasks/similarity.py)                  |
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..conditions import Spec, class_spec
 from ..config import Config
-from ..data import load_dataset
+from ..data import load_dataset, to_float
 from ..errors import ConfigError
 from ..models import build_discriminator, build_generator
 from ..models.patch import PatchDiscriminator
@@ -31,7 +38,35 @@ class Roles:
     class_field: str | None
 
 
-class ClassConditionalTask:
+class GANTask:
+    """What every generator task shares: the GANStep built from `roles` and `build`."""
+
+    @classmethod
+    def make_step(cls, run):
+        from .gan import GANStep
+
+        t, m, config = run.config.train, run.config.model, run.config
+        aux = config.aux_weight()
+        roles = cls.roles(run.spec, config)  # also checks that the fields the config asks for exist
+        run.roles = roles
+        G, D = cls.build(run.spec, config, class_head=aux > 0)
+        if run.device.type == "cpu":  # oneDNN convolutions run ~1.2-1.5x faster in NHWC on CPU
+            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+        return GANStep(G.to(run.device), D.to(run.device), loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d,
+                       betas=(t.beta1, t.beta2), ema_decay=t.ema_decay, ema_start=t.ema_start,
+                       augment_policy=t.augment, z_dim=m.z_dim, target=roles.target, g_fields=roles.g_fields,
+                       d_fields=roles.d_fields, class_field=roles.class_field, aux_weight=aux,
+                       diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
+                       adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching,
+                       frozen=cls.frozen(run))
+
+    @staticmethod
+    def frozen(run) -> dict:
+        """Networks a generator needs at sampling time but does not train (none, except the exemplar's embedder)."""
+        return {}
+
+
+class ClassConditionalTask(GANTask):
     name = "cgan"
 
     @staticmethod
@@ -53,8 +88,23 @@ class ClassConditionalTask:
         D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, class_head=class_head)
         return G, D
 
+    @staticmethod
+    @torch.no_grad()
+    def preview(run, path):
+        """One row per class (up to MAX_GRID_ROWS), fixed noise."""
+        from ..train.trainer import GRID_COLUMNS, MAX_GRID_ROWS
+        from ..visual import save_grid
 
-class TranslationTask:
+        rows = min(len(run.class_names), MAX_GRID_ROWS)
+        labels = torch.arange(rows).repeat_interleave(GRID_COLUMNS).to(run.device)
+        z = run.fixed_noise.repeat(rows, 1).to(run.device)
+        images = run.step.G_ema(z, labels).cpu()
+        save_grid(images, path, nrow=GRID_COLUMNS, row_names=run.class_names[:rows],
+                  title=f"step {run.step.steps_done}: one row per class, fixed noise")
+        return images
+
+
+class TranslationTask(GANTask):
     name = "translate"
 
     @staticmethod
@@ -85,5 +135,24 @@ class TranslationTask:
                                num_classes=k, class_head=class_head)
         return G, D
 
+    @staticmethod
+    @torch.no_grad()
+    def preview(run, path):
+        """source | output | target for the first training pairs."""
+        from ..train.trainer import GRID_COLUMNS
+        from ..visual import save_sheet
 
-TASKS = {task.name: task for task in (ClassConditionalTask, TranslationTask)}
+        k = min(GRID_COLUMNS, run.n_items)
+        batch = {name: v[:k] for name, v in run.fields.items()}
+        sources, targets = to_float(batch["source"]), to_float(batch["image"])
+        cond = [sources] + ([batch["label"]] if "label" in run.roles.g_fields else [])
+        images = run.step.G_ema(run.fixed_noise[:k].to(run.device), *cond).cpu()
+        save_sheet([sources.cpu(), images, targets.cpu()], ["source", "output", "target"], path,
+                   title=f"step {run.step.steps_done}: training pairs")
+        return images
+
+
+from .exemplar import ExemplarTask  # noqa: E402  (it builds on GANTask)
+from .similarity import SimilarityTask  # noqa: E402
+
+TASKS = {task.name: task for task in (ClassConditionalTask, TranslationTask, SimilarityTask, ExemplarTask)}

@@ -25,12 +25,18 @@ class RunLock:
         self.path = Path(run_dir) / LOCK_NAME
         self._fd: int | None = None
         self.took_over: dict | None = None  # what the stale lock said, when one was taken over
+        self._made_folder = False
 
     def acquire(self) -> "RunLock":
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        folder = self.path.parent
+        self._made_folder = not folder.exists()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UserError(f"cannot create run directory {folder}: {e.strerror} (choose a writable --out)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -58,6 +64,9 @@ class RunLock:
         finally:
             os.close(self._fd)
             self._fd = None
+        if self._made_folder and [p.name for p in self.path.parent.iterdir()] == [LOCK_NAME]:
+            self.path.unlink(missing_ok=True)  # a run that failed before writing anything leaves no folder behind
+            self.path.parent.rmdir()
 
     def __enter__(self) -> "RunLock":
         return self.acquire()

@@ -1,12 +1,13 @@
-"""A training run — the one loop for every task: data, models, the GAN step,
+"""A training run — the one loop for every task: data, models, the task's step (GAN or metric learning),
 logs, preview pictures, checkpoints, stop conditions and exact resume.
 
 Run directory layout (everything a user or a resumed run needs):
     config.yaml        resolved config (copy it to start a similar run)
     metrics.jsonl      one JSON line per log step; tb/ has the same for TensorBoard
-    samples/           previews: class grids (cgan: one row per class, fixed noise) or
-                       source | output | target sheets (translate); latest.png
-    loss.png           D and G losses
+    samples/           previews: class grids (cgan: one row per class, fixed noise), source | output |
+                       target sheets (translate), exemplar | outputs (exemplar), query | nearest
+                       (similarity); latest.png
+    loss.png           the logged losses
     checkpoints/       step_XXXXXXXX.pt, the last `keep_checkpoints` of them
     summary.json       steps, images/s, parameter counts, where things are
 """
@@ -32,8 +33,7 @@ from ..errors import CheckpointError, ConfigError, DivergenceError, UserError
 from ..models import count_parameters
 from ..progress import progress, write
 from ..tasks import TASKS
-from ..tasks.gan import GANStep
-from ..visual import loss_plot, save_grid, save_sheet
+from ..visual import loss_plot
 from .. import untrusted
 from . import checkpoint as ckpt
 from .augment import jitter
@@ -52,7 +52,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Run:
-    """Everything one training run holds; `fit()` trains until a stop condition."""
+    """Everything one training run holds; `fit()` trains until a stop condition.
+
+    The task supplies the step (`self.step`): anything with step(batches, rng) -> losses, steps_done,
+    networks() (described in checkpoints), state_dict()/load_state_dict(), weights_finite() and
+    optionally before_save(). GANStep and the similarity task's MetricStep are the two there are."""
 
     def __init__(self, config: Config, out: Path, resume: bool = False, quiet: bool = False, more: dict | None = None):
         self.config, self.out, self.quiet = config, Path(out), quiet
@@ -69,12 +73,12 @@ class Run:
         config.data.channels = image.channels
         config.data.image_size = image.height if image.height == image.width else config.data.image_size
         self.class_names = list(self.spec["label"].class_names) if "label" in self.spec else []
-        self.n_items = len(fields["image"])
+        self.n_items = len(fields["image"])  # items: images, or rows of a CSV of pairs / triplets
         self.batch_size = min(t.batch_size, self.n_items)
         self.batches_per_epoch = self.n_items // self.batch_size
         self.fields = {k: v.to(self.device) for k, v in fields.items()}
         if t.augment is None:  # resolved once, recorded in config.yaml, so a resumed run keeps it
-            small = config.task == "cgan" and self.n_items < SMALL_DATA
+            small = config.task in ("cgan", "exemplar") and self.n_items < SMALL_DATA
             t.augment = list(SMALL_DATA_AUGMENT) if small else []
             if small:
                 self._log(f"data: {self.n_items:,} training images (< {SMALL_DATA:,}): DiffAugment "
@@ -82,18 +86,9 @@ class Run:
 
         torch.manual_seed(t.seed)
         m = config.model
-        aux = config.aux_weight()
-        roles = self.task.roles(self.spec, config)  # also checks that the fields the config asks for exist
-        self.roles = roles
-        G, D = self.task.build(self.spec, config, class_head=aux > 0)
-        if self.device.type == "cpu":  # oneDNN convolutions run ~1.2-1.5x faster in NHWC on CPU
-            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-        self.gan = GANStep(G.to(self.device), D.to(self.device), loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d,
-                           betas=(t.beta1, t.beta2), ema_decay=t.ema_decay, ema_start=t.ema_start,
-                           augment_policy=t.augment, z_dim=m.z_dim, target=roles.target, g_fields=roles.g_fields,
-                           d_fields=roles.d_fields, class_field=roles.class_field, aux_weight=aux,
-                           diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
-                           adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching)
+        self.roles = None  # which field plays which part in a GAN step (set by GAN tasks)
+        self.step = self.task.make_step(self)  # GANStep for generators, MetricStep for similarity (same interface)
+        self.sampler = self.task.sampler(self) if hasattr(self.task, "sampler") else None
         self.noise_gen = torch.Generator().manual_seed(t.seed + 1)
         self.fixed_noise = torch.randn(GRID_COLUMNS, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 2))
         self.batches_done = 0
@@ -103,17 +98,10 @@ class Run:
 
         self.ckpt_dir = self.out / "checkpoints"
         self.metrics_file = self.out / "metrics.jsonl"
-        self.lock = RunLock(self.out).acquire()  # one writer per run directory
-        try:
-            if resume:
-                self._resume(more)
-            else:
-                self._create_run_dir()
-        except BaseException:
-            self.lock.release()
-            raise
-        if self.lock.took_over:
-            self._log(f"took over the lock of process {self.lock.took_over.get('pid')}, which is no longer running")
+        if resume:
+            self._resume(more)
+        else:
+            self._create_run_dir()
 
     # ----- run directory -------------------------------------------------------------------
     def _create_run_dir(self) -> None:
@@ -146,10 +134,10 @@ class Run:
         self._extend_stops(more or {})
         # Drop log lines written after this checkpoint: they describe lost steps.
         if self.metrics_file.exists():
-            kept = [ln for ln in self.metrics_file.read_text().splitlines() if _logged_step(ln) <= self.gan.steps_done]
+            kept = [ln for ln in self.metrics_file.read_text().splitlines() if _logged_step(ln) <= self.step.steps_done]
             self.metrics_file.write_text("".join(ln + "\n" for ln in kept))
         save_config(self.config, self.out / "config.yaml")
-        self._log(f"resumed from {path} at step {self.gan.steps_done}")
+        self._log(f"resumed from {path} at step {self.step.steps_done}")
 
     def _extend_stops(self, more: dict) -> None:
         """Stop conditions given on resume count from here: '--budget-minutes 5' is five more minutes.
@@ -158,15 +146,16 @@ class Run:
         if not more:
             return
         t = self.config.train
-        t.steps = self.gan.steps_done + int(more["steps"]) if "steps" in more else None
+        t.steps = self.step.steps_done + int(more["steps"]) if "steps" in more else None
         t.epochs = self.batches_done / self.batches_per_epoch + float(more["epochs"]) if "epochs" in more else None
         t.budget_minutes = self.elapsed / 60 + float(more["budget_minutes"]) if "budget_minutes" in more else None
 
     def _restore(self, state: dict) -> None:
         try:
-            for part in ("G", "D", "G_ema"):
-                untrusted.finite_weights(state["state"][part], f"checkpoint ({part})")
-            self.gan.load_state_dict(state["state"])
+            for part, weights in state["state"].items():
+                if not part.startswith("opt") and isinstance(weights, dict):
+                    untrusted.finite_weights(weights, f"checkpoint ({part})")
+            self.step.load_state_dict(state["state"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"checkpoint does not match this model ({str(e).splitlines()[0][:160]})") from None
         self.noise_gen.set_state(state["rng"]["noise"])
@@ -177,16 +166,19 @@ class Run:
         self.elapsed = float(state["elapsed"])
 
     def save_checkpoint(self) -> Path:
-        if not self.gan.weights_finite():
+        if hasattr(self.step, "before_save"):  # e.g. the similarity threshold, chosen on the current weights
+            self.step.before_save()
+        if not self.step.weights_finite():
             raise DivergenceError("weights contain NaN/Inf; not checkpointing them (the previous checkpoint is kept)")
         rng = {"noise": self.noise_gen.get_state(), "torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         state = {"format": ckpt.FORMAT, "version": ckpt.VERSION, "task": self.config.task, "spec": self.spec.to_dict(),
-                 "networks": {"G": self.gan.G.describe(), "D": self.gan.D.describe()}, "state": self.gan.state_dict(),
+                 "networks": {name: net.describe() for name, net in self.step.networks().items()},
+                 "state": self.step.state_dict(),
                  "config": self.config.to_dict(), "rng": rng, "batches_done": self.batches_done,
-                 "elapsed": self.elapsed, "step": self.gan.steps_done}
-        path = ckpt.checkpoint_path(self.ckpt_dir, self.gan.steps_done)
+                 "elapsed": self.elapsed, "step": self.step.steps_done}
+        path = ckpt.checkpoint_path(self.ckpt_dir, self.step.steps_done)
         ckpt.atomic_save(state, path)
         ckpt.prune(self.ckpt_dir, self.config.train.keep_checkpoints)
         return path
@@ -194,14 +186,19 @@ class Run:
     # ----- data order ----------------------------------------------------------------------
     def _next_batch(self) -> dict[str, torch.Tensor]:
         """Batch number k is a pure function of (seed, k): resuming needs only the counter."""
-        epoch, i = divmod(self.batches_done, self.batches_per_epoch)
-        if epoch != self._perm_epoch:
-            g = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + epoch)
-            self._perm, self._perm_epoch = torch.randperm(self.n_items, generator=g).to(self.device), epoch
-        idx = self._perm[i * self.batch_size:(i + 1) * self.batch_size]
-        batch = {}
-        for name, values in self.fields.items():
-            batch[name] = values[idx]
+        if self.sampler is not None:  # the task picks the items (class-balanced batches)
+            idx = self.sampler(self.batches_done).to(self.device)
+        else:
+            epoch, i = divmod(self.batches_done, self.batches_per_epoch)
+            if epoch != self._perm_epoch:
+                g = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + epoch)
+                self._perm, self._perm_epoch = torch.randperm(self.n_items, generator=g).to(self.device), epoch
+            idx = self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+        if hasattr(self.task, "select"):  # the task says what the batch holds (an exemplar and its neighbour)
+            batch = self.task.select(self, idx, self.batches_done)
+        else:
+            batch = {name: values[idx] for name, values in self.fields.items()}
+        for name in batch:
             if batch[name].dim() == 4:  # images: uint8 in memory, float [-1, 1] in a batch
                 batch[name] = to_float(batch[name])
         if self.config.data.jitter:  # seeded by the batch number too, so resume stays exact
@@ -224,7 +221,7 @@ class Run:
 
     def _should_stop(self) -> bool:
         target, budget = self.target_steps(), self.config.train.budget_minutes
-        return (target is not None and self.gan.steps_done >= target) or (budget is not None and self.elapsed >= budget * 60)
+        return (target is not None and self.step.steps_done >= target) or (budget is not None and self.elapsed >= budget * 60)
 
     # ----- the loop ------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -245,8 +242,8 @@ class Run:
         previous = {s: signal.signal(s, request_stop) for s in signals}
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(self.out / "tb"), purge_step=self.gan.steps_done + 1)
-        bar = progress(total=self.target_steps(), initial=self.gan.steps_done, unit="step", disable=self.quiet,
+        writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step.steps_done + 1)
+        bar = progress(total=self.target_steps(), initial=self.step.steps_done, unit="step", disable=self.quiet,
                        desc=f"training {self.config.task} {self.config.model.arch}")
         last_ckpt_time, images_seen, t0 = time.monotonic(), 0, time.monotonic()
         rate_start, rate_images = time.monotonic(), 0
@@ -255,12 +252,12 @@ class Run:
                 start = time.monotonic()
                 batches = [self._next_batch() for _ in range(t.d_steps)]
                 try:
-                    losses = self.gan.step(batches, self.noise_gen)
+                    losses = self.step.step(batches, self.noise_gen)
                 except FloatingPointError as e:
                     self._handle_divergence(str(e))
                     continue
                 self.elapsed += time.monotonic() - start
-                step = self.gan.steps_done
+                step = self.step.steps_done
                 n_images = sum(len(b["image"]) for b in batches)
                 images_seen += n_images
                 rate_images += n_images
@@ -292,10 +289,10 @@ class Run:
         writer.close()
         wall = time.monotonic() - t0
         summary = {
-            "run": str(self.out), "task": self.config.task, "arch": self.config.model.arch, "loss": t.loss, "steps": self.gan.steps_done,
+            "run": str(self.out), "task": self.config.task, "arch": self.config.model.arch, "loss": t.loss, "steps": self.step.steps_done,
             "epochs": round(self.batches_done / self.batches_per_epoch, 3), "train_minutes": round(self.elapsed / 60, 2),
             "images_per_s": round(images_seen / max(wall, 1e-9), 1),
-            "params_G": count_parameters(self.gan.G), "params_D": count_parameters(self.gan.D),
+            **{f"params_{name}": count_parameters(net) for name, net in self.step.networks().items()},
             "class_names": self.class_names, "checkpoint": str(final_ckpt), "grid": str(grid),
             "loss_plot": str(self.out / "loss.png"), "interrupted": bool(stop_requested),
         }
@@ -317,27 +314,14 @@ class Run:
 
     @torch.no_grad()
     def write_grid(self, writer=None) -> Path:
-        """The preview: one row per class (cgan) or source | output | target for fixed training pairs (translate)."""
-        path = self.out / "samples" / f"step_{self.gan.steps_done:08d}.png"
-        if "source" in self.spec:
-            k = min(GRID_COLUMNS, self.n_items)
-            batch = {name: v[:k] for name, v in self.fields.items()}
-            sources, targets = to_float(batch["source"]), to_float(batch["image"])
-            cond = [sources] + ([batch["label"]] if "label" in self.roles.g_fields else [])
-            images = self.gan.G_ema(self.fixed_noise[:k].to(self.device), *cond).cpu()
-            save_sheet([sources.cpu(), images, targets.cpu()], ["source", "output", "target"], path,
-                       title=f"step {self.gan.steps_done}: training pairs")
-        else:
-            rows = min(len(self.class_names), MAX_GRID_ROWS)
-            labels = torch.arange(rows).repeat_interleave(GRID_COLUMNS).to(self.device)
-            z = self.fixed_noise.repeat(rows, 1).to(self.device)
-            images = self.gan.G_ema(z, labels).cpu()
-            save_grid(images, path, nrow=GRID_COLUMNS, row_names=self.class_names[:rows],
-                      title=f"step {self.gan.steps_done}: one row per class, fixed noise")
+        """The task's preview: one row per class (cgan), source | output | target (translate),
+        exemplar | outputs (exemplar), query | nearest (similarity)."""
+        path = self.out / "samples" / f"step_{self.step.steps_done:08d}.png"
+        images = self.task.preview(self, path)
         shutil.copyfile(path, self.out / "samples" / "latest.png")
         if writer is not None:
             writer.add_image("samples", make_grid(images.float(), nrow=GRID_COLUMNS, normalize=True, value_range=(-1, 1)),
-                             self.gan.steps_done)
+                             self.step.steps_done)
         loss_plot(self.metrics_file, self.out / "loss.png")
         return path
 
@@ -391,11 +375,10 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
             if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
                 raise ConfigError(f"{key} must be a positive number, not {value!r}")
     was_deterministic = torch.are_deterministic_algorithms_enabled()
-    try:
-        run = Run(config, out, resume=resume, quiet=quiet, more=more)
+    with RunLock(out) as lock:  # one writer per run directory, taken before any work so a second one is told at once
+        if lock.took_over and not quiet:
+            write(f"took over the lock of process {lock.took_over.get('pid')}, which is no longer running")
         try:
-            return run.fit()
+            return Run(config, out, resume=resume, quiet=quiet, more=more).fit()
         finally:
-            run.lock.release()
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
+            torch.use_deterministic_algorithms(was_deterministic)
