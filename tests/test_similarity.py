@@ -78,6 +78,18 @@ def test_class_balanced_batches_are_a_pure_function_of_seed_and_step():
     assert sorted(counts.tolist()) == [0, 0, 4, 4, 4]  # 12 // 4 = 3 classes, 4 images each
 
 
+def test_matrix_nt_xent_is_pmls_self_supervised_nt_xent():
+    from pytorch_metric_learning import losses
+
+    from condgan.tasks.similarity import SymmetricNTXent
+
+    torch.manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(12, 5), dim=1)
+    b = torch.nn.functional.normalize(a + 0.3 * torch.randn(12, 5), dim=1)
+    want = losses.SelfSupervisedLoss(losses.NTXentLoss(temperature=0.2))(a, b)
+    assert SymmetricNTXent(0.2)(a, b).item() == pytest.approx(want.item(), abs=1e-5)
+
+
 def test_threshold_and_lfw_accuracy():
     scores = torch.tensor([0.9, 0.8, 0.7, 0.3, 0.2, 0.1] * 10)
     same = torch.tensor([True, True, True, False, False, False] * 10)

@@ -8,7 +8,7 @@ pytorch-metric-learning (PML):
 | siamese | Embedder CNN                     | same class (or a CSV's pairs)    | ContrastiveLoss over pairs      |
 | triplet | Embedder CNN                     | same class (or a CSV's triplets) | TripletMarginLoss + in-batch miner |
 | frozen  | evaluator network, frozen + head | same class (or a CSV)            | as triplet (contrastive for pairs) |
-| selfsup | Embedder CNN                     | two augmented views of one image | SelfSupervisedLoss(NTXentLoss)  |
+| selfsup | Embedder CNN                     | two augmented views of one image | SelfSupervisedLoss(NTXentLoss), in matrix form |
 
 With labels, batches are class-balanced (batch_size // per_class classes,
 per_class images each), drawn from a generator seeded by (seed, batch number),
@@ -128,12 +128,33 @@ class ClassBalanced:
 
 
 # ----- the training step ----------------------------------------------------------------------------------
+class SymmetricNTXent(nn.Module):
+    """PML's SelfSupervisedLoss(NTXentLoss(temperature)) (SimCLR's loss), computed in matrix form.
+
+    The 2n views of n images form one batch; each view must pick its partner out of the other 2n - 1: a
+    cross-entropy over the 2n x 2n similarity matrix with its diagonal left out. PML (2.9) computes the
+    same number pair by pair with an n_pos x n_neg mask, which is cubic in the batch: 5 s per step for
+    256 images on 2 CPU cores, more than the network. tests/test_similarity.py checks that they agree."""
+
+    def __init__(self, temperature: float):
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        views = torch.cat([a, b])
+        logits = views @ views.T / self.temperature  # embeddings are unit vectors: cosine similarities
+        logits = logits.masked_fill(torch.eye(len(views), dtype=torch.bool, device=views.device), float("-inf"))
+        n = len(a)
+        partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(views.device)
+        return nn.functional.cross_entropy(logits, partner)
+
+
 def make_loss(recipe: str, s: SimilarityConfig, pairs_data: bool):
     """(loss, miner) from PML for a recipe; the frozen recipe takes its loss from the data's kind."""
     from pytorch_metric_learning import losses, miners
 
     if recipe == "selfsup":
-        return losses.SelfSupervisedLoss(losses.NTXentLoss(temperature=s.temperature)), None
+        return SymmetricNTXent(s.temperature), None
     if recipe == "siamese" or pairs_data:
         return losses.ContrastiveLoss(pos_margin=0.0, neg_margin=s.margin), None
     return losses.TripletMarginLoss(margin=s.margin), miners.TripletMarginMiner(margin=s.margin, type_of_triplets=s.mining)
