@@ -2,8 +2,8 @@
 #   make demo   train the default model on Fashion-MNIST (~9 min on 2 CPU cores), write a class grid
 #   make test   the test suite (installs Debian's chromium + chromium-driver for the browser test when root)
 #   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only, two stages vs
-#               one generator and vs no stages, time to quality, training speed settings (hours; memory:
-#               benchmarks/memory.py, docs/benchmarks.md)
+#               one generator and vs no stages, the similarity recipes and "more like this one", time to quality,
+#               training speed settings (hours; memory: benchmarks/memory.py, docs/benchmarks.md)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -59,6 +59,7 @@ bench: $(STAMP) data
 	$(PY) benchmarks/time_to_quality.py --minutes $(BENCH_MINUTES) --out bench-results/time_to_quality
 	$(PY) benchmarks/speed.py --out bench-results/speed.json
 	$(PY) benchmarks/two_stage.py --minutes $(TWO_STAGE_MINUTES) --out bench-results/two-stage
+	$(PY) benchmarks/similarity.py --minutes 5 --exemplar-minutes 12 --out bench-results/similarity
 
 clean:
 	rm -rf $(VENV) runs bench-results

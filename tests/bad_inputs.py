@@ -41,7 +41,7 @@ class Case:
     expect: str | None  # fragment of the error line (case-insensitive); None: must succeed and `verify`
     code: int = 2
     verify: Callable | None = None  # env -> None; asserts what a succeeding case must have done
-    protect: tuple[str, ...] = ("run", "trun", "export", "data", "pairs")
+    protect: tuple[str, ...] = ("run", "trun", "srun", "export", "data", "pairs")
 
 
 @dataclass
@@ -66,9 +66,12 @@ class Env:
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
             train(load_config(None, tiny_overrides(self.data, steps=2)), root / "run", quiet=True)
             train(load_config(None, tiny_translate_overrides(self.pairs, steps=2)), root / "trun", quiet=True)
+            train(load_config(None, ["task=similarity", f"data.name={self.data}", "data.image_size=16", "similarity.width=4",
+                                     "similarity.embed_dim=8", "similarity.per_class=2", "train.batch_size=6",
+                                     "train.steps=2"]), root / "srun", quiet=True)
             assert main(["export", str(root / "run"), str(root / "export")]) == 0
             assert main(["export", str(root / "trun"), str(root / "texport")]) == 0
-        self.run, self.trun = root / "run", root / "trun"
+        self.run, self.trun, self.srun = root / "run", root / "trun", root / "srun"
         self.export, self.texport = root / "export", root / "texport"
         self.scratch = root / "scratch"
         self.scratch.mkdir()
@@ -470,6 +473,54 @@ def cases() -> list[Case]:
           verify=lambda e: _check_npz_labels(e.scratch / "boots.npz", {"boot"}, 3)))
     add(C(cat, "EXIF orientation applied", lambda e: _api(lambda: _verify_exif(e, _exif_rotated(e))), None, code=0))
 
+    # --- similarity and "more like this one": compare, search, CSVs of pairs, exemplar runs
+    cat = "similarity"
+    png = lambda e: e.file("a.png", png_bytes((16, 16)))  # noqa: E731
+    sim = lambda e, *extra, **kw: e.tiny_train("--task", "similarity", *extra, "--set", "similarity.per_class=2", **kw)  # noqa: E731
+    add(C(cat, "compare a non-image", lambda e: ["compare", str(e.srun), str(png(e)), str(e.file("notes.png", "just text"))],
+          "not a readable image"))
+    add(C(cat, "compare a missing file", lambda e: ["compare", str(e.srun), str(png(e)), str(e.scratch / "none.png")], "does not exist"))
+    add(C(cat, "compare a folder", lambda e: ["compare", str(e.srun), str(png(e)), str(e.scratch)], "is not a file"))
+    add(C(cat, "compare with a cgan run", lambda e: ["compare", str(e.run), str(png(e)), str(png(e))], "need a run of --task similarity"))
+    add(C(cat, "search an empty folder", lambda e: ["search", str(e.srun), str(png(e)), "--in", str(e.path("empty").parent),
+                                                    "--out", str(e.path("s.png"))], "no images to search"))
+    add(C(cat, "search a folder of non-images", lambda e: ["search", str(e.srun), str(png(e)), "--in",
+                                                          str(e.file("x.png", "text").parent), "--out", str(e.path("s.png"))],
+          "could be read"))
+    add(C(cat, "search --in a file", lambda e: ["search", str(e.srun), str(png(e)), "--in", str(png(e)), "--out", str(e.path("s.png"))],
+          "is a file"))
+    add(C(cat, "search --k 0", lambda e: ["search", str(e.srun), str(png(e)), "--in", str(e.data), "--k", "0"], "--k must be between"))
+    add(C(cat, "search --out .txt", lambda e: ["search", str(e.srun), str(png(e)), "--out", str(e.path("s.txt"))], "--out must end in"))
+    add(C(cat, "CSV naming missing files", lambda e: [*sim(e, "--pairs", str(
+        e.file("p.csv", "image_a,image_b,similar\nnone1.png,none2.png,1\n")))], "line 2: image 'none1.png' does not exist"))
+    add(C(cat, "CSV without a header", lambda e: [*sim(e, "--pairs", str(
+        e.file("p.csv", "a.png,b.png,1\n")))], "first line must be the header"))
+    add(C(cat, "CSV similar=maybe", lambda e: [*sim(e, "--pairs", str(_csv_with(e, "maybe")))],
+          "'similar' must be"))
+    add(C(cat, "CSV that is binary", lambda e: [*sim(e, "--pairs", str(e.file("p.csv", png_bytes())))],
+          "not UTF-8"))
+    add(C(cat, "selfsup with a CSV", lambda e: [*sim(e, "--recipe", "selfsup", "--pairs", "x.csv")],
+          "selfsup uses no labels"))
+    add(C(cat, "triplet on a folder without classes", lambda e: [*sim(e, data=_flat_folder(e))],
+          "use similarity.recipe=selfsup"))
+    add(C(cat, "exemplar without --embedder", lambda e: [*e.tiny_train("--task", "exemplar")], "needs an embedding network"))
+    add(C(cat, "exemplar --embedder a cgan run", lambda e: [*e.tiny_train("--task", "exemplar", "--embedder", str(e.run))],
+          "must be a --task similarity run"))
+    add(C(cat, "exemplar --embedder missing", lambda e: [*e.tiny_train("--task", "exemplar", "--embedder", str(e.scratch / "no"))],
+          "does not exist"))
+    add(C(cat, "similarity.mining typo", lambda e: [*sim(e, "--set", "similarity.mining=hardest")],
+          "similarity.mining must be one of"))
+    add(C(cat, "similarity keys on a cgan", lambda e: [*e.tiny_train("--set", "similarity.recipe=siamese")],
+          "similarity section is for --task similarity"))
+    add(C(cat, "sample an embedder", lambda e: ["sample", str(e.srun), "--out", str(e.path("x.png"))], "makes no images"))
+    add(C(cat, "sample --like on a cgan", lambda e: ["sample", str(e.run), "--like", str(png(e)), "--out", str(e.path("x.png"))],
+          "--like is for exemplar models"))
+    add(C(cat, "eval --exemplars on an embedder", lambda e: ["eval", str(e.srun), "--exemplars", "5"], "--exemplars is for exemplar runs"))
+    add(C(cat, "embed a string", lambda e: _api(lambda: _load(e.srun).embed("a.png")), "cannot embed a str"))
+    add(C(cat, "similarity of 2 and 3 images", lambda e: _api(lambda: _load(e.srun).similarity(
+        np.zeros((2, 16, 16), np.uint8), np.zeros((3, 16, 16), np.uint8))), "cannot pair 2 images with 3"))
+    add(C(cat, "search k=0", lambda e: _api(lambda: _load(e.srun).search(np.zeros((16, 16), np.uint8), k=0)), "k must be"))
+
     # --- the Python API
     cat = "python api"
     add(C(cat, "load a text file", lambda e: _api(lambda: _load(e.file("x.pt", "hi"))), "not a checkpoint"))
@@ -485,6 +536,20 @@ def cases() -> list[Case]:
     add(C(cat, "load a NaN export", lambda e: _api(lambda: _load(_nan_export(e))), "NaN"))
     add(C(cat, "load with device tpu", lambda e: _api(lambda: _load(e.run, device="tpu")), "device must be"))
     return out
+
+
+def _csv_with(env: Env, similar: str) -> Path:
+    folder = env.path("csv").parent
+    (folder / "a.png").write_bytes(png_bytes((16, 16)))
+    (folder / "p.csv").write_text(f"image_a,image_b,similar\na.png,a.png,{similar}\n")
+    return folder / "p.csv"
+
+
+def _flat_folder(env: Env) -> Path:
+    folder = env.path("flat").parent
+    for i in range(3):
+        (folder / f"{i}.png").write_bytes(png_bytes((16, 16)))
+    return folder
 
 
 def _exploit(env: Env) -> Path:

@@ -1,4 +1,4 @@
-"""Command line: `condgan train | sample | apply | export | eval | evaluator`.
+"""Command line: `condgan train | sample | apply | compare | search | export | eval | evaluator | serve`.
 
 One style for every task: the verb comes first, the task is part of the run
 (`condgan train --task translate ...`), and every later command reads the task
@@ -58,6 +58,14 @@ two labels, two stages (G1: label A -> intermediate; G2: intermediate + label B 
   condgan sample runs/colours --label-a sandal --label-b red,blue --n 4 --out sandals.png
   condgan sample runs/colours --n-per-pair 100 --out pairs.npz
   condgan eval runs/colours                                    # label A/B accuracy, IoU, swap tests, FID
+similarity (which images are alike) and "more like this one":
+  condgan train --task similarity --recipe triplet --budget-minutes 5 --out runs/similar
+  condgan compare runs/similar a.png b.png                     # score, and the verdict at the learned threshold
+  condgan search runs/similar query.png --in photos/ --k 8     # nearest images, listed and drawn
+  condgan eval runs/similar                                    # verification (LFW protocol), AUC, EER, MAP@R
+  condgan train --task similarity --recipe selfsup --data my_images/ --out runs/ssl     # no labels needed
+  condgan train --task exemplar --embedder runs/ssl --data my_images/ --out runs/like
+  condgan sample runs/like --like ref.png --n 16 --out like.png
 """
 
 
@@ -79,11 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
                        "(train.steps/epochs/budget_minutes,\nlog_every, sample_every, checkpoint_every, checkpoint_minutes, "
                        "keep_checkpoints, on_divergence, device,\nthreads, deterministic); the recipe (model, data, "
                        "losses, optimiser) is fixed by the checkpoint and\nchanging it is refused with a message naming the key.")
-    t.add_argument("--task", choices=("cgan", "translate", "two-stage"), help="what to train: cgan (class-conditional "
-                   "generation, default), translate (paired image-to-image translation) or two-stage (label A -> "
-                   "intermediate -> image with label B: stage1, stage2 and joint runs in turn, in OUT/<stage>) (sets task)")
+    t.add_argument("--task", choices=("cgan", "translate", "two-stage", "similarity", "exemplar"), help="what to train: "
+                   "cgan (class-conditional generation, default), translate (paired image-to-image translation), two-stage "
+                   "(label A -> intermediate -> image with label B: stage1, stage2 and joint runs in turn, in OUT/<stage>), "
+                   "similarity (an embedding network: which images are alike) or exemplar (a generator of images like a "
+                   "given one, conditioned on a similarity run's embedding) (sets task)")
     t.add_argument("--stage", choices=("all", "stage1", "stage2", "joint"), help="two-stage: train only this stage, "
                    "into OUT/<stage> (joint needs OUT/stage1 and OUT/stage2); default all, in turn (sets stages.stage)")
+    t.add_argument("--recipe", choices=("siamese", "triplet", "frozen", "selfsup"), help="--task similarity: siamese "
+                   "(contrastive loss on pairs), triplet (default: margin loss, in-batch mining), frozen (the evaluator "
+                   "network frozen + a learned head) or selfsup (no labels: two augmented views of an image are "
+                   "similar) (sets similarity.recipe)")
+    t.add_argument("--pairs", metavar="CSV", help="--task similarity: a CSV of image_a,image_b,similar or of "
+                   "anchor,positive,negative (paths relative to the CSV) instead of pairs from class labels (sets similarity.pairs)")
+    t.add_argument("--embedder", metavar="RUN", help="--task exemplar: the similarity run whose embedding conditions "
+                   "the generator (sets similarity.embedder)")
     t.add_argument("--config", help="YAML config file (copy one from configs/); default: built-in defaults")
     t.add_argument("--set", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
                    help="override config values, e.g. --set train.lr_g=1e-4 train.batch_size=128 (repeatable)")
@@ -123,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label-b", action="append", help="two-stage: label B names (repeatable or comma-separated; default: all)")
     s.add_argument("--n", type=int, default=None, help=f"images per label in a PNG grid, at most {MAX_GRID} (default 8; "
                    "a translator: pairs in the sheet; two-stage: rows per label A, default 1)")
+    s.add_argument("--like", action="append", metavar="IMAGE", help="exemplar model: make images like this image file "
+                   "(repeatable: one row each)")
     s.add_argument("--n-per-class", type=int, help="images per label for an NPZ export (default 8)")
     s.add_argument("--n-per-pair", type=int, help="two-stage: images per (label A, label B) pair for an NPZ export (default 10)")
     s.add_argument("--seed", type=seed_int, default=0, help="random seed: same seed, same images (default 0)")
@@ -151,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("out", help="folder to write condgan.json and the .safetensors files into (not the run directory)")
     e.set_defaults(func=cmd_export)
 
+    from .cli_similarity import add_similarity_commands
+
+    add_similarity_commands(sub)
     add_serve_command(sub)
 
     from .eval.cli import add_eval_commands
@@ -163,7 +186,8 @@ MAX_GRID = 256  # images per label in one PNG grid; more belong in an NPZ
 
 RECIPE_FLAGS = (("task", "task"), ("stage", "stages.stage"), ("data", "data.name"), ("data_dir", "data.data_dir"),
                 ("classes", "data.classes"), ("direction", "data.direction"), ("arch", "model.arch"), ("loss", "train.loss"),
-                ("device", "train.device"), ("config", None))
+                ("device", "train.device"), ("recipe", "similarity.recipe"), ("pairs", "similarity.pairs"),
+                ("embedder", "similarity.embedder"), ("config", None))
 
 
 def cmd_train(args) -> int:
@@ -210,6 +234,11 @@ def cmd_train(args) -> int:
         print(f"  next          : condgan sample {summary['run']} --out grid.png   |   condgan eval {summary['run']}")
     elif summary["task"] == "translate":
         print(f"  next          : condgan eval {summary['run']}   |   condgan apply {summary['run']} INPUT_FOLDER --out OUT_FOLDER")
+    elif summary["task"] == "similarity":
+        print(f"  next          : condgan eval {summary['run']}   |   condgan compare {summary['run']} A.png B.png   |   "
+              f"condgan search {summary['run']} QUERY.png --in FOLDER")
+    elif summary["task"] == "exemplar":
+        print(f"  next          : condgan sample {summary['run']} --like REF.png --n 16 --out like.png   |   condgan eval {summary['run']}")
     else:
         print(f"  next          : condgan sample {summary['run']} --label {printable(summary['class_names'][0], 60)} --n 16 --out sample.png")
     return 130 if summary["interrupted"] else 0
@@ -232,6 +261,12 @@ def cmd_sample(args) -> int:
         raise UserError("--label-a, --label-b and --n-per-pair are for two-stage pipelines")
     if gen.task == "translate":
         return _translation_sheet(gen, args, out)
+    if gen.task == "similarity":
+        raise UserError(f"{args.run} is an embedder (--task similarity): it makes no images; use condgan compare or condgan search")
+    if gen.task == "exemplar":
+        return _exemplar_grid(gen, args, out)
+    if args.like:
+        raise UserError("--like is for exemplar models (--task exemplar); this model takes --label")
     if args.split is not None:
         raise UserError("--split is for translators (which show pairs of a data split); this is a class-conditional model")
     labels = [x for item in (args.label or []) for x in item.split(",") if x.strip()] or gen.class_names
@@ -313,6 +348,33 @@ def _translation_sheet(tr, args, out: Path) -> int:
     save_sheet([pairs.sources[:n], outputs, pairs.targets[:n]], ["source", "output", "target"], out,
                title=f"{n} {split} pairs of {printable(pairs.name, 60)}")
     print(f"wrote a sheet of {n} {split} pairs (source | output | target) to {out}")
+    return 0
+
+
+def _exemplar_grid(gen, args, out: Path) -> int:
+    """One row per --like image: the exemplar, then --n images like it."""
+    import torch
+
+    from .cli_similarity import read_user_image
+    from .pipelines import check_count
+    from .visual import save_grid
+
+    if not args.like:
+        raise UserError("an exemplar model makes images like a given one: pass --like IMAGE (repeatable)")
+    for flag, value in (("--label", args.label), ("--n-per-class", args.n_per_class), ("--split", args.split)):
+        if value is not None:
+            raise UserError(f"{flag} does not apply to an exemplar model (it takes --like IMAGE and --n)")
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise UserError(f"--out must end in .png or .jpg, not {printable(out.name, 80)!r}")
+    n = args.n if args.n is not None else 8
+    check_count(n, "--n", MAX_GRID)
+    exemplars = torch.cat([read_user_image(p, gen.spec["image"], "--like image") for p in args.like])
+    outputs = gen.sample(like=exemplars, n=n, seed=args.seed).view(len(exemplars), n, *exemplars.shape[1:])
+    from .data import to_float
+
+    images = torch.cat([to_float(exemplars)[:, None], outputs], dim=1).flatten(0, 1)
+    save_grid(images, out, nrow=n + 1, title=f"exemplar | {n} images like it (seed {args.seed})")
+    print(f"wrote {n} image(s) like each of {len(exemplars)} exemplar(s) to {out}")
     return 0
 
 

@@ -1,9 +1,9 @@
 """Field specs: what each named field of a batch is.
 
-A batch is a dict of named tensors (`image`, `label`, `source`, ...). A
+A batch is a dict of named tensors (`image`, `label`, `source`, `embedding`, ...). A
 dataset declares a `Spec` saying, for each field, whether it is a class field
-(int64 labels, with the class names) or an image field (uint8 on disk, float
-in [-1, 1] in a batch; channels and size). Class names travel in the spec, so
+(int64 labels, with the class names), an image field (uint8 on disk, float
+in [-1, 1] in a batch; channels and size) or a vector field (float, dim). Class names travel in the spec, so
 `--label sandal` works wherever a model goes.
 """
 
@@ -45,7 +45,19 @@ class ImageField:
         return {"kind": self.kind, "channels": self.channels, "height": self.height, "width": self.width}
 
 
-Field = ClassField | ImageField
+@dataclass(frozen=True)
+class VectorField:
+    """A fixed-length float vector per item: an exemplar's embedding that conditions a generator."""
+
+    dim: int
+
+    kind = "vector"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "dim": self.dim}
+
+
+Field = ClassField | ImageField | VectorField
 
 
 class Spec(dict):
@@ -82,6 +94,10 @@ class Spec(dict):
                             or not all(1 <= d <= 4096 for d in dims[1:]):
                         raise ValueError("channels must be 1 to 4 and height/width 1 to 4096 pixels")
                     spec[name] = ImageField(*dims)
+                elif f["kind"] == "vector":
+                    if not isinstance(f["dim"], int) or isinstance(f["dim"], bool) or not 1 <= f["dim"] <= 65536:
+                        raise ValueError("a vector's dim must be an integer from 1 to 65536")
+                    spec[name] = VectorField(f["dim"])
                 else:
                     raise ValueError(f"unknown kind {f['kind']!r}")
             except (KeyError, TypeError, ValueError) as e:

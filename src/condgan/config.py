@@ -135,9 +135,34 @@ class JointConfig:
     TERMS = ("adv_mask", "class_mask", "diversity", "adv_image", "class_b", "class_a", "l1_teacher")
 
 
-TASKS = ("cgan", "translate", "two-stage")
 STAGES = ("all", "stage1", "stage2", "joint")
 GENERATORS = ("G1", "G2")
+
+
+@dataclass
+class SimilarityConfig:
+    """Keys of the similarity task (an embedding network) and of the exemplar task that uses one."""
+
+    recipe: str = "triplet"           # similarity: siamese (contrastive loss on pairs) | triplet (margin loss, mined
+                                      # in the batch) | frozen (the evaluator network frozen, a learned head) |
+                                      # selfsup (two augmented views are the positive pair; no labels)
+    embed_dim: int = 64               # size of an embedding (L2-normalised; similarity = cosine)
+    margin: float | None = None       # siamese: distance negatives are pushed beyond (1.0); triplet/frozen: 0.2
+    mining: str = "semihard"          # triplet/frozen: which in-batch triplets count: semihard | hard | all
+    per_class: int = 8                # images per class in a batch: batch_size // per_class classes of per_class
+                                      # images each (class-balanced; with labels only)
+    temperature: float = 0.1          # selfsup: NT-Xent temperature
+    lr: float = 1e-3                  # Adam learning rate of the embedding network
+    width: int = 32                   # channels of the embedding CNN's first block (doubles twice)
+    pairs: str | None = None          # a CSV of image_a,image_b,similar or of anchor,positive,negative (paths
+                                      # relative to the CSV) instead of pairs made from class labels
+    embedder: str | None = None       # exemplar: the similarity run (or export) whose embedder conditions G
+    neighbours: int = 10              # exemplar: real images for an exemplar are its k nearest neighbours
+
+
+TASKS = ("cgan", "translate", "two-stage", "similarity", "exemplar")
+RECIPES = ("siamese", "triplet", "frozen", "selfsup")
+MINING = ("semihard", "hard", "all")
 SMALL_DATA = 10_000  # below this many training images, a cgan augments D's inputs by default (train.augment)
 SMALL_DATA_AUGMENT = ["translation", "cutout"]
 # None in a config means "the task's default"; validate() fills these in, so config.yaml shows what ran.
@@ -148,8 +173,13 @@ TASK_DEFAULTS = {
                   "train.diversity_weight": 0.0, "train.l1_weight": 10.0, "train.aux_weight": 0.0},
     "two-stage": {"model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
                   "train.diversity_weight": 0.5, "train.l1_weight": 0.0},
+    "similarity": {"model.arch": "embedder", "model.z_dim": 1, "model.g_width": 1, "model.d_width": 1,
+                   "train.diversity_weight": 0.0, "train.l1_weight": 0.0, "train.aux_weight": 0.0, "train.augment": []},
+    "exemplar": {"model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
+                 "train.diversity_weight": 0.0, "train.l1_weight": 0.0, "train.aux_weight": 0.0},
 }
-TASK_ARCHS = {"cgan": ("resnet", "dcgan", "mlp"), "translate": ("unet",), "two-stage": ("resnet",)}
+TASK_ARCHS = {"cgan": ("resnet", "dcgan", "mlp"), "translate": ("unet",), "two-stage": ("resnet",),
+              "similarity": ("embedder",), "exemplar": ("resnet",)}
 # Keys that may change when a run is resumed: when and how to stop, log and save, and where and how to run.
 # Everything else is the run's recipe (model, data, optimiser) and is fixed by its checkpoint.
 RUNTIME_KEYS = {f"train.{k}" for k in ("steps", "epochs", "budget_minutes", "log_every", "sample_every",
@@ -166,6 +196,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)  # task two-stage only
     joint: JointConfig = field(default_factory=JointConfig)     # task two-stage only
+    similarity: SimilarityConfig = field(default_factory=SimilarityConfig)  # tasks similarity, exemplar
 
     def aux_weight(self) -> float:
         """train.aux_weight with its architecture-dependent default resolved."""
@@ -259,6 +290,7 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        self._validate_similarity()
         try:
             device(t.device, "train.device")
         except UserError as e:
@@ -288,6 +320,35 @@ class Config:
             (not self.model.use_label, "model.use_label is for task translate (two-stage always uses both labels)"),
             (not self.data.jitter and self.data.direction == "AtoB", "data.jitter and data.direction are for task translate"),
         ]
+
+    def _validate_similarity(self) -> None:
+        s = self.similarity
+        if self.task not in ("similarity", "exemplar"):
+            if s != SimilarityConfig():
+                raise ConfigError(f"the similarity section is for --task similarity or exemplar, not {self.task}")
+            return
+        if s.margin is None:
+            s.margin = 1.0 if s.recipe == "siamese" else 0.2
+        checks = [
+            (s.recipe in RECIPES, f"similarity.recipe must be one of {', '.join(RECIPES)}, not {shown(s.recipe)}"),
+            (s.mining in MINING, f"similarity.mining must be one of {', '.join(MINING)}, not {shown(s.mining)}"),
+            (2 <= s.embed_dim <= 4096, f"similarity.embed_dim must be between 2 and 4,096, not {s.embed_dim}"),
+            (1 <= s.width <= 1024, f"similarity.width must be between 1 and 1,024, not {s.width}"),
+            (math.isfinite(s.margin) and s.margin > 0, f"similarity.margin must be a positive number, not {s.margin}"),
+            (math.isfinite(s.temperature) and s.temperature > 0, "similarity.temperature must be a positive number"),
+            (math.isfinite(s.lr) and s.lr > 0, "similarity.lr must be a positive number"),
+            (self.task != "similarity" or 2 <= s.per_class <= self.train.batch_size,
+             f"similarity.per_class must be between 2 and train.batch_size ({self.train.batch_size}), not {s.per_class}"),
+            (1 <= s.neighbours <= 1000, f"similarity.neighbours must be between 1 and 1,000, not {s.neighbours}"),
+            (not (s.pairs and s.recipe == "selfsup"), "similarity.pairs is a CSV of labelled pairs; recipe selfsup uses no "
+             "labels (leave out similarity.pairs, or choose recipe siamese, triplet or frozen)"),
+            (self.task == "exemplar" or s.embedder is None, "similarity.embedder is for --task exemplar"),
+            (self.task == "exemplar" or self.train.d_steps == 1, "train.d_steps is for GANs; a similarity run takes 1"),
+            (self.task != "exemplar" or s.pairs is None, "similarity.pairs is for --task similarity"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
 
 
 def from_dict(raw: dict | None) -> Config:
@@ -360,7 +421,8 @@ def save_config(config: Config, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "stages": StagesConfig, "joint": JointConfig}
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "stages": StagesConfig, "joint": JointConfig,
+             "similarity": SimilarityConfig}
 
 
 def _build(cls, values: dict, section: str):

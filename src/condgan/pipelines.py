@@ -3,6 +3,8 @@
     gen = condgan.load("runs/fmnist");   gen.sample(["sandal", "bag"], seed=0)       # ClassConditional
     tr = condgan.load("runs/edges");     tr.translate(edge_maps)                     # Translator
     ts = condgan.load("runs/colours");   ts.sample(label_a="sandal", label_b="red")  # TwoStage
+    em = condgan.load("runs/similar");   em.embed(images); em.similarity(a, b)       # Embedder
+    ex = condgan.load("runs/like");      ex.sample(like=image, n=16, seed=0)         # Exemplar
 
 Each pipeline is a network (the EMA generator) plus what using it needs: the
 field spec (class names, image shapes) and the data it was trained on. It is
@@ -36,6 +38,7 @@ class Pipeline:
 
     task = ""
     needs: tuple[str, ...] = ()  # fields the spec must have for this pipeline to work
+    components = ("generator",)  # the networks it is made of, by component name in checkpoints and exports
 
     def __init__(self, net: torch.nn.Module, spec: Spec, data: dict | None = None, device: str | torch.device = "cpu"):
         self.net = net.eval().requires_grad_(False).to(device)
@@ -74,10 +77,14 @@ class Pipeline:
     def save_pretrained(self, folder: str | Path) -> Path:
         """A shareable folder: condgan.json + one .safetensors per component (safe to load, no code runs). Local data
         paths stay behind: a built-in dataset is named, a folder only by its last part (as a hint)."""
-        return ckpt.write_export(folder, self.task, self.spec.to_dict(), ckpt.portable_data(self._data), self.components())
+        return ckpt.write_export(folder, self.task, self.spec.to_dict(), ckpt.portable_data(self._data), self.networks())
+
+    def networks(self) -> dict:
+        """Component name -> network, as written by save_pretrained."""
+        return {"generator": self.net}
 
     @classmethod
-    def from_networks(cls, nets: dict, spec: Spec, data: dict, device) -> "Pipeline":
+    def from_components(cls, nets: dict, spec: Spec, data: dict, device) -> "Pipeline":
         return cls(nets["generator"], spec, data, device)
 
     @classmethod
@@ -195,49 +202,7 @@ class Translator(Pipeline):
     def as_sources(self, images) -> torch.Tensor:
         """uint8 arrays (H,W / H,W,C / N,H,W / N,H,W,C), float tensors in [-1, 1] (C,H,W / N,C,H,W),
         or PIL images (one or a list) -> float (N, C, H, W) in [-1, 1] with the source's channels."""
-        if isinstance(images, Image.Image):  # any mode: grey stays grey, the rest becomes RGB
-            images = np.array(images.convert("L" if images.mode in ("1", "L", "I", "I;16", "F") else "RGB"))
-        if isinstance(images, (list, tuple)):
-            if not images:
-                raise UserError("no images given to translate")
-            return torch.cat([self.as_sources(im) for im in images])
-        if isinstance(images, np.ndarray):
-            if images.dtype != np.uint8:
-                raise UserError(f"numpy images must be uint8 (0..255), not {images.dtype}")
-            arr = images
-            if arr.ndim == 2:  # one grey image
-                arr = arr[None, :, :, None]
-            elif arr.ndim == 3:  # H×W×C when the last axis looks like channels, else N×H×W
-                arr = arr[None] if arr.shape[-1] in (1, 3, 4) else arr[..., None]
-            if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
-                raise UserError(f"cannot read images of shape {images.shape}: give H×W, H×W×C, N×H×W or N×H×W×C")
-            if arr.shape[1] * arr.shape[2] > untrusted.MAX_PIXELS:
-                raise UserError(f"images of {arr.shape[2]}x{arr.shape[1]} pixels are too large (limit {untrusted.MAX_PIXELS:,} per image)")
-            x = to_float(torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(0, 3, 1, 2))
-        elif isinstance(images, torch.Tensor):
-            x = images.unsqueeze(0) if images.dim() == 3 else images
-            if x.dim() != 4:
-                raise UserError(f"a tensor of images must be (C, H, W) or (N, C, H, W), got {tuple(images.shape)}")
-            if x.shape[-1] * x.shape[-2] > untrusted.MAX_PIXELS:
-                raise UserError(f"images of {x.shape[-1]}x{x.shape[-2]} pixels are too large (limit {untrusted.MAX_PIXELS:,} per image)")
-            x = to_float(x) if x.dtype == torch.uint8 else x.float()
-        else:
-            raise UserError(f"cannot translate a {type(images).__name__}: give uint8 arrays, float tensors or PIL images")
-        return self._fit(x)
-
-    def _fit(self, x: torch.Tensor) -> torch.Tensor:
-        """Match the source's channels (grey <-> RGB) and size (resized, with a clear error for nonsense)."""
-        c = self.source.channels
-        if x.shape[1] != c:
-            if x.shape[1] == 1:
-                x = x.expand(-1, c, -1, -1)
-            elif c == 1:
-                x = x[:, :3].mean(1, keepdim=True)
-            else:
-                raise UserError(f"images have {x.shape[1]} channels; this translator takes {c}")
-        if tuple(x.shape[2:]) != self.source.size:
-            x = torch.nn.functional.interpolate(x, size=self.source.size, mode="bilinear", antialias=True, align_corners=False)
-        return x.contiguous()
+        return as_images(images, self.source, "translate")
 
     @torch.no_grad()
     def translate(self, images, seed: int | None = 0, output_type: str = "pt", batch_size: int = 256,
@@ -277,6 +242,8 @@ class TwoStage(Pipeline):
     """
 
     task = "two-stage"
+    needs = ("image", "mask", "label_a", "label_b")
+    components = ("generator1", "generator2")
 
     def __init__(self, g1: torch.nn.Module, g2: torch.nn.Module, spec: Spec, data: dict | None = None,
                  device: str | torch.device = "cpu"):
@@ -284,10 +251,10 @@ class TwoStage(Pipeline):
         self.g1, self.g2 = g1.eval().requires_grad_(False).to(device), self.net
 
     @classmethod
-    def from_networks(cls, nets: dict, spec: Spec, data: dict, device) -> "TwoStage":
+    def from_components(cls, nets: dict, spec: Spec, data: dict, device) -> "TwoStage":
         return cls(nets["generator1"], nets["generator2"], spec, data, device)
 
-    def components(self) -> dict[str, torch.nn.Module]:
+    def networks(self) -> dict[str, torch.nn.Module]:
         return {"generator1": self.g1, "generator2": self.g2}
 
     @property
@@ -441,7 +408,116 @@ class TwoStage(Pipeline):
                           title="rows: label A, columns: label B (intermediate | image)")
 
 
-PIPELINES = {p.task: p for p in (ClassConditional, Translator, TwoStage)}
+
+class Embedder(Pipeline):
+    """An embedding network (the similarity task): `embed`, `similarity`, `same`, `search`.
+
+    Embeddings are unit vectors; the similarity of two images is their cosine (1 = identical in the
+    network's eyes), and `threshold` is the similarity above which the run calls two images the same
+    (chosen on training data when the checkpoint was written)."""
+
+    task = "similarity"
+    needs = ("image",)
+    components = ("embedder",)
+
+    def networks(self) -> dict:
+        return {"embedder": self.net}
+
+    @classmethod
+    def from_components(cls, nets: dict, spec: Spec, data: dict, device) -> "Embedder":
+        return cls(nets["embedder"], spec, data, device)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.net.threshold)
+
+    @property
+    def dim(self) -> int:
+        return int(self.net.arguments["embed_dim"])
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return list(self.spec["label"].class_names) if "label" in self.spec else None
+
+    @torch.no_grad()
+    def embed(self, images, batch_size: int = 500) -> torch.Tensor:
+        """(N, D) float embeddings of uint8 arrays, float tensors in [-1, 1] or PIL images (resized to fit)."""
+        x = as_images(images, self.spec["image"], "embed")
+        out = [self.net(x[i:i + batch_size].to(self.device)).float().cpu() for i in range(0, len(x), batch_size)]
+        return torch.cat(out) if out else torch.zeros(0, self.dim)
+
+    def similarity(self, a, b) -> torch.Tensor:
+        """Cosine similarity of images a[i] and b[i] (N,); one image on either side is compared with all of the other."""
+        ea, eb = self.embed(a), self.embed(b)
+        if len(ea) != len(eb) and 1 not in (len(ea), len(eb)):
+            raise UserError(f"cannot pair {len(ea)} images with {len(eb)}: give as many on each side, or one on either")
+        return (ea * eb).sum(1)
+
+    def same(self, a, b) -> torch.Tensor:
+        """Whether a[i] and b[i] are similar at the learned threshold (bool, (N,))."""
+        return self.similarity(a, b) >= self.threshold
+
+    def search(self, query, k: int = 8, within=None) -> list[dict]:
+        """The k images most similar to one query image, best first, as {'score', 'index' | 'path'}.
+        within: a folder of images (indexed once, cached, rebuilt when the folder changes), images
+        (anything `embed` takes), or None: the run's own training images."""
+        from .search import SearchIndex
+
+        check_count(k, "k", 10_000)
+        q = self.embed(query)
+        if len(q) != 1:
+            raise UserError(f"search takes one query image, got {len(q)}")
+        index = SearchIndex.for_within(self, within)
+        return index.nearest(q[0], k)
+
+
+class Exemplar(Pipeline):
+    """A generator of images like an exemplar (the exemplar task): `sample(like=image, n, seed)`.
+
+    The exemplar is embedded by the run's frozen embedder; G turns noise and that embedding into images
+    that resemble the exemplar's nearest neighbours in the data."""
+
+    task = "exemplar"
+    needs = ("image", "embedding")
+    components = ("generator", "embedder")
+
+    def __init__(self, net, spec, data=None, device="cpu", embedder: torch.nn.Module | None = None):
+        # the exemplar is an input image shaped like the outputs; naming it in the spec lets `condgan serve` ask for it
+        spec = Spec({**spec, "exemplar": spec["exemplar"] if "exemplar" in spec else spec["image"]})
+        super().__init__(net, spec, data, device)
+        if embedder is None:
+            raise CheckpointError("an exemplar model needs its embedder network, which is missing")
+        self.embedder = Embedder(embedder, Spec(image=spec["image"]), data, device)
+
+    def networks(self) -> dict:
+        return {"generator": self.net, "embedder": self.embedder.net}
+
+    @classmethod
+    def from_components(cls, nets: dict, spec: Spec, data: dict, device) -> "Exemplar":
+        return cls(nets["generator"], spec, data, device, embedder=nets.get("embedder"))
+
+    @property
+    def channels(self) -> int:
+        return self.spec["image"].channels
+
+    @torch.no_grad()
+    def __call__(self, z: torch.Tensor, embeddings: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """Images (N, C, H, W) in [-1, 1] for noise z and exemplar embeddings (N, D)."""
+        out = [self.net(z[i:i + batch_size].to(self.device), embeddings[i:i + batch_size].to(self.device)).float().cpu()
+               for i in range(0, len(z), batch_size)]
+        return torch.cat(out)
+
+    def sample(self, like, n: int = 16, seed: int | None = 0, output_type: str = "pt"):
+        """n images like each exemplar in `like` (one image or several: anything Embedder.embed takes),
+        grouped by exemplar. output_type: 'pt' (float in [-1, 1]), 'uint8' or 'pil'."""
+        check_count(n, "n")
+        e = self.embedder.embed(like)
+        check_count(len(e) * n, "number of images")
+        e = e.repeat_interleave(n, dim=0)
+        return as_output(self(self.noise(len(e), seed), e), output_type)
+
+
+PIPELINES = {p.task: p for p in (ClassConditional, Translator, TwoStage, Embedder, Exemplar)}
 Generator = ClassConditional  # the name used before tasks existed
 
 
@@ -463,21 +539,63 @@ def load(path: str | Path, device: str = "cpu") -> Pipeline:
         if field not in spec:
             raise CheckpointError(f"{source}: a {task} model needs a {field!r} field in its spec, which is missing")
     nets = {}
-    for name, description in model["networks"].items():
-        weights = model["weights"].get(name)
+    for component in pipeline.components:
+        weights = model["weights"].get(component)
         if not isinstance(weights, dict):
-            raise CheckpointError(f"{source}: no weights for {untrusted.printable(name, 40)}")
+            raise CheckpointError(f"{source}: no {component} weights")
         untrusted.finite_weights(weights, source)
-        nets[name] = rebuild(description, source)
+        net = rebuild(model["networks"].get(component), source)
         try:
-            nets[name].load_state_dict(weights)
+            net.load_state_dict(weights)
         except (RuntimeError, KeyError) as e:
-            raise CheckpointError(f"{source}: weights do not fit the recorded network {untrusted.printable(name, 40)} "
+            raise CheckpointError(f"{source}: {component} weights do not fit the recorded network "
                                   f"({untrusted.printable(str(e).splitlines()[0], 160)})") from None
-    try:
-        return pipeline.from_networks(nets, spec, model["data"], device)
-    except KeyError as e:
-        raise CheckpointError(f"{source}: a {task} model needs the component {e}") from None
+        nets[component] = net
+    return pipeline.from_components(nets, spec, model["data"], device)
+
+
+def as_images(images, field, verb: str = "use") -> torch.Tensor:
+    """uint8 arrays (H,W / H,W,C / N,H,W / N,H,W,C), float tensors in [-1, 1] (C,H,W / N,C,H,W),
+    or PIL images (one or a list) -> float (N, C, H, W) in [-1, 1], fitted to an ImageField's channels and size."""
+    if isinstance(images, Image.Image):  # any mode: grey stays grey, the rest becomes RGB
+        images = np.array(images.convert("L" if images.mode in ("1", "L", "I", "I;16", "F") else "RGB"))
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise UserError(f"no images given to {verb}")
+        return torch.cat([as_images(im, field, verb) for im in images])
+    if isinstance(images, np.ndarray):
+        if images.dtype != np.uint8:
+            raise UserError(f"numpy images must be uint8 (0..255), not {images.dtype}")
+        arr = images
+        if arr.ndim == 2:  # one grey image
+            arr = arr[None, :, :, None]
+        elif arr.ndim == 3:  # H×W×C when the last axis looks like channels, else N×H×W
+            arr = arr[None] if arr.shape[-1] in (1, 3, 4) else arr[..., None]
+        if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
+            raise UserError(f"cannot read images of shape {images.shape}: give H×W, H×W×C, N×H×W or N×H×W×C")
+        if arr.shape[1] * arr.shape[2] > untrusted.MAX_PIXELS:
+            raise UserError(f"images of {arr.shape[2]}x{arr.shape[1]} pixels are too large (limit {untrusted.MAX_PIXELS:,} per image)")
+        x = to_float(torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(0, 3, 1, 2))
+    elif isinstance(images, torch.Tensor):
+        x = images.unsqueeze(0) if images.dim() == 3 else images
+        if x.dim() != 4:
+            raise UserError(f"a tensor of images must be (C, H, W) or (N, C, H, W), got {tuple(images.shape)}")
+        if x.shape[-1] * x.shape[-2] > untrusted.MAX_PIXELS:
+            raise UserError(f"images of {x.shape[-1]}x{x.shape[-2]} pixels are too large (limit {untrusted.MAX_PIXELS:,} per image)")
+        x = to_float(x) if x.dtype == torch.uint8 else x.float()
+    else:
+        raise UserError(f"cannot {verb} a {type(images).__name__}: give uint8 arrays, float tensors or PIL images")
+    c = field.channels
+    if x.shape[1] != c:  # match the field's channels (grey <-> RGB)
+        if x.shape[1] == 1:
+            x = x.expand(-1, c, -1, -1)
+        elif c == 1:
+            x = x[:, :3].mean(1, keepdim=True)
+        else:
+            raise UserError(f"images have {x.shape[1]} channels; this model takes {c}")
+    if tuple(x.shape[2:]) != field.size:
+        x = torch.nn.functional.interpolate(x, size=field.size, mode="bilinear", antialias=True, align_corners=False)
+    return x.contiguous()
 
 
 def check_count(n, name: str, limit: int = MAX_SAMPLES) -> None:

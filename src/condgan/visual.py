@@ -144,7 +144,7 @@ def loss_plot(metrics_file: Path, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     records = [json.loads(line) for line in Path(metrics_file).read_text().splitlines() if line.strip()]
-    records = [r for r in records if "loss_g" in r]
+    records = [r for r in records if any(k.startswith("loss_") for k in r)]
     if not records:
         return
     steps = [r["step"] for r in records]

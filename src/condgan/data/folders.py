@@ -224,3 +224,40 @@ def _grey_content(image: np.ndarray, tolerance: int = 12) -> bool:
     (at most 1 pixel in 1000 differing by more than `tolerance` levels)."""
     spread = image.max(axis=0).astype(np.int16) - image.min(axis=0)
     return float((spread > tolerance).mean()) <= 0.001
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+UNLABELLED = "(unlabelled)"  # the one class name of a folder of images without class sub-folders
+
+
+def is_unlabelled_folder(root: Path) -> bool:
+    """A folder holding image files directly and no class sub-folders (the similarity and exemplar tasks take it)."""
+    root = Path(root)
+    if not root.is_dir() or any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
+        return False
+    return any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in root.iterdir())
+
+
+def load_unlabelled_folder(root: Path, split: str = "train", image_size: int | None = None,
+                           channels: int | None = None, bad_files: str = "skip") -> ImageSet:
+    """Every image directly in `root`, as one class named UNLABELLED (every 10th file held out as 'test')."""
+    root = Path(root)
+    files = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+    chosen = [f for i, f in enumerate(files) if split == "all" or (i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1) == (split == "test")]
+    if channels is None:
+        channels = 1 if all(_is_grayscale(f) is not False for f in files) else 3
+    size = image_size or 64
+    images, skipped = [], []
+    for f in chosen:
+        try:
+            images.append(load_image(f, channels, size))
+        except DataError as e:
+            if bad_files == "error":
+                raise DataError(f"{e} (set data.bad_files=skip to skip such files)") from None
+            skipped.append(str(e))
+    for msg in skipped[:10]:
+        warnings.warn(f"skipped {msg}", stacklevel=2)
+    if not images:
+        raise DataError(f"no readable images in the {split!r} split of {root} ({len(chosen)} files tried)")
+    return ImageSet(torch.from_numpy(np.stack(images)), torch.zeros(len(images), dtype=torch.int64), [UNLABELLED],
+                    name=str(root))

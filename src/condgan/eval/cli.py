@@ -45,6 +45,9 @@ def add_eval_commands(subparsers) -> None:
     ev.add_argument("--max-pairs", type=int, metavar="N", help="translator: score only the first N test pairs (default: all)")
     ev.add_argument("--n-per-pair", type=int, default=100, metavar="N", help="two-stage: images to generate for every "
                     "(label A, label B) pair (default 100)")
+    ev.add_argument("--pairs", metavar="CSV", help="similarity run: score verification on the held-out rows (every 10th) of "
+                    "this CSV of pairs or triplets (default: the run's own --pairs CSV, or its dataset's labelled test split)")
+    ev.add_argument("--exemplars", type=int, metavar="N", help="exemplar run: how many test images to use as exemplars (default 200)")
     ev.add_argument("--seed", type=seed_int, default=0, help="seed for the noise and the metric subsets (default 0)")
     ev.add_argument("--out", metavar="DIR", help="output folder (default RUN/eval, or NAME-eval beside the .npz)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -101,6 +104,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return _eval_translator(model, args)
         if model.task == "two-stage":
             return _eval_two_stage(model, args)
+        if model.task in ("similarity", "exemplar"):
+            return _eval_similarity(model, args)
+        if args.pairs or args.exemplars is not None:
+            raise UserError("--pairs is for similarity runs and --exemplars for exemplar runs")
         image = model.spec["image"]
         n = 1000 if args.n_per_class is None else args.n_per_class
         most = min(100_000, MAX_EVAL_BYTES // (model.num_classes * image.channels * image.height * image.width))
@@ -112,6 +119,64 @@ def cmd_eval(args: argparse.Namespace) -> int:
     m, f = report["model"], report["real_floor"]
     print(f"FID {m['fid']:.3f} (real {f['fid']:.3f})  mean class FID {m['class_fid_mean']:.3f} (real {f['class_fid_mean']:.3f})  "
           f"conditioning accuracy {m['conditioning_accuracy']:.1%} (real {f['conditioning_accuracy']:.1%})")
+    return 0
+
+
+def _eval_similarity(model, args: argparse.Namespace) -> int:
+    """An embedder (verification + retrieval) or an exemplar generator, on held-out images."""
+    from pathlib import Path
+
+    from ..config import Config, DataConfig, load_config
+    from ..tasks.similarity import load_images, read_csv
+
+    for flag, value in (("--n-per-class", args.n_per_class), ("--max-pairs", args.max_pairs)):
+        if value is not None:
+            raise UserError(f"{flag} does not apply to a {model.task} model")
+    run = Path(args.run)
+    out = Path(args.out or (run if run.is_dir() else run.parent) / "eval")
+    data = Config(data=DataConfig(**{k: v for k, v in model.data.items() if v is not None}))
+    if model.task == "exemplar":
+        from .exemplar import evaluate_exemplar
+
+        if args.pairs:
+            raise UserError("--pairs is for similarity runs")
+        n = 200 if args.exemplars is None else args.exemplars
+        if not 2 <= n <= 10_000:
+            raise UserError(f"--exemplars must be between 2 and 10,000, not {n}")
+        r = evaluate_exemplar(model, data, out, n, seed=args.seed, progress=not args.quiet, source=str(run))
+        m = r["model"]
+        print(f"similarity to exemplar {m['exemplar_similarity']:.3f} (real neighbours {m['neighbour_similarity']:.3f}, "
+              f"random real pairs {m['random_pair_similarity']:.3f})  diversity {m['diversity_ratio']:.2f}x real neighbours"
+              + (f"  class agreement {m['class_agreement']:.1%} (real neighbours {m['neighbour_class_agreement']:.1%})"
+                 if m.get("class_agreement") is not None else "")
+              + f"  suspected copies {m['suspected_copies']:.2%} (real floor {m['suspected_copies_floor']:.2%})")
+        print(f"report: {out / 'report.md'}")
+        return 0
+    from .similarity import evaluate_embedder, evaluate_pairs
+
+    if args.exemplars is not None:
+        raise UserError("--exemplars is for exemplar runs")
+    pairs = args.pairs
+    if pairs is None and run.is_dir() and (run / "config.yaml").is_file():
+        pairs = load_config(run / "config.yaml").similarity.pairs
+    if pairs:
+        fields, _ = read_csv(pairs, "test", model.spec["image"].height, model.spec["image"].channels)
+        r = evaluate_pairs(model, fields, out, progress=not args.quiet, source=str(run))
+    else:
+        test = load_images(data, "test")
+        if test.num_classes < 2:
+            raise UserError(f"{model.data.get('name')} has no classes to score retrieval with; evaluate on a labelled "
+                            f"dataset (--data FOLDER_OF_CLASS_FOLDERS) or on a CSV of pairs (--pairs FILE.csv)")
+        r = evaluate_embedder(model, test.images, test.labels, test.class_names, out, seed=args.seed,
+                              progress=not args.quiet, source=str(run))
+    m = r["model"]
+    line = f"verification accuracy {m['accuracy']:.2%} (10-fold CV threshold)"
+    if m.get("roc_auc") is not None:
+        line += f"  ROC AUC {m['roc_auc']:.4f}  EER {m['eer']:.2%}"
+    if m.get("precision_at_1") is not None:
+        line += f"  precision@1 {m['precision_at_1']:.2%}  R-precision {m['r_precision']:.2%}  MAP@R {m['map_at_r']:.2%}"
+    print(line)
+    print(f"report: {out / 'report.md'}")
     return 0
 
 

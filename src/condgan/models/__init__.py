@@ -18,6 +18,7 @@ from ..untrusted import shown
 from .base import Network
 from .classifier import Classifier
 from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .embedder import Embedder, FrozenBackboneEmbedder
 from .mlp import MLPDiscriminator, MLPGenerator
 from .patch import PatchDiscriminator
 from .resnet import ProjectionDiscriminator, ResNetGenerator
@@ -30,6 +31,7 @@ ARCHITECTURES = {
     "unet": (UNetGenerator, PatchDiscriminator),
 }
 NETWORKS = {cls.__name__: cls for pair in ARCHITECTURES.values() for cls in pair} | {"Classifier": Classifier}
+NETWORKS.update({cls.__name__: cls for cls in (Embedder, FrozenBackboneEmbedder)})
 
 
 def build_generator(arch: str, num_classes: int, z_dim: int, channels: int, image_size: int, width: int) -> nn.Module:

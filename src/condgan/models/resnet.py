@@ -32,11 +32,11 @@ def _widths(width: int, steps: int) -> list[int]:
 
 
 class GBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, num_classes: int):
+    def __init__(self, c_in: int, c_out: int, num_classes: int, cond_dim: int = 0):
         super().__init__()
-        self.bn1 = ConditionalBatchNorm2d(c_in, num_classes)
+        self.bn1 = ConditionalBatchNorm2d(c_in, num_classes, cond_dim)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.bn2 = ConditionalBatchNorm2d(c_out, num_classes)
+        self.bn2 = ConditionalBatchNorm2d(c_out, num_classes, cond_dim)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.shortcut = nn.Conv2d(c_in, c_out, 1)
 
@@ -47,19 +47,21 @@ class GBlock(nn.Module):
 
 
 class ResNetGenerator(Network):
-    def __init__(self, num_classes: int, z_dim: int, channels: int, image_size: int, width: int = 32):
+    """cond_dim > 0: conditioned on a vector (an exemplar's embedding) instead of a class (exemplar task)."""
+
+    def __init__(self, num_classes: int, z_dim: int, channels: int, image_size: int, width: int = 32, cond_dim: int = 0):
         super().__init__()
         self.base, steps = plan_resolutions(image_size)
         widths = _widths(width, steps)[::-1]  # low resolution first
         self.linear = nn.Linear(z_dim, widths[0] * self.base**2)
-        self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], num_classes) for i in range(steps))
+        self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], num_classes, cond_dim) for i in range(steps))
         self.out = nn.Sequential(nn.BatchNorm2d(widths[-1]), nn.ReLU(True), nn.Conv2d(widths[-1], channels, 3, padding=1), nn.Tanh())
         _init(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.linear(z).view(len(z), -1, self.base, self.base)
         for block in self.blocks:
-            h = block(h, labels)  # <- label enters G here, in every block's BatchNorm
+            h = block(h, labels)  # <- label (or exemplar embedding) enters G here, in every block's BatchNorm
         return self.out(h)
 
 
@@ -84,7 +86,10 @@ class DBlock(nn.Module):
 
 
 class ProjectionDiscriminator(Network):
-    def __init__(self, num_classes: int, channels: int, image_size: int, width: int = 32, class_head: bool = True):
+    """cond_dim > 0: the projection is onto a linear map of a condition vector instead of a class embedding."""
+
+    def __init__(self, num_classes: int, channels: int, image_size: int, width: int = 32, class_head: bool = True,
+                 cond_dim: int = 0):
         super().__init__()
         _, steps = plan_resolutions(image_size)
         self.num_classes = num_classes
@@ -94,7 +99,8 @@ class ProjectionDiscriminator(Network):
         blocks += [DBlock(widths[steps - 1], widths[steps], downsample=False)]
         self.blocks = nn.Sequential(*blocks)
         self.linear = spectral_norm(nn.Linear(widths[steps], 1))
-        self.embed = spectral_norm(nn.Embedding(num_classes, widths[steps]))
+        self.embed = spectral_norm(nn.Linear(cond_dim, widths[steps], bias=False) if cond_dim > 0
+                                   else nn.Embedding(num_classes, widths[steps]))
         # Auxiliary classifier head (AC-GAN), built only when train.aux_weight > 0:
         # it teaches D class features from the first steps, which speeds up how
         # fast G learns to obey labels on a small compute budget.
@@ -104,16 +110,20 @@ class ProjectionDiscriminator(Network):
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict:
         """{'score': real/fake logit, 'classes': class logits or None}, from one pass over the image."""
         h = F.relu(self.blocks(x)).sum(dim=(2, 3))
-        projection = (self.embed(labels) * h).sum(dim=1)  # <- label enters D here: inner product with features
+        projection = (self.embed(labels) * h).sum(dim=1)  # <- label (or embedding) enters D here: inner product with features
         classes = self.classifier(h) if self.classifier is not None else None
         return {"score": self.linear(h).squeeze(1) + projection, "classes": classes}
 
 
 def _init(module: nn.Module) -> None:
+    conditional = {id(c) for m in module.modules() if isinstance(m, ConditionalBatchNorm2d) for c in m.children()}
     for m in module.modules():
+        if id(m) in conditional:  # conditional BatchNorm keeps its own identity init (gain 1, bias 0)
+            continue
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             w = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
             nn.init.xavier_uniform_(w)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Embedding) and hasattr(m, "parametrizations"):
             nn.init.xavier_uniform_(m.parametrizations.weight.original)

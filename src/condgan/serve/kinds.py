@@ -10,9 +10,9 @@ exists today):
     KINDS["twostage"] = Kind(
         conditions=lambda p: ["label_a", "label_b"], rows="label_a",
         generate=lambda p, v, n, seed: p.sample(label_a=v["label_a"], label_b=v["label_b"][0], n=n, seed=seed))
-    KINDS["exemplar"] = Kind(
-        conditions=lambda p: ["exemplar"],
-        generate=lambda p, v, n, seed: p.sample(v["exemplar"], n=n, seed=seed))
+    KINDS["inpaint"] = Kind(
+        conditions=lambda p: ["masked"],
+        generate=lambda p, v, n, seed: p.fill(v["masked"], n=n, seed=seed))
 
 `generate` receives the values already checked against the Spec: a class field
 as a list of class indices (several only for the `rows` field: one grid row
@@ -46,6 +46,10 @@ def _sample(p, values: dict, n: int, seed: int) -> torch.Tensor:
     return p.sample(values["label"], n=n, seed=seed)
 
 
+def _like(p, values: dict, n: int, seed: int) -> torch.Tensor:
+    return p.sample(like=values["exemplar"], n=n, seed=seed)
+
+
 def _translate(p, values: dict, n: int, seed: int) -> torch.Tensor:
     """n outputs (one noise draw each) of the uploaded source; per row label when the translator takes one."""
     rows = values.get("label", [None])
@@ -64,6 +68,9 @@ KINDS: dict[str, Kind] = {
                       hints={"source": "the input image (a mask, edge map or sketch like the training sources); "
                                        "it is resized to the model's size",
                              "label": "the class the output should be"}),
+    "exemplar": Kind(title="more like this one (exemplar-conditioned generator)", conditions=lambda p: ["exemplar"],
+                     generate=_like, hints={"exemplar": "an image; the outputs resemble it and its nearest neighbours "
+                                                        "in the data (it is resized to the model's size)"}),
 }
 
 

@@ -1,8 +1,11 @@
-"""Tasks: what a run trains. Each task says where its data comes from, which
-networks it builds from the data's field spec, which fields play which role in
-the one GAN step (tasks/gan.py), and what its preview picture shows. The one
-loop (train/trainer.py) drives every task; `pipelines.py` turns a finished run
-into the object users call.
+"""Tasks: what a run trains. Each task says where its data comes from
+(`load_data`), which training step it uses (`make_step`: the one GAN step of
+tasks/gan.py for generators, with the fields' roles; the metric-learning step
+for similarity) and what its preview picture shows (`preview`). A task may also
+choose the items of batch k (`sampler`: class-balanced batches) or what a
+batch holds (`select`: an exemplar's neighbour), always as a pure function of
+(seed, k). The one loop (train/trainer.py) drives every task; `pipelines.py`
+turns a finished run into the object users call.
 
 | task                 | G is conditioned on          | D sees                       | target |
 |----------------------|------------------------------|------------------------------|--------|
@@ -11,6 +14,8 @@ into the object users call.
 | two-stage, stage1    | label_a                      | mask, label_a                | mask   |
 | two-stage, stage2    | mask, label_b                | image, mask, label_b         | image  |
 | two-stage, joint     | G1: label_a; G2: G1's mask, label_b (tasks/joint.py: the GAN step twice, chained) | image |
+| exemplar             | an exemplar's embedding      | image, that embedding        | a neighbour of the exemplar |
+| similarity           | (no GAN: an embedding network, tasks/similarity.py)                        |
 
 (two-stage: tasks/two_stage.py; `mask` is the intermediate, whatever its kind.)
 """
@@ -19,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 import torch
 
@@ -45,22 +52,29 @@ class Roles:
     class_field: str | None
 
 
-class Task:
-    """What every task shares: the one GAN step built from its roles and networks."""
+class GANTask:
+    """What every generator task shares: the one GAN step built from its roles and networks."""
 
     name = ""
 
     @classmethod
-    def make_step(cls, spec: Spec, config: Config, device: torch.device, out: Path) -> GANStep:
-        """The training step for this task's networks (`out` is the run directory)."""
+    def make_step(cls, run) -> GANStep:
+        """The training step for this task's networks, for a Run (its spec, config, device, data)."""
+        spec, config, device = run.spec, run.config, run.device
         roles = cls.roles(spec, config)  # also checks that the fields the config asks for exist
+        run.roles = roles
         options = cls.step_options(config)
         G, D = cls.build(spec, config, class_head=options["aux_weight"] > 0)
         if config.train.sync_batchnorm and dist.world() > 1:
             G = dist.convert_sync_batchnorm(G)
         G, D = on_device(G, device, config.train.channels_last), on_device(D, device, config.train.channels_last)
         return GANStep(G, D, target=roles.target, g_fields=roles.g_fields, d_fields=roles.d_fields,
-                       class_field=roles.class_field, **options)
+                       class_field=roles.class_field, frozen=cls.frozen(run), **options)
+
+    @staticmethod
+    def frozen(run) -> dict:
+        """Networks a generator needs at sampling time but does not train (none, except the exemplar's embedder)."""
+        return {}
 
     @staticmethod
     def step_options(config: Config) -> dict:
@@ -88,7 +102,7 @@ def class_rows(run, G, field: str, path: Path, what: str) -> torch.Tensor:
     labels = torch.arange(rows).repeat_interleave(GRID_COLUMNS).to(run.device)
     images = G(z.repeat(rows, 1).to(run.device), labels).cpu()
     save_grid(images, path, nrow=GRID_COLUMNS, row_names=names[:rows],
-              title=f"step {run.gan.steps_done}: {what}, one row per class, fixed noise")
+              title=f"step {run.step.steps_done}: {what}, one row per class, fixed noise")
     return images
 
 
@@ -103,11 +117,11 @@ def pair_rows(run, G, source: str, cond: tuple[str, ...], path: Path) -> torch.T
     if cond:  # say which label each row was asked for
         names = [run.spec[cond[0]].class_names[int(i)] for i in batch[cond[0]].cpu()]
     save_sheet([sources.cpu(), images, targets.cpu()], [source, "output", "target"], path,
-               title=f"step {run.gan.steps_done}: training pairs", row_names=names)
+               title=f"step {run.step.steps_done}: training pairs", row_names=names)
     return images
 
 
-class ClassConditionalTask(Task):
+class ClassConditionalTask(GANTask):
     name = "cgan"
 
     @staticmethod
@@ -129,13 +143,19 @@ class ClassConditionalTask(Task):
         D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, class_head=class_head)
         return G, D
 
+    @staticmethod
+    @torch.no_grad()
+    def preview(run, path):
+        """One row per class (up to MAX_GRID_ROWS), fixed noise."""
+        from ..train.trainer import GRID_COLUMNS, MAX_GRID_ROWS
+        from ..visual import save_grid
 
     @staticmethod
     def preview(run, path: Path) -> torch.Tensor:
-        return class_rows(run, run.gan.G_ema, "label", path, "samples")
+        return class_rows(run, run.step.G_ema, "label", path, "samples")
 
 
-class TranslationTask(Task):
+class TranslationTask(GANTask):
     name = "translate"
 
     @staticmethod
@@ -168,11 +188,14 @@ class TranslationTask(Task):
 
     @staticmethod
     def preview(run, path: Path) -> torch.Tensor:
-        cond = ("label",) if "label" in run.gan.g_fields else ()
-        return pair_rows(run, run.gan.G_ema, "source", cond, path)
+        cond = ("label",) if "label" in run.step.g_fields else ()
+        return pair_rows(run, run.step.G_ema, "source", cond, path)
 
 
-TASKS = {task.name: task for task in (ClassConditionalTask, TranslationTask)}
+from .exemplar import ExemplarTask  # noqa: E402  (it builds on GANTask)
+from .similarity import SimilarityTask  # noqa: E402
+
+TASKS = {task.name: task for task in (ClassConditionalTask, TranslationTask, SimilarityTask, ExemplarTask)}
 
 
 def get_task(config: Config):

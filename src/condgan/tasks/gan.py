@@ -43,10 +43,14 @@ class GANStep:
                  z_dim: int, target: str = "image", g_fields: tuple[str, ...] = ("label",),
                  d_fields: tuple[str, ...] = ("label",), class_field: str | None = "label",
                  aux_weight: float = 0.0, diversity_weight: float = 0.0, l1_weight: float = 0.0,
-                 adversarial_weight: float = 1.0, feature_matching_weight: float = 0.0, precision: str = "fp32"):
+                 adversarial_weight: float = 1.0, feature_matching_weight: float = 0.0, precision: str = "fp32",
+                 frozen: dict[str, nn.Module] | None = None):
         self.G, self.D = G, D
         self.G_train, self.D_train = G, D  # DDP wrappers after distribute(); the bare networks hold the state
         self.D_in_g_step = D  # D without gradient sync, for G's update (compiled by compile())
+        # Networks saved with the GAN but never trained by it: the exemplar task's embedder, which G needs
+        # at sampling time to turn an exemplar image into its condition.
+        self.frozen = {name: net.eval().requires_grad_(False) for name, net in (frozen or {}).items()}
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         self.opt_G = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)
         self.opt_D = torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas)
@@ -194,14 +198,21 @@ class GANStep:
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)  # BatchNorm running statistics follow G
 
+    def networks(self) -> dict[str, nn.Module]:
+        """What the checkpoint describes (to rebuild each network): G, D and any frozen network."""
+        return {"G": self.G, "D": self.D, **self.frozen}
+
     def weights_finite(self) -> bool:
         return all(torch.isfinite(p).all() for m in (self.G, self.D, self.G_ema) for p in m.parameters())
 
     def state_dict(self) -> dict:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
-                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "steps_done": self.steps_done}
+                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "steps_done": self.steps_done,
+                **{name: net.state_dict() for name, net in self.frozen.items()}}
 
     def load_state_dict(self, state: dict) -> None:
+        for name, net in self.frozen.items():
+            net.load_state_dict(state[name])
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.G_ema.load_state_dict(state["G_ema"])

@@ -32,7 +32,7 @@ from ..models.patch import PatchDiscriminator
 from ..models.unet import UNetGenerator
 from ..train import checkpoint as ckpt
 from ..visual import save_sheet
-from . import GRID_COLUMNS, MAX_GRID_ROWS, Roles, Task, class_rows, on_device, pair_rows
+from . import GRID_COLUMNS, MAX_GRID_ROWS, Roles, GANTask, class_rows, on_device, pair_rows
 from .gan import GANStep
 from .joint import JointStep
 
@@ -52,7 +52,7 @@ def load_fields(config: Config, split: str, stage: str):
     return {k: fields[k] for k in STAGE_FIELDS[stage]}, data.spec()
 
 
-class Stage1Task(Task):
+class Stage1Task(GANTask):
     """Intermediates from label A: the cgan's networks and step, with target `mask` and class field `label_a`."""
 
     name = "two-stage"
@@ -75,10 +75,10 @@ class Stage1Task(Task):
 
     @staticmethod
     def preview(run, path: Path) -> torch.Tensor:
-        return class_rows(run, run.gan.G_ema, "label_a", path, "stage 1 intermediates")
+        return class_rows(run, run.step.G_ema, "label_a", path, "stage 1 intermediates")
 
 
-class Stage2Task(Task):
+class Stage2Task(GANTask):
     """Images from an intermediate and label B: the translator's networks and step, with source `mask`."""
 
     name = "two-stage"
@@ -94,7 +94,7 @@ class Stage2Task(Task):
     @staticmethod
     def step_options(config: Config) -> dict:
         st = config.stages
-        return {**Task.step_options(config), "z_dim": st.z2_dim, "aux_weight": st.class_b_weight,
+        return {**GANTask.step_options(config), "z_dim": st.z2_dim, "aux_weight": st.class_b_weight,
                 "diversity_weight": 0.0, "l1_weight": st.l1_weight, "adversarial_weight": 1.0,
                 "feature_matching_weight": 0.0}
 
@@ -110,10 +110,10 @@ class Stage2Task(Task):
 
     @staticmethod
     def preview(run, path: Path) -> torch.Tensor:
-        return pair_rows(run, run.gan.G_ema, "mask", ("label_b",), path)
+        return pair_rows(run, run.step.G_ema, "mask", ("label_b",), path)
 
 
-class JointTask(Task):
+class JointTask(GANTask):
     """G1 -> G2 fine-tuned together on G1's own intermediates, losses partitioned by the `joint` config."""
 
     name = "two-stage"
@@ -123,7 +123,8 @@ class JointTask(Task):
         return load_fields(config, split, "joint")
 
     @classmethod
-    def make_step(cls, spec: Spec, config: Config, device: torch.device, out: Path) -> JointStep:
+    def make_step(cls, run) -> JointStep:
+        spec, config, device, out = run.spec, run.config, run.device, run.out
         t, j, st = config.train, config.joint, config.stages
         stages = {} if st.from_scratch else stage_checkpoints(Path(out).parent, spec)
         nets = {}
@@ -167,7 +168,7 @@ class JointTask(Task):
     @torch.no_grad()
     def preview(run, path: Path) -> torch.Tensor:
         """One row per label A (G1's intermediate first), one column per label B; fixed noise."""
-        s1, s2 = run.gan.s1, run.gan.s2
+        s1, s2 = run.step.s1, run.step.s2
         names_a, names_b = list(run.spec["label_a"].class_names), list(run.spec["label_b"].class_names)
         rows, cols = min(len(names_a), MAX_GRID_ROWS), min(len(names_b), GRID_COLUMNS)
         g = torch.Generator().manual_seed(run.config.train.seed + 2)
@@ -176,7 +177,7 @@ class JointTask(Task):
         masks = s1.G_ema(z1.to(run.device), a)
         images = [s2.G_ema(z2.to(run.device), masks, torch.full_like(a, b)).cpu() for b in range(cols)]
         save_sheet([masks.cpu(), *images], ["intermediate", *names_b[:cols]], path, row_names=names_a[:rows],
-                   title=f"step {run.gan.steps_done}: joint, G1's intermediate then G2 under each label B")
+                   title=f"step {run.step.steps_done}: joint, G1's intermediate then G2 under each label B")
         return torch.cat(images)
 
 

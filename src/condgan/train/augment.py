@@ -72,3 +72,23 @@ def jitter(batch: dict[str, torch.Tensor], ops: list[str], fields: list[str], ge
             idx = torch.arange(n, device=x.device)[:, None, None]
             out[f] = x.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
     return out
+
+
+# ----- two views of one image: the positive pair of self-supervised similarity learning -------------------
+def view(x: torch.Tensor, gen: torch.Generator, min_scale: float = 0.6) -> torch.Tensor:
+    """A random view of each image (float, [-1, 1]): a crop of 60-100% of its side resized back, a
+    horizontal flip, contrast and brightness changes, and a cut-out patch. Two views of one image are what
+    the self-supervised recipe learns to call similar, so these changes are what it learns to ignore."""
+    n = len(x)
+    scale = min_scale + (1 - min_scale) * torch.rand(n, generator=gen)
+    shift = (1 - scale)[:, None] * (2 * torch.rand(n, 2, generator=gen) - 1)
+    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    out = F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1  # pad: background
+    contrast = (0.6 + 0.8 * torch.rand(n, 1, 1, 1, generator=gen)).to(x.device)
+    brightness = (0.4 * torch.rand(n, 1, 1, 1, generator=gen) - 0.2).to(x.device)
+    out = ((out + 1) * contrast - 1 + brightness).clamp(-1, 1)
+    return _cutout(out, gen, ratio=0.25)

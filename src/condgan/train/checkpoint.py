@@ -250,10 +250,17 @@ def read_model(path: str | Path) -> dict:
     if state.get("task") == "two-stage":
         return _read_two_stage(state, found)
     try:
+        networks, weights = {}, {}
+        for name, description in state["networks"].items():
+            if name == "D":  # trained against, never used to make anything
+                continue
+            # a GAN's generator is used through its EMA copy; other networks (embedder) under their own name
+            component = "generator" if name == "G" else name
+            networks[component] = description
+            weights[component] = state["state"]["G_ema" if name == "G" else name]
         return {"task": state["task"], "spec": state["spec"], "data": dict(state["config"]["data"]),
-                "networks": {"generator": state["networks"]["G"]}, "weights": {"generator": state["state"]["G_ema"]},
-                "source": str(found)}
-    except (KeyError, TypeError) as e:
+                "networks": networks, "weights": weights, "source": str(found)}
+    except (KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{found}: checkpoint lacks {e}") from None
 
 

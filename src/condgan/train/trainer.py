@@ -1,12 +1,13 @@
-"""A training run — the one loop for every task: data, models, the GAN step,
+"""A training run — the one loop for every task: data, models, the task's step (GAN or metric learning),
 logs, preview pictures, checkpoints, stop conditions and exact resume.
 
 Run directory layout (everything a user or a resumed run needs):
     config.yaml        resolved config (copy it to start a similar run)
     metrics.jsonl      one JSON line per log step; tb/ has the same for TensorBoard
-    samples/           previews: class grids (cgan: one row per class, fixed noise) or
-                       source | output | target sheets (translate; the task's `preview`); latest.png
-    loss.png           D and G losses
+    samples/           previews: class grids (cgan: one row per class, fixed noise), source | output |
+                       target sheets (translate), exemplar | outputs (exemplar), query | nearest
+                       (similarity); latest.png
+    loss.png           the logged losses
     checkpoints/       step_XXXXXXXX.pt, the last `keep_checkpoints` of them
     summary.json       steps, images/s, parameter counts, where things are
 
@@ -57,7 +58,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Run:
-    """Everything one training run holds; `fit()` trains until a stop condition."""
+    """Everything one training run holds; `fit()` trains until a stop condition.
+
+    The task supplies the step (`self.step`): anything with step(batches, rng) -> losses, steps_done,
+    networks() (described in checkpoints), state_dict()/load_state_dict(), weights_finite() and
+    optionally before_save(). GANStep and the similarity task's MetricStep are the two there are."""
 
     def __init__(self, config: Config, out: Path, resume: bool = False, quiet: bool = False, more: dict | None = None):
         self.config, self.out, self.quiet = config, Path(out), quiet
@@ -92,7 +97,7 @@ class Run:
         # Images read from the disk cache (data.cache) stay there; in-memory data goes to the device once.
         self.fields = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in fields.items()}
         if t.augment is None:  # resolved once, recorded in config.yaml, so a resumed run keeps it
-            small = config.task == "cgan" and self.n_items < SMALL_DATA
+            small = config.task in ("cgan", "exemplar") and self.n_items < SMALL_DATA
             t.augment = list(SMALL_DATA_AUGMENT) if small else []
             if small:
                 self._log(f"data: {self.n_items:,} training images (< {SMALL_DATA:,}): DiffAugment "
@@ -100,17 +105,21 @@ class Run:
 
         torch.manual_seed(t.seed)
         self.channels_last = t.channels_last if t.channels_last is not None else self.device.type == "cpu"
-        self.gan = self.task.make_step(self.spec, config, self.device, self.out)  # GANStep (or joint: two, chained)
+        self.roles = None  # which field plays which part in a GAN step (set by GAN tasks)
+        # GANStep for generators, two chained for a joint stage, MetricStep for similarity: the same interface
+        self.step = self.task.make_step(self)
+        self.sampler = self.task.sampler(self) if hasattr(self.task, "sampler") else None
         if self.world > 1:
-            if not hasattr(self.gan, "distribute"):
-                raise ConfigError(f"the {config.task} task's joint stage trains in one process; start it without torchrun")
-            self.gan.distribute(self.device)
+            if not hasattr(self.step, "distribute"):
+                raise ConfigError(f"this {config.task} run trains in one process; start it without torchrun")
+            self.step.distribute(self.device)
         if t.compile:
-            self.gan.compile()
+            self.step.compile()
         # Rank 0 (and a single process) draws noise from one stream whose state checkpoints keep; the other
         # ranks reseed theirs every step (_noise), so any number of processes resumes without their states.
         self.noise_gen = torch.Generator().manual_seed(t.seed + 1)
         self.noise_salt = 0  # other ranks: changed by a rollback, so the noise that led to a NaN is not replayed
+        self.fixed_noise = torch.randn(GRID_COLUMNS, config.model.z_dim or 1, generator=torch.Generator().manual_seed(t.seed + 2))
         self.batches_done = 0
         self.elapsed = 0.0
         self._perm_epoch, self._perm = -1, None
@@ -158,10 +167,10 @@ class Run:
             return
         # Drop log lines written after this checkpoint: they describe lost steps.
         if self.metrics_file.exists():
-            kept = [ln for ln in self.metrics_file.read_text().splitlines() if _logged_step(ln) <= self.gan.steps_done]
+            kept = [ln for ln in self.metrics_file.read_text().splitlines() if _logged_step(ln) <= self.step.steps_done]
             self.metrics_file.write_text("".join(ln + "\n" for ln in kept))
         save_config(self.config, self.out / "config.yaml")
-        self._log(f"resumed from {path} at step {self.gan.steps_done}")
+        self._log(f"resumed from {path} at step {self.step.steps_done}")
 
     def _extend_stops(self, more: dict) -> None:
         """Stop conditions given on resume count from here: '--budget-minutes 5' is five more minutes.
@@ -170,16 +179,16 @@ class Run:
         if not more:
             return
         t = self.config.train
-        t.steps = self.gan.steps_done + int(more["steps"]) if "steps" in more else None
+        t.steps = self.step.steps_done + int(more["steps"]) if "steps" in more else None
         t.epochs = self.batches_done / self.batches_per_epoch + float(more["epochs"]) if "epochs" in more else None
         t.budget_minutes = self.elapsed / 60 + float(more["budget_minutes"]) if "budget_minutes" in more else None
 
     def _restore(self, state: dict) -> None:
         try:
-            for part, weights in state["state"].items():  # G, D, G_ema (joint: G1, D1, ...); optimisers hold no tensors here
-                if isinstance(weights, dict):
+            for part, weights in state["state"].items():  # G, D, G_ema (joint: G1, D1, ...; similarity: the embedder)
+                if not part.startswith("opt") and isinstance(weights, dict):
                     untrusted.finite_weights(weights, f"checkpoint ({part})")
-            self.gan.load_state_dict(state["state"])
+            self.step.load_state_dict(state["state"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"checkpoint does not match this model ({str(e).splitlines()[0][:160]})") from None
         self.noise_gen.set_state(state["rng"]["noise"])
@@ -191,17 +200,20 @@ class Run:
         self.elapsed = float(state["elapsed"])
 
     def save_checkpoint(self) -> Path:
-        if not self.gan.weights_finite():
+        if hasattr(self.step, "before_save"):  # e.g. the similarity threshold, chosen on the current weights
+            self.step.before_save()
+        if not self.step.weights_finite():
             raise DivergenceError("weights contain NaN/Inf; not checkpointing them (the previous checkpoint is kept)")
         rng = {"noise": self.noise_gen.get_state(), "torch": torch.get_rng_state(), "salt": self.noise_salt}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        networks = {name: net.describe() for name, net in self.gan.networks().items()}  # G, D (joint: G1, D1, G2, ...)
+        networks = {name: net.describe() for name, net in self.step.networks().items()}  # G, D (joint: G1, D1, G2, ...)
         state = {"format": ckpt.FORMAT, "version": ckpt.VERSION, "task": self.config.task, "spec": self.spec.to_dict(),
-                 "networks": networks, "state": self.gan.state_dict(),
+                 "networks": {name: net.describe() for name, net in self.step.networks().items()},
+                 "state": self.step.state_dict(),
                  "config": self.config.to_dict(), "rng": rng, "batches_done": self.batches_done,
-                 "elapsed": self.elapsed, "step": self.gan.steps_done}
-        path = ckpt.checkpoint_path(self.ckpt_dir, self.gan.steps_done)
+                 "elapsed": self.elapsed, "step": self.step.steps_done}
+        path = ckpt.checkpoint_path(self.ckpt_dir, self.step.steps_done)
         ckpt.atomic_save(state, path)
         ckpt.prune(self.ckpt_dir, self.config.train.keep_checkpoints)
         return path
@@ -210,13 +222,19 @@ class Run:
     def _next_batch(self) -> dict[str, torch.Tensor]:
         """Batch number k is a pure function of (seed, k): resuming needs only the counter. With several
         processes the batch is the same and rank r takes its r-th slice, so any number of processes can resume."""
-        epoch, i = divmod(self.batches_done, self.batches_per_epoch)
-        if epoch != self._perm_epoch:
-            g = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + epoch)
-            self._perm, self._perm_epoch = torch.randperm(self.n_items, generator=g), epoch
-        start = i * self.batch_size + self.rank * self.shard
-        idx = self._perm[start:start + self.shard]
-        batch = {name: self._rows(name, idx) for name in self.fields}
+        if self.sampler is not None:  # the task picks the items (class-balanced batches)
+            whole = self.sampler(self.batches_done)
+        else:
+            epoch, i = divmod(self.batches_done, self.batches_per_epoch)
+            if epoch != self._perm_epoch:
+                g = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + epoch)
+                self._perm, self._perm_epoch = torch.randperm(self.n_items, generator=g), epoch
+            whole = self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+        idx = whole[self.rank * self.shard:(self.rank + 1) * self.shard]
+        if hasattr(self.task, "select"):  # the task says what the batch holds (an exemplar and its neighbour)
+            batch = self.task.select(self, idx.to(self.device), self.batches_done)
+        else:
+            batch = {name: self._rows(name, idx) for name in self.fields}
         for name, values in batch.items():
             if values.dim() == 4:  # images: uint8 in memory, float [-1, 1] in a batch
                 batch[name] = to_float(values)
@@ -240,7 +258,7 @@ class Run:
         """The generator for this step's noise and augmentation: rank 0's continues (its state is checkpointed),
         another rank's is reseeded from (seed, step, rank)."""
         if self.rank > 0:
-            self.noise_gen.manual_seed(self._seed("noise", self.gan.steps_done))
+            self.noise_gen.manual_seed(self._seed("noise", self.step.steps_done))
         return self.noise_gen
 
     def _seed(self, stream: str, k: int) -> int:
@@ -261,7 +279,7 @@ class Run:
 
     def _should_stop(self) -> bool:
         target, budget = self.target_steps(), self.config.train.budget_minutes
-        return (target is not None and self.gan.steps_done >= target) or (budget is not None and self.elapsed >= budget * 60)
+        return (target is not None and self.step.steps_done >= target) or (budget is not None and self.elapsed >= budget * 60)
 
     # ----- the loop ------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -283,8 +301,8 @@ class Run:
         previous = {s: signal.signal(s, request_stop) for s in signals}
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(self.out / "tb"), purge_step=self.gan.steps_done + 1) if self.main else None
-        bar = progress(total=self.target_steps(), initial=self.gan.steps_done, unit="step", disable=self.quiet,
+        writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step.steps_done + 1) if self.main else None
+        bar = progress(total=self.target_steps(), initial=self.step.steps_done, unit="step", disable=self.quiet,
                        desc=f"training {self.config.task} " + (self.config.stages.stage if self.config.task == "two-stage"
                                                                    else self.config.model.arch))
         last_ckpt_time, images_seen, t0 = time.monotonic(), 0, time.monotonic()
@@ -295,19 +313,19 @@ class Run:
                 batches = [self._next_batch() for _ in range(t.d_steps)]
                 diverged = None
                 try:
-                    losses = self.gan.step(batches, self._noise())
+                    losses = self.step.step(batches, self._noise())
                 except FloatingPointError as e:
                     diverged = str(e)
                 else:
                     self.elapsed += time.monotonic() - start
                 stop, any_diverged = self._agree(self.stop_requested(), diverged is not None)
                 if any_diverged:
-                    self._handle_divergence(diverged or f"a non-finite loss in another process at step {self.gan.steps_done}")
+                    self._handle_divergence(diverged or f"a non-finite loss in another process at step {self.step.steps_done}")
                     continue
                 if self.world > 1:
-                    dist.broadcast_buffers(self.gan.G, self.gan.D, self.gan.G_ema)
-                step = self.gan.steps_done
-                n_images = sum(len(b[self.gan.target]) for b in batches) * self.world
+                    dist.broadcast_buffers(self.step.G, self.step.D, self.step.G_ema)
+                step = self.step.steps_done
+                n_images = sum(len(b[getattr(self.step, "target", "image")]) for b in batches) * self.world
                 images_seen += n_images
                 rate_images += n_images
                 bar.update(1)
@@ -331,7 +349,7 @@ class Run:
             bar.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
-        final_ckpt = ckpt.checkpoint_path(self.ckpt_dir, self.gan.steps_done)
+        final_ckpt = ckpt.checkpoint_path(self.ckpt_dir, self.step.steps_done)
         grid = self.out / "samples" / "latest.png"
         if self.main:
             final_ckpt = self.save_checkpoint()
@@ -339,11 +357,10 @@ class Run:
             writer.close()
         wall = time.monotonic() - t0
         summary = {
-            "run": str(self.out), "task": self.config.task, "arch": self.config.model.arch, "loss": t.loss, "steps": self.gan.steps_done,
+            "run": str(self.out), "task": self.config.task, "arch": self.config.model.arch, "loss": t.loss, "steps": self.step.steps_done,
             "epochs": round(self.batches_done / self.batches_per_epoch, 3), "train_minutes": round(self.elapsed / 60, 2),
             "images_per_s": round(images_seen / max(wall, 1e-9), 1), "processes": self.world,
-            **{f"params_{kind}": sum(count_parameters(net) for name, net in self.gan.networks().items() if name.startswith(kind))
-               for kind in ("G", "D")},
+            **{f"params_{name}": count_parameters(net) for name, net in self.step.networks().items()},
             "class_names": self.class_names, "checkpoint": str(final_ckpt), "grid": str(grid),
             "loss_plot": str(self.out / "loss.png"), "interrupted": self.stopped_by_request, "augment": t.augment,
         }
@@ -388,13 +405,14 @@ class Run:
 
     @torch.no_grad()
     def write_grid(self, writer=None) -> Path:
-        """The task's preview (cgan: one row per class; translate: source | output | target; ...), also in TensorBoard."""
-        path = self.out / "samples" / f"step_{self.gan.steps_done:08d}.png"
+        """The task's preview: one row per class (cgan), source | output | target (translate),
+        exemplar | outputs (exemplar), query | nearest (similarity)."""
+        path = self.out / "samples" / f"step_{self.step.steps_done:08d}.png"
         images = self.task.preview(self, path)
         shutil.copyfile(path, self.out / "samples" / "latest.png")
         if writer is not None:
             writer.add_image("samples", make_grid(images.float(), nrow=GRID_COLUMNS, normalize=True, value_range=(-1, 1)),
-                             self.gan.steps_done)
+                             self.step.steps_done)
         loss_plot(self.metrics_file, self.out / "loss.png")
         return path
 

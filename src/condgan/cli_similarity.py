@@ -1,0 +1,106 @@
+"""`condgan compare` and `condgan search`: using a trained embedder (a run of --task similarity)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import UserError
+from .untrusted import printable
+
+
+def read_user_image(path: str | Path, field, what: str) -> torch.Tensor:
+    """One image file named on the command line, as uint8 (1, C, H, W) fitted to an ImageField; clear errors."""
+    from .data.paired import read_image
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{what} {path} does not exist")
+    if not path.is_file():
+        raise UserError(f"{what} {path} is not a file; give an image file")
+    return torch.from_numpy(np.array(read_image(path, field.channels, field.size)))[None]
+
+
+def load_embedder(run: str, device: str):
+    import condgan
+
+    from .untrusted import device as checked_device
+
+    model = condgan.load(run, device=checked_device(device, "--device"))
+    if model.task != "similarity":
+        raise UserError(f"{run} is a {model.task} model; compare and search need a run of --task similarity")
+    return model
+
+
+def add_similarity_commands(sub) -> None:
+    c = sub.add_parser("compare", help="how similar two images are, by a similarity run (score and verdict)",
+                       description="Print the cosine similarity of two images' embeddings (1 = the same to the "
+                       "network, 0 = unrelated) and the verdict at the threshold the run learned.")
+    c.add_argument("run", help="run directory, checkpoint (.pt) or export of --task similarity")
+    c.add_argument("a", help="first image file")
+    c.add_argument("b", help="second image file")
+    c.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    c.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("search", help="find the images most like a query image, in a folder or the run's data",
+                       description="List the K images most similar to QUERY (best first, with scores) and draw "
+                       "them: query | nearest. A folder is indexed once (embeddings cached in "
+                       "$CONDGAN_CACHE/search, default ~/.cache/condgan/search) and re-indexed when its files change.")
+    s.add_argument("run", help="run directory, checkpoint (.pt) or export of --task similarity")
+    s.add_argument("query", help="the query image file")
+    s.add_argument("--in", dest="folder", metavar="FOLDER", help="folder of images to search (sub-folders included); "
+                   "default: the run's own training images")
+    s.add_argument("--k", type=int, default=8, help="how many to list and draw (default 8)")
+    s.add_argument("--out", default="search.png", help="picture of query | nearest (default search.png)")
+    s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    s.set_defaults(func=cmd_search)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    model = load_embedder(args.run, args.device)
+    field = model.spec["image"]
+    a, b = read_user_image(args.a, field, "image"), read_user_image(args.b, field, "image")
+    score = float(model.similarity(a, b)[0])
+    verdict = "similar" if score >= model.threshold else "not similar"
+    print(f"similarity {score:.4f}  (threshold {model.threshold:.4f}): {verdict}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .cli import _check_writable
+    from .search import SearchIndex
+    from .visual import save_grid
+
+    if not 1 <= args.k <= 1000:
+        raise UserError(f"--k must be between 1 and 1,000, not {args.k}")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise UserError(f"--out must end in .png or .jpg, not {printable(out.name, 80)!r}")
+    _check_writable(out)
+    model = load_embedder(args.run, args.device)
+    field = model.spec["image"]
+    query = read_user_image(args.query, field, "query image")
+    if args.folder:
+        index = SearchIndex.of_folder(model, Path(args.folder), progress=True)
+        print(f"{'reused the cached' if index.reused else 'built and cached an'} index of {len(index)} images in {args.folder}")
+    else:
+        index = SearchIndex.for_within(model, None)
+    results = index.nearest(model.embed(query)[0], args.k)
+    for rank, r in enumerate(results, 1):
+        print(f"{rank:3d}  {r['score']:.4f}  {printable(r.get('path', r.get('index')), 200)}")
+    cells = [query]
+    if args.folder:
+        cells += [read_user_image(r["path"], field, "image") for r in results]
+    else:
+        from .config import Config, DataConfig
+        from .tasks.similarity import load_images
+
+        data = load_images(Config(data=DataConfig(**{k: v for k, v in model.data.items() if v is not None})), "train")
+        cells += [data.images[r["index"]][None] for r in results]
+    save_grid(torch.cat(cells), out, nrow=len(cells), title=f"query | its {len(results)} nearest (similarity "
+              f"{results[0]['score']:.2f} .. {results[-1]['score']:.2f})")
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,349 @@
+"""The similarity task: an embedding network, trained by the one loop (train/trainer.py).
+
+Four recipes, chosen by `similarity.recipe`; losses and miners come from
+pytorch-metric-learning (PML):
+
+| recipe  | network                          | what is similar                  | loss (PML)                      |
+|---------|----------------------------------|----------------------------------|---------------------------------|
+| siamese | Embedder CNN                     | same class (or a CSV's pairs)    | ContrastiveLoss over pairs      |
+| triplet | Embedder CNN                     | same class (or a CSV's triplets) | TripletMarginLoss + in-batch miner |
+| frozen  | evaluator network, frozen + head | same class (or a CSV)            | as triplet (contrastive for pairs) |
+| selfsup | Embedder CNN                     | two augmented views of one image | SelfSupervisedLoss(NTXentLoss), in matrix form |
+
+With labels, batches are class-balanced (batch_size // per_class classes,
+per_class images each), drawn from a generator seeded by (seed, batch number),
+so batch k is the same whether or not the run was resumed in between.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import untrusted
+from ..conditions import ClassField, ImageField, Spec
+from ..config import Config, SimilarityConfig
+from ..data import load_dataset, to_float
+from ..data.folders import UNLABELLED, is_unlabelled_folder, load_unlabelled_folder
+from ..errors import ConfigError, DataError
+from ..models.embedder import Embedder, FrozenBackboneEmbedder
+
+MAX_CSV_BYTES = 50_000_000
+CALIBRATION_IMAGES = 2000  # training images (or CSV rows) the verification threshold is chosen on
+PAIR_HEADER = ("image_a", "image_b", "similar")
+TRIPLET_HEADER = ("anchor", "positive", "negative")
+TRUE, FALSE = {"1", "true", "yes", "same", "similar"}, {"0", "false", "no", "different", "dissimilar"}
+
+
+# ----- data ------------------------------------------------------------------------------------------------
+def load_images(config: Config, split: str):
+    """The run's images: a built-in dataset, a folder of class sub-folders, or a folder of images without classes."""
+    d = config.data
+    path = Path(d.data_dir or d.name).expanduser()
+    if d.name.lower() not in ("fashion-mnist", "mnist") and is_unlabelled_folder(path):
+        return load_unlabelled_folder(path, split, d.image_size, d.channels, d.bad_files)
+    return load_dataset(d.name, split, d.data_dir, d.classes, d.image_size, d.channels, d.bad_files)
+
+
+def read_csv(path: str | Path, split: str, image_size: int | None, channels: int | None):
+    """Fields from a CSV of pairs (image_a,image_b,similar) or triplets (anchor,positive,negative).
+
+    Paths are relative to the CSV's folder; every 10th row is held out as the 'test' split. Each image
+    file is read once. Every mistake names the file and line."""
+    from ..data.folders import _is_grayscale
+    from ..data.paired import read_image
+
+    path = Path(path).expanduser()
+    text = untrusted.read_text(path, "similarity.pairs CSV", MAX_CSV_BYTES)
+    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    if not rows:
+        raise DataError(f"{path} is empty; its first line must be {','.join(PAIR_HEADER)} or {','.join(TRIPLET_HEADER)}")
+    header = tuple(c.strip().lower() for c in rows[0])
+    if header not in (PAIR_HEADER, TRIPLET_HEADER):
+        raise DataError(f"{path}: the first line must be the header {','.join(PAIR_HEADER)} (pairs) or "
+                        f"{','.join(TRIPLET_HEADER)} (triplets), not {untrusted.shown(','.join(rows[0]), 80)}")
+    pairs = header == PAIR_HEADER
+    body = [(i + 2, r) for i, r in enumerate(rows[1:])]
+    body = [(line, r) for j, (line, r) in enumerate(body) if split == "all" or (j % 10 == 9) == (split == "test")]
+    if not body:
+        raise DataError(f"{path}: no rows in the {split!r} split (every 10th row is held out for testing; "
+                        f"the CSV has {len(rows) - 1} rows)")
+    files: dict[str, Path] = {}
+    for line, r in body:
+        if len(r) != 3:
+            raise DataError(f"{path} line {line}: expected 3 columns ({','.join(header)}), found {len(r)}")
+        for cell in (r[:2] if pairs else r):
+            name = cell.strip()
+            f = Path(name).expanduser()
+            f = f if f.is_absolute() else path.parent / f
+            if not name or not f.is_file():
+                raise DataError(f"{path} line {line}: image {untrusted.shown(name, 120)} does not exist "
+                                f"(paths are relative to the CSV's folder, {path.parent})")
+            files.setdefault(name, f)
+        if pairs and r[2].strip().lower() not in TRUE | FALSE:
+            raise DataError(f"{path} line {line}: 'similar' must be 1/0, true/false or yes/no, not {untrusted.shown(r[2], 40)}")
+    if channels is None:
+        channels = 1 if all(_is_grayscale(f) is not False for f in list(files.values())[:50]) else 3
+    size = image_size or 64
+    loaded = {}
+    for name, f in files.items():
+        try:
+            loaded[name] = torch.from_numpy(np.array(read_image(f, channels, (size, size))))
+        except DataError as e:
+            raise DataError(f"{e} (named in {path})") from None
+
+    def column(i: int) -> torch.Tensor:
+        return torch.stack([loaded[r[i].strip()] for _, r in body])
+
+    spec = Spec(image=ImageField(channels, size, size))
+    if pairs:
+        similar = torch.tensor([r[2].strip().lower() in TRUE for _, r in body], dtype=torch.int64)
+        return {"image": column(0), "other": column(1), "similar": similar}, spec
+    return {"image": column(0), "positive": column(1), "negative": column(2)}, spec
+
+
+class ClassBalanced:
+    """Batch k holds `classes` classes drawn at random with `m` images of each: a pure function of (seed, k)."""
+
+    def __init__(self, labels: torch.Tensor, m: int, batch_size: int, seed: int):
+        members = [torch.nonzero(labels == c).squeeze(1) for c in range(int(labels.max()) + 1)]
+        self.members = [x for x in members if len(x)]
+        self.m, self.seed = m, seed
+        self.classes = min(len(self.members), max(2, batch_size // m))
+
+    def __call__(self, k: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + k)
+        picks = []
+        for c in torch.randperm(len(self.members), generator=g)[:self.classes].tolist():
+            pool = self.members[c]
+            chosen = torch.randperm(len(pool), generator=g)[:self.m] if len(pool) >= self.m else \
+                torch.randint(len(pool), (self.m,), generator=g)
+            picks.append(pool[chosen])
+        return torch.cat(picks)
+
+
+# ----- the training step ----------------------------------------------------------------------------------
+class SymmetricNTXent(nn.Module):
+    """PML's SelfSupervisedLoss(NTXentLoss(temperature)) (SimCLR's loss), computed in matrix form.
+
+    The 2n views of n images form one batch; each view must pick its partner out of the other 2n - 1: a
+    cross-entropy over the 2n x 2n similarity matrix with its diagonal left out. PML (2.9) computes the
+    same number pair by pair with an n_pos x n_neg mask, which is cubic in the batch: 5 s per step for
+    256 images on 2 CPU cores, more than the network. tests/test_similarity.py checks that they agree."""
+
+    def __init__(self, temperature: float):
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        views = torch.cat([a, b])
+        logits = views @ views.T / self.temperature  # embeddings are unit vectors: cosine similarities
+        logits = logits.masked_fill(torch.eye(len(views), dtype=torch.bool, device=views.device), float("-inf"))
+        n = len(a)
+        partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(views.device)
+        return nn.functional.cross_entropy(logits, partner)
+
+
+def make_loss(recipe: str, s: SimilarityConfig, pairs_data: bool):
+    """(loss, miner) from PML for a recipe; the frozen recipe takes its loss from the data's kind."""
+    from pytorch_metric_learning import losses, miners
+
+    if recipe == "selfsup":
+        return SymmetricNTXent(s.temperature), None
+    if recipe == "siamese" or pairs_data:
+        return losses.ContrastiveLoss(pos_margin=0.0, neg_margin=s.margin), None
+    return losses.TripletMarginLoss(margin=s.margin), miners.TripletMarginMiner(margin=s.margin, type_of_triplets=s.mining)
+
+
+@torch.no_grad()
+def embed_all(net: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Embeddings (N, D) of uint8 or [-1, 1] float images, in eval mode and in chunks (the mode is restored)."""
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size]
+        x = to_float(x) if x.dtype == torch.uint8 else x.float()
+        out.append(net(x.to(device)).float().cpu())
+    net.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, 1)
+
+
+class MetricStep:
+    """Owns the embedder and its optimiser; `step()` trains once. Same interface as GANStep for Run."""
+
+    def __init__(self, net: nn.Module, recipe: str, s: SimilarityConfig, calibration: dict, pairs_data: bool = False):
+        self.net, self.recipe = net, recipe
+        self.opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=s.lr)
+        self.loss, self.miner = make_loss(recipe, s, pairs_data)
+        self.calibration = calibration  # uint8 images (+ labels, or CSV fields) the threshold is chosen on
+        self.steps_done = 0
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"embedder": self.net}
+
+    def _pairs_and_triplets(self, batch: dict, gen: torch.Generator):
+        """(embeddings, labels, indices_tuple) of a batch of any kind; selfsup returns the two views' embeddings."""
+        from ..train.augment import view
+
+        if self.recipe == "selfsup":
+            x = batch["image"]
+            return self.net(view(x, gen)), self.net(view(x, gen)), None
+        if "similar" in batch:  # CSV of pairs: (anchor1, positive, anchor2, negative) index tuples
+            n, similar = len(batch["image"]), batch["similar"].bool()
+            emb = self.net(torch.cat([batch["image"], batch["other"]]))
+            i = torch.arange(n, device=emb.device)
+            return emb, None, (i[similar], i[similar] + n, i[~similar], i[~similar] + n)
+        if "positive" in batch:  # CSV of triplets
+            n = len(batch["image"])
+            emb = self.net(torch.cat([batch["image"], batch["positive"], batch["negative"]]))
+            i = torch.arange(n, device=emb.device)
+            if self.miner is None:  # a pair loss: each triplet is a similar and a dissimilar pair
+                return emb, None, (i, i + n, i, i + 2 * n)
+            return emb, None, (i, i + n, i + 2 * n)
+        emb = self.net(batch["image"])
+        labels = batch["label"]
+        return emb, labels, self.miner(emb, labels) if self.miner is not None else None
+
+    def step(self, batches: list[dict[str, torch.Tensor]], gen: torch.Generator) -> dict[str, float]:
+        self.net.train()
+        out = {}
+        emb, labels, tuples = self._pairs_and_triplets(batches[0], gen)
+        if self.recipe == "selfsup":
+            loss = self.loss(emb, labels)  # (view-1 embeddings, view-2 embeddings)
+        else:
+            loss = self.loss(emb, labels, tuples)
+            if self.miner is not None and labels is not None:
+                out["mined"] = float(len(tuples[0]))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.steps_done += 1
+        out = {"loss_metric": loss.item(), **out}
+        if not all(np.isfinite(v) for v in out.values()):
+            raise FloatingPointError(f"non-finite loss at step {self.steps_done}: {out}")
+        return out
+
+    @torch.no_grad()
+    def before_save(self) -> None:
+        """Choose the verification threshold on training data (own fixed generator: the run's random
+        streams are untouched, so resuming stays exact)."""
+        from ..eval.similarity import best_threshold
+        from ..train.augment import view
+
+        c, g = self.calibration, torch.Generator().manual_seed(12345)
+        if "similar" in c or "positive" in c:
+            a = embed_all(self.net, c["image"])
+            if "similar" in c:
+                scores, positive = (a * embed_all(self.net, c["other"])).sum(1), c["similar"].bool()
+            else:
+                scores = torch.cat([(a * embed_all(self.net, c["positive"])).sum(1), (a * embed_all(self.net, c["negative"])).sum(1)])
+                positive = torch.arange(len(scores)) < len(a)
+        elif "label" in c:
+            e = embed_all(self.net, c["image"])
+            scores, positive = _all_pairs(e, c["label"])
+        else:  # no labels: two views of one image are similar, views of two images are not
+            x = to_float(c["image"][:1000])
+            e1, e2 = embed_all(self.net, view(x, g)), embed_all(self.net, view(x, g))
+            shuffled = torch.roll(e2, 1, dims=0)
+            scores = torch.cat([(e1 * e2).sum(1), (e1 * shuffled).sum(1)])
+            positive = torch.arange(len(scores)) < len(e1)
+        if positive.any() and (~positive).any():
+            self.net.threshold.fill_(best_threshold(scores, positive))
+
+    def weights_finite(self) -> bool:
+        return all(torch.isfinite(p).all() for p in self.net.parameters())
+
+    def state_dict(self) -> dict:
+        return {"embedder": self.net.state_dict(), "opt": self.opt.state_dict(), "steps_done": self.steps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["embedder"])
+        self.opt.load_state_dict(state["opt"])
+        self.steps_done = int(state["steps_done"])
+
+
+def _all_pairs(e: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Similarity and same-label flag of every unordered pair of a set."""
+    i, j = torch.triu_indices(len(e), len(e), offset=1)
+    return (e[i] * e[j]).sum(1), labels[i] == labels[j]
+
+
+# ----- the task -------------------------------------------------------------------------------------------
+class SimilarityTask:
+    name = "similarity"
+
+    @staticmethod
+    def load_data(config: Config, split: str = "train"):
+        s = config.similarity
+        if s.pairs:
+            fields, spec = read_csv(s.pairs, split, config.data.image_size, config.data.channels)
+            if s.recipe == "triplet" and "similar" in fields:
+                raise ConfigError("recipe triplet needs triplets: a CSV with anchor,positive,negative, or class labels; "
+                                  "a CSV of pairs trains recipe siamese (or frozen)")
+            if s.recipe == "frozen":
+                raise ConfigError("recipe frozen uses the evaluator of a labelled dataset as its backbone; with a CSV "
+                                  "choose recipe siamese or triplet")
+            return fields, spec
+        data = load_images(config, split)
+        spec = Spec(image=ImageField(data.channels, data.image_size, data.image_size))
+        if s.recipe == "selfsup":
+            return {"image": data.images}, spec  # labels are not even loaded into the run: none are used
+        if data.class_names == [UNLABELLED]:
+            raise ConfigError(f"recipe {s.recipe} learns from class labels, and {config.data.name} has none (no class "
+                              f"sub-folders): use similarity.recipe=selfsup, or give similarity.pairs=FILE.csv")
+        spec["label"] = ClassField(tuple(data.class_names))
+        return {"image": data.images, "label": data.labels}, spec
+
+    @staticmethod
+    def sampler(run):
+        if "label" not in run.fields:
+            return None
+        return ClassBalanced(run.fields["label"].cpu(), run.config.similarity.per_class, run.batch_size, run.config.train.seed)
+
+    @staticmethod
+    def build(spec: Spec, config: Config) -> nn.Module:
+        s, image = config.similarity, spec["image"]
+        if s.recipe != "frozen":
+            return Embedder(image.channels, s.embed_dim, s.width)
+        from ..eval.evaluator import get_evaluator
+
+        with torch.random.fork_rng(devices=[]):  # training the evaluator (the first time) must not change this run's init
+            ev = get_evaluator({"name": config.data.name, "data_dir": config.data.data_dir,
+                                "image_size": config.data.image_size, "channels": config.data.channels})
+        if ev.channels != image.channels or ev.image_size != image.height:
+            raise ConfigError(f"the evaluator for {config.data.name} takes {ev.channels}-channel {ev.image_size}px images; "
+                              f"these are {image.channels}-channel {image.height}px")
+        net = FrozenBackboneEmbedder(image.channels, len(ev.class_names), s.embed_dim)
+        net.backbone.load_state_dict(ev.net.state_dict())
+        return net
+
+    @classmethod
+    def make_step(cls, run) -> MetricStep:
+        net = cls.build(run.spec, run.config).to(run.device)
+        calibration = {k: v[:CALIBRATION_IMAGES].cpu() for k, v in run.fields.items()}
+        return MetricStep(net, run.config.similarity.recipe, run.config.similarity, calibration,
+                          pairs_data="similar" in run.fields)
+
+    @staticmethod
+    @torch.no_grad()
+    def preview(run, path: Path) -> torch.Tensor:
+        """Query | its 7 nearest training images, for 8 fixed queries (the first training images)."""
+        from ..visual import save_grid
+
+        gallery = run.fields["image"][:CALIBRATION_IMAGES]
+        e = embed_all(run.step.net, gallery)
+        q = min(8, len(e) - 1)
+        sims = e[:q] @ e.T
+        sims[torch.arange(q), torch.arange(q)] = -2  # not itself
+        k = min(7, len(e) - 1)
+        nearest = sims.topk(k, dim=1).indices
+        cells = torch.cat([torch.cat([gallery[i:i + 1].cpu(), gallery[nearest[i]].cpu()]) for i in range(q)])
+        save_grid(cells, path, nrow=k + 1, title=f"step {run.step.steps_done}: query | its {k} nearest training images")
+        return to_float(cells)

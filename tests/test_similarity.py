@@ -1,0 +1,225 @@
+"""The similarity task: every recipe trains in the one loop and resumes exactly; compare / search / embed;
+CSV pairs and their errors; the evaluation on a tiny run."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import condgan
+from condgan.cli import main
+from condgan.config import load_config
+from condgan.errors import ConfigError, DataError, UserError
+from condgan.eval.similarity import best_threshold, lfw_accuracy
+from condgan.tasks.similarity import ClassBalanced
+from condgan.train import checkpoint as ckpt
+from condgan.train import train
+from conftest import class_pattern, write_idx
+
+RECIPES = ("siamese", "triplet", "frozen", "selfsup")
+
+
+def tiny(data: Path, recipe: str, steps: int, **extra) -> list[str]:
+    base = {"task": "similarity", "data.name": str(data), "similarity.recipe": recipe, "similarity.width": 4,
+            "similarity.embed_dim": 8, "similarity.per_class": 4, "train.batch_size": 16, "train.steps": steps,
+            "train.log_every": 1, "train.sample_every": 100, "train.checkpoint_every": 2, "train.deterministic": True}
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("similarity")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONDGAN_CACHE", str(root / "cache"))  # the frozen recipe's evaluator, search indexes
+        data = write_idx(root / "idx", n_train=64, n_test=40, classes=4, size=12)
+        train(load_config(None, tiny(data, "triplet", 4)), root / "run", quiet=True)
+        yield {"root": root, "data": data, "run": root / "run"}
+
+
+@pytest.fixture
+def cache(world, monkeypatch):
+    monkeypatch.setenv("CONDGAN_CACHE", str(world["root"] / "cache"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_recipe_trains_and_resumes_exactly(recipe, world, cache, tmp_path):
+    """4 steps straight == 2 steps, then 2 more after a resume: weights, optimiser and threshold."""
+    data = world["data"]
+    train(load_config(None, tiny(data, recipe, 4)), tmp_path / "straight", quiet=True)
+    train(load_config(None, tiny(data, recipe, 2)), tmp_path / "split", quiet=True)
+    train(out=tmp_path / "split", resume=True, stop_overrides={"steps": 2}, quiet=True)
+    a = ckpt.safe_load(tmp_path / "straight" / "checkpoints" / "step_00000004.pt")
+    b = ckpt.safe_load(tmp_path / "split" / "checkpoints" / "step_00000004.pt")
+    for key, value in a["state"]["embedder"].items():
+        assert torch.equal(value, b["state"]["embedder"][key]), f"{key} differs after resume"
+    first = ckpt.safe_load(tmp_path / "split" / "checkpoints" / "step_00000002.pt")
+    last_layer = [k for k in a["state"]["embedder"] if k.startswith("head.") and k.endswith(".weight")][-1]
+    if recipe != "frozen":  # (the frozen evaluator separates this toy data so well that the miner may find nothing)
+        assert not torch.equal(first["state"]["embedder"][last_layer], a["state"]["embedder"][last_layer])  # it learned
+    losses = [json.loads(line)["loss_metric"] for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 4 and all(np.isfinite(losses))
+    if recipe == "selfsup":  # no labels anywhere in the run
+        assert set(a["spec"]) == {"image"}
+    if recipe == "frozen":  # the backbone stayed what the evaluator was
+        assert torch.equal(first["state"]["embedder"]["backbone.body.0.weight"], a["state"]["embedder"]["backbone.body.0.weight"])
+
+
+def test_class_balanced_batches_are_a_pure_function_of_seed_and_step():
+    labels = torch.arange(40) % 5
+    sampler = ClassBalanced(labels, m=4, batch_size=12, seed=3)
+    batch = sampler(7)
+    assert torch.equal(batch, ClassBalanced(labels, 4, 12, 3)(7))
+    assert not torch.equal(batch, sampler(8))
+    counts = torch.bincount(labels[batch], minlength=5)
+    assert sorted(counts.tolist()) == [0, 0, 4, 4, 4]  # 12 // 4 = 3 classes, 4 images each
+
+
+def test_matrix_nt_xent_is_pmls_self_supervised_nt_xent():
+    from pytorch_metric_learning import losses
+
+    from condgan.tasks.similarity import SymmetricNTXent
+
+    torch.manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(12, 5), dim=1)
+    b = torch.nn.functional.normalize(a + 0.3 * torch.randn(12, 5), dim=1)
+    want = losses.SelfSupervisedLoss(losses.NTXentLoss(temperature=0.2))(a, b)
+    assert SymmetricNTXent(0.2)(a, b).item() == pytest.approx(want.item(), abs=1e-5)
+
+
+def test_threshold_and_lfw_accuracy():
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.3, 0.2, 0.1] * 10)
+    same = torch.tensor([True, True, True, False, False, False] * 10)
+    t = best_threshold(scores, same)
+    assert 0.3 < t < 0.7
+    assert lfw_accuracy(scores, same)["accuracy"] == 1.0
+    assert lfw_accuracy(scores, ~same)["accuracy"] < 0.6  # the threshold cannot rescue inverted scores
+
+
+def test_embed_similarity_and_search_api(world, cache, tmp_path):
+    model = condgan.load(world["run"])
+    assert model.task == "similarity" and 0 < model.threshold <= 1
+    rng = np.random.default_rng(0)
+    grey = np.stack([class_pattern(i % 4, 12, rng) for i in range(6)])
+    e_np = model.embed(grey)  # N×H×W uint8
+    assert e_np.shape == (6, 8) and torch.allclose(e_np.norm(dim=1), torch.ones(6), atol=1e-5)
+    as_float = torch.from_numpy(grey)[:, None].float() / 127.5 - 1
+    assert torch.allclose(model.embed(as_float), e_np, atol=1e-5)
+    assert torch.allclose(model.embed([Image.fromarray(g) for g in grey]), e_np, atol=1e-5)
+    assert model.similarity(grey[:2], grey[:2]).allclose(torch.ones(2), atol=1e-5)
+    assert model.same(grey[0], grey[0]).item()
+    with pytest.raises(UserError, match="cannot pair 2 images with 3"):
+        model.similarity(grey[:2], grey[:3])
+    folder = tmp_path / "gallery"
+    folder.mkdir()
+    for i, g in enumerate(grey):
+        Image.fromarray(g).save(folder / f"{i}.png")
+    results = model.search(grey[2], k=3, within=folder)
+    assert results[0]["path"].endswith("2.png") and results[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
+    from condgan.search import SearchIndex
+
+    assert SearchIndex.of_folder(model, folder).reused  # built once, then reused
+    Image.fromarray(grey[0]).save(folder / "new.png")
+    again = SearchIndex.of_folder(model, folder)
+    assert not again.reused and len(again) == 7  # the folder changed: rebuilt
+    assert len(model.search(grey[0], k=2)) == 2  # default: the run's training images
+
+
+def test_compare_and_search_commands(world, cache, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(class_pattern(0, 12, rng)).save(a)
+    Image.fromarray(class_pattern(0, 12, rng)).save(b)
+    assert main(["compare", str(world["run"]), str(a), str(a)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("similarity 1.0000") and line.endswith(": similar")
+    (tmp_path / "g").mkdir()
+    for i in range(5):
+        Image.fromarray(class_pattern(i % 4, 12, rng)).save(tmp_path / "g" / f"{i}.png")
+    out = tmp_path / "found.png"
+    assert main(["search", str(world["run"]), str(b), "--in", str(tmp_path / "g"), "--k", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert "index of 5 images" in printed[0] and len([ln for ln in printed if ln.strip()[:1].isdigit()]) == 3
+    assert Image.open(out).size[0] > 0
+    # the mistakes: one line, exit 2
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("not an image")
+    for argv, message in ((["compare", str(world["run"]), str(a), str(tmp_path / "notes.txt")], "not a readable image"),
+                          (["search", str(world["run"]), str(a), "--in", str(tmp_path / "empty")], "no images to search"),
+                          (["compare", str(world["run"]), str(a), str(tmp_path / "nope.png")], "does not exist")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("condgan: error:") and message in err[0], err
+
+
+def _pairs_csv(root: Path, rows: list[str], header: str = "image_a,image_b,similar") -> Path:
+    rng = np.random.default_rng(2)
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    for i in range(8):
+        Image.fromarray(class_pattern(i % 2, 12, rng)).save(root / "img" / f"{i}.png")
+    path = root / "pairs.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_csv_pairs_and_triplets_train_and_evaluate(cache, tmp_path, capsys):
+    pairs = _pairs_csv(tmp_path, [f"img/{r % 8}.png,img/{(r + 1 + r // 3) % 8}.png,{(r // 3) % 2}" for r in range(30)])
+    base = tiny(Path("unused"), "siamese", 2, **{"data.image_size": 12})
+    train(load_config(None, [*base, f"similarity.pairs={pairs}"]), tmp_path / "pairs_run", quiet=True)
+    assert main(["eval", str(tmp_path / "pairs_run"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "pairs_run" / "eval" / "report.json").read_text())
+    assert 0 <= report["model"]["accuracy"] <= 1 and report["pairs"] == 3
+    triplets = tmp_path / "t"
+    path = _pairs_csv(triplets, [f"img/{i}.png,img/{(i + 2) % 8}.png,img/{(i + 1) % 8}.png" for i in range(8)],
+                      header="anchor,positive,negative")
+    summary = train(load_config(None, [*tiny(Path("unused"), "triplet", 2, **{"data.image_size": 12}), f"similarity.pairs={path}"]),
+                    tmp_path / "triplet_run", quiet=True)
+    assert summary["steps"] == 2
+
+
+def test_csv_mistakes_are_clear(tmp_path):
+    def attempt(rows, header="image_a,image_b,similar", recipe="siamese"):
+        path = _pairs_csv(tmp_path, rows, header)
+        return lambda: train(load_config(None, [*tiny(Path("unused"), recipe, 1), f"similarity.pairs={path}"]),
+                             tmp_path / f"r{len(list(tmp_path.iterdir()))}", quiet=True)
+
+    with pytest.raises(DataError, match=r"line 3: image 'img/missing.png' does not exist"):
+        attempt(["img/0.png,img/1.png,1", "img/0.png,img/missing.png,0"])()
+    with pytest.raises(DataError, match="first line must be the header"):
+        attempt(["img/0.png,img/1.png,1"], header="a,b,c")()
+    with pytest.raises(DataError, match="line 2: 'similar' must be"):
+        attempt(["img/0.png,img/1.png,maybe"])()
+    with pytest.raises(DataError, match="line 2: expected 3 columns"):
+        attempt(["img/0.png,img/1.png"])()
+    with pytest.raises(ConfigError, match="recipe triplet needs triplets"):
+        attempt(["img/0.png,img/1.png,1", "img/2.png,img/1.png,0"], recipe="triplet")()
+    (tmp_path / "img" / "bad.png").write_text("not a png")
+    with pytest.raises(DataError, match="not a readable image"):
+        attempt(["img/0.png,img/bad.png,1"])()
+    with pytest.raises(ConfigError, match="selfsup uses no labels"):
+        load_config(None, [*tiny(Path("unused"), "selfsup", 1), "similarity.pairs=x.csv"])
+
+
+def test_eval_on_a_tiny_run(world, cache, capsys):
+    assert main(["eval", str(world["run"]), "--quiet"]) == 0
+    out = world["run"] / "eval"
+    report = json.loads((out / "report.json").read_text())
+    m = report["model"]
+    for key in ("accuracy", "roc_auc", "eer", "precision_at_1", "r_precision", "map_at_r"):
+        assert 0 <= m[key] <= 1, key
+    assert report["test_images"] == 40 and report["pairs"] == 6000
+    assert (out / "map.png").stat().st_size > 0 and (out / "queries.png").stat().st_size > 0
+    assert "MAP@R" in (out / "report.md").read_text()
+    assert "verification accuracy" in capsys.readouterr().out
+
+
+def test_labelled_recipes_refuse_a_folder_without_classes(tmp_path):
+    (tmp_path / "flat").mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((12, 12), i * 40, np.uint8)).save(tmp_path / "flat" / f"{i}.png")
+    with pytest.raises(ConfigError, match="use similarity.recipe=selfsup"):
+        train(load_config(None, tiny(tmp_path / "flat", "triplet", 1)), tmp_path / "run", quiet=True)
