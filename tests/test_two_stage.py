@@ -306,3 +306,31 @@ def test_iou_of_silhouettes():
     b = a.clone()
     a[0, :2], b[0, :1] = True, True
     assert iou(a, b).tolist() == [0.5, 1.0]
+
+
+def test_served_two_stage_model_takes_both_labels(world):
+    """`condgan serve` plugs the two-stage kind in with one KINDS entry: two dropdowns, rows = label A."""
+    import base64
+    import io
+    import json
+
+    from PIL import Image
+
+    import condgan
+    from condgan.serve.app import load_models
+    from serve_helpers import request, running
+
+    with running(load_models([f"colours={world['run']}"], say=lambda *_: None)) as server:
+        status, _, body = request(server, "GET", "/api/models")
+        fields = json.loads(body)["models"][0]["fields"]
+        assert [f["name"] for f in fields] == ["label_a", "label_b"] and fields[0]["multiple"]
+        pipe = condgan.load(world["run"])
+        a, b = pipe.label_a_names[:2], pipe.label_b_names[-1]
+        status, _, body = request(server, "POST", "/api/generate",
+                                  {"model": "colours", "label_a": a, "label_b": b, "n": 2, "seed": 5, "format": "json"})
+        assert status == 200, body
+        status_bad, _, bad = request(server, "POST", "/api/generate", {"model": "colours", "label_a": a, "label_b": "plaid"})
+    got = np.stack([np.array(Image.open(io.BytesIO(base64.b64decode(im["png"])))) for im in json.loads(body)["images"]])
+    want = pipe.sample(label_a=a, label_b=b, n=2, seed=5, output_type="uint8").permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(got, want)
+    assert status_bad == 400 and "plaid" in json.loads(bad)["error"]

@@ -70,10 +70,6 @@ class Pipeline:
             g.manual_seed(untrusted.seed(seed))
         return torch.randn(n, self.z_dim, generator=g)
 
-    def components(self) -> dict[str, torch.nn.Module]:
-        """The networks an export holds, by component name."""
-        return {"generator": self.net}
-
     def save_pretrained(self, folder: str | Path) -> Path:
         """A shareable folder: condgan.json + one .safetensors per component (safe to load, no code runs). Local data
         paths stay behind: a built-in dataset is named, a folder only by its last part (as a hint)."""

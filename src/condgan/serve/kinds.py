@@ -7,9 +7,6 @@ base64 image). So a new pipeline plugs in with one `Kind` entry naming its
 condition fields and saying how to call it, e.g. (sketches, not code that
 exists today):
 
-    KINDS["twostage"] = Kind(
-        conditions=lambda p: ["label_a", "label_b"], rows="label_a",
-        generate=lambda p, v, n, seed: p.sample(label_a=v["label_a"], label_b=v["label_b"][0], n=n, seed=seed))
     KINDS["inpaint"] = Kind(
         conditions=lambda p: ["masked"],
         generate=lambda p, v, n, seed: p.fill(v["masked"], n=n, seed=seed))
@@ -50,6 +47,11 @@ def _like(p, values: dict, n: int, seed: int) -> torch.Tensor:
     return p.sample(like=values["exemplar"], n=n, seed=seed)
 
 
+def _two_stage(p, values: dict, n: int, seed: int) -> torch.Tensor:
+    """n images per label A row, all under the one label B chosen."""
+    return p.sample(label_a=values["label_a"], label_b=values["label_b"][0], n=n, seed=seed)
+
+
 def _translate(p, values: dict, n: int, seed: int) -> torch.Tensor:
     """n outputs (one noise draw each) of the uploaded source; per row label when the translator takes one."""
     rows = values.get("label", [None])
@@ -68,6 +70,10 @@ KINDS: dict[str, Kind] = {
                       hints={"source": "the input image (a mask, edge map or sketch like the training sources); "
                                        "it is resized to the model's size",
                              "label": "the class the output should be"}),
+    "two-stage": Kind(title="two labels, two stages (label A -> intermediate -> image with label B)",
+                      conditions=lambda p: ["label_a", "label_b"], rows="label_a", generate=_two_stage,
+                      hints={"label_a": "what to make (G1 draws its intermediate)",
+                             "label_b": "how it looks (G2 renders the intermediate with it)"}),
     "exemplar": Kind(title="more like this one (exemplar-conditioned generator)", conditions=lambda p: ["exemplar"],
                      generate=_like, hints={"exemplar": "an image; the outputs resemble it and its nearest neighbours "
                                                         "in the data (it is resized to the model's size)"}),
