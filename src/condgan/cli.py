@@ -166,11 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     a.set_defaults(func=cmd_apply)
 
-    e = sub.add_parser("export", help="save a run's generator as safetensors + JSON (shareable, safe to load)",
-                       description="Write OUT/condgan.json (task, fields, class names, data) and OUT/generator.safetensors; "
+    e = sub.add_parser("export", help="save a run's model as safetensors + JSON (shareable, safe to load)",
+                       description="Write OUT/condgan.json (task, fields, class names, data) and one OUT/<component>.safetensors "
+                       "per network (generator; embedder for similarity runs; both for exemplar runs); "
                        "condgan.load(OUT) gives the same pipeline as the run.")
     e.add_argument("run", help="run directory or checkpoint file")
-    e.add_argument("out", help="folder to write condgan.json and generator.safetensors into (not the run directory)")
+    e.add_argument("out", help="folder to write condgan.json and the .safetensors files into (not the run directory)")
     e.set_defaults(func=cmd_export)
 
     from .cli_similarity import add_similarity_commands
