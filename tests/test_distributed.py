@@ -36,9 +36,9 @@ def _worker(rank: int, world: int, port: int, overrides: list[str], out: str, sc
 
     def fit_and_dump(self):
         if scenario == "stop" and rank == 1:  # only rank 1 is asked to stop, at step 2
-            self.stop_requested = lambda: self.gan.steps_done >= 2
+            self.stop_requested = lambda: self.step.steps_done >= 2
         summary = fit(self)
-        state = self.gan.state_dict()
+        state = self.step.state_dict()
         torch.save({"G": state["G"], "D": state["D"], "G_ema": state["G_ema"], "opt_G": state["opt_G"]["state"],
                     "opt_D": state["opt_D"]["state"], "summary": summary}, Path(out) / f"rank{rank}.pt")
         return summary

@@ -127,6 +127,10 @@ def test_embed_similarity_and_search_api(world, cache, tmp_path):
     again = SearchIndex.of_folder(model, folder)
     assert not again.reused and len(again) == 7  # the folder changed: rebuilt
     assert len(model.search(grey[0], k=2)) == 2  # default: the run's training images
+    assert main(["export", str(world["run"]), str(tmp_path / "export")]) == 0
+    exported = condgan.load(tmp_path / "export")
+    assert (tmp_path / "export" / "embedder.safetensors").is_file() and exported.threshold == model.threshold
+    assert torch.equal(exported.embed(grey), e_np)
 
 
 def test_compare_and_search_commands(world, cache, tmp_path, capsys):

@@ -163,10 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     a.set_defaults(func=cmd_apply)
 
-    e = sub.add_parser("export", help="save a run's generator as safetensors + JSON (shareable, safe to load)",
-                       description="Write OUT/condgan.json (task, fields, class names, data) and OUT/generator.safetensors "
-                       "(a two-stage pipeline: generator1 and generator2.safetensors); condgan.load(OUT) gives the same "
-                       "pipeline as the run.")
+    e = sub.add_parser("export", help="save a run's model as safetensors + JSON (shareable, safe to load)",
+                       description="Write OUT/condgan.json (task, fields, class names, data) and one OUT/<component>.safetensors "
+                       "per network (generator; generator1 and generator2 for a two-stage pipeline; embedder for similarity "
+                       "runs; generator and embedder for exemplar runs); condgan.load(OUT) gives the same pipeline as the run.")
     e.add_argument("run", help="run directory (or two-stage pipeline directory) or checkpoint file")
     e.add_argument("out", help="folder to write condgan.json and the .safetensors files into (not the run directory)")
     e.set_defaults(func=cmd_export)

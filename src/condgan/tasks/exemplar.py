@@ -35,7 +35,7 @@ def load_embedder(config: Config):
 
     path = config.similarity.embedder
     if not path:
-        raise ConfigError("--task exemplar needs an embedding network: --set similarity.embedder=RUN, a run of "
+        raise ConfigError("--task exemplar needs an embedding network: --embedder RUN (similarity.embedder), a run of "
                           "--task similarity (its selfsup recipe needs no labels)")
     if not Path(path).exists():
         raise ConfigError(f"similarity.embedder {path} does not exist (give a run directory of --task similarity)")

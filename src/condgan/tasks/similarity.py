@@ -7,7 +7,7 @@ pytorch-metric-learning (PML):
 |---------|----------------------------------|----------------------------------|---------------------------------|
 | siamese | Embedder CNN                     | same class (or a CSV's pairs)    | ContrastiveLoss over pairs      |
 | triplet | Embedder CNN                     | same class (or a CSV's triplets) | TripletMarginLoss + in-batch miner |
-| frozen  | evaluator network, frozen + head | same class (or a CSV)            | as triplet (contrastive for pairs) |
+| frozen  | evaluator network, frozen + head | same class                       | as triplet                      |
 | selfsup | Embedder CNN                     | two augmented views of one image | SelfSupervisedLoss(NTXentLoss), in matrix form |
 
 With labels, batches are class-balanced (batch_size // per_class classes,
@@ -149,13 +149,13 @@ class SymmetricNTXent(nn.Module):
         return nn.functional.cross_entropy(logits, partner)
 
 
-def make_loss(recipe: str, s: SimilarityConfig, pairs_data: bool):
-    """(loss, miner) from PML for a recipe; the frozen recipe takes its loss from the data's kind."""
+def make_loss(recipe: str, s: SimilarityConfig):
+    """(loss, miner) for a recipe: PML's, except NT-Xent's faster matrix form."""
     from pytorch_metric_learning import losses, miners
 
     if recipe == "selfsup":
         return SymmetricNTXent(s.temperature), None
-    if recipe == "siamese" or pairs_data:
+    if recipe == "siamese":
         return losses.ContrastiveLoss(pos_margin=0.0, neg_margin=s.margin), None
     return losses.TripletMarginLoss(margin=s.margin), miners.TripletMarginMiner(margin=s.margin, type_of_triplets=s.mining)
 
@@ -178,10 +178,10 @@ def embed_all(net: nn.Module, images: torch.Tensor, batch_size: int = 500) -> to
 class MetricStep:
     """Owns the embedder and its optimiser; `step()` trains once. Same interface as GANStep for Run."""
 
-    def __init__(self, net: nn.Module, recipe: str, s: SimilarityConfig, calibration: dict, pairs_data: bool = False):
+    def __init__(self, net: nn.Module, recipe: str, s: SimilarityConfig, calibration: dict):
         self.net, self.recipe = net, recipe
         self.opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=s.lr)
-        self.loss, self.miner = make_loss(recipe, s, pairs_data)
+        self.loss, self.miner = make_loss(recipe, s)
         self.calibration = calibration  # uint8 images (+ labels, or CSV fields) the threshold is chosen on
         self.steps_done = 0
 
@@ -328,8 +328,7 @@ class SimilarityTask:
     def make_step(cls, run) -> MetricStep:
         net = cls.build(run.spec, run.config).to(run.device)
         calibration = {k: v[:CALIBRATION_IMAGES].cpu() for k, v in run.fields.items()}
-        return MetricStep(net, run.config.similarity.recipe, run.config.similarity, calibration,
-                          pairs_data="similar" in run.fields)
+        return MetricStep(net, run.config.similarity.recipe, run.config.similarity, calibration)
 
     @staticmethod
     @torch.no_grad()
