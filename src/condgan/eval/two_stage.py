@@ -391,7 +391,7 @@ def render_markdown(r: dict) -> str:
     lines = [
         f"# condgan two-stage evaluation: {r['source']}", "",
         f"{r['settings']['n_images']} images of **{r['dataset']}**: {r['settings']['n_per_pair']} for each of "
-        f"{len(r['label_a_names'])} labels A x {len(r['label_b_names'])} labels B. The **real floor** measures the "
+        f"{len(r['label_a_names'])} labels A x {len(r['label_b_names'])} labels B. The **real floor** measures "
         f"{r['settings']['floor']} the same way: the best a perfect pipeline could expect.", "",
         f"- label A is judged by {r['judges']['label_a']} on the grey detail (maximum over the channels);",
         f"- label B by {r['judges']['label_b']};",
