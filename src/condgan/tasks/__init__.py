@@ -145,12 +145,6 @@ class ClassConditionalTask(GANTask):
 
     @staticmethod
     @torch.no_grad()
-    def preview(run, path):
-        """One row per class (up to MAX_GRID_ROWS), fixed noise."""
-        from ..train.trainer import GRID_COLUMNS, MAX_GRID_ROWS
-        from ..visual import save_grid
-
-    @staticmethod
     def preview(run, path: Path) -> torch.Tensor:
         return class_rows(run, run.step.G_ema, "label", path, "samples")
 
