@@ -199,7 +199,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="dataset sizes (default 10000,100000)")
     parser.add_argument("--steps", type=int, default=300, help="training steps per run (default 300)")
     parser.add_argument("--modes", default="disk,memory", help="data.cache values to measure (default disk,memory)")
-    parser.add_argument("--baseline-src", help="also measure the code in this src/ folder (e.g. /work/main/src)")
+    parser.add_argument("--baseline-src", help="also measure the code in this src/ folder, e.g. from before data.cache: "
+                        "git archive 4e7ed19 src | tar -x -C /tmp/base, then --baseline-src /tmp/base/src")
     parser.add_argument("--jobs", type=int, default=2, help="processes generating images (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the measured process (default 1)")
     parser.add_argument("--out", default="bench-results/memory.json", help="JSON results (a .md table beside it)")
@@ -209,7 +210,7 @@ def main() -> None:
     cache = Path(args.root) / "cache"  # the decoded-image cache of these runs (CONDGAN_CACHE), built afresh
     shutil.rmtree(cache, ignore_errors=True)
     plan = []
-    for m in args.modes.split(","):
+    for m in [m for m in args.modes.split(",") if m]:  # --modes "" measures only --baseline-src
         plan += [(m, ROOT / "src", "data.cache=disk, cache built"), (m, ROOT / "src", "data.cache=disk, cache reused")] \
             if m == "disk" else [(m, ROOT / "src", f"data.cache={m}")]
     if args.baseline_src:

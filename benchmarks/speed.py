@@ -9,13 +9,15 @@ first two log intervals (start-up, and compilation with torch.compile). The
 settings run in turns, --repeats times, and the best of each counts: on a shared
 machine the other load only ever slows a run down. The batch is the same 64
 images everywhere (two processes take 32 each), so every setting trains the same
-model. torch.compile gets an empty compile cache in every run, so its process
-wall time shows the first compilation a user waits for.
+model, in fp32 unless the setting says otherwise (train.precision's default,
+auto, is bf16 on CPUs with native bf16). torch.compile gets an empty compile
+cache in every run, so its process wall time shows the first compilation a user
+waits for.
 
 | setting                      | processes x threads | also                      | compared with |
 |------------------------------|---------------------|---------------------------|---------------|
 | 1 process x 2 threads        | 1 x 2               | torch's default on 2 cores| itself        |
-| 1 x 2, OMP_WAIT_POLICY=PASSIVE | 1 x 2             | waiting threads sleep     | 1 x 2         |
+| 1 x 2 threads OMP_WAIT_POLICY=PASSIVE | 1 x 2    | waiting threads sleep     | 1 x 2         |
 | 1 process x 1 thread         | 1 x 1               |                           | 1 x 2         |
 | 2 processes x 1 thread       | 2 x 1               | torchrun, gloo, DDP       | 1 x 2         |
 | channels_last off (1 x 1)    | 1 x 1               | train.channels_last=false | 1 x 1         |
@@ -48,7 +50,7 @@ CONFIG = ROOT / "configs" / "fashion-mnist.yaml"
 # name: (processes, threads per process, --set overrides, environment, the setting it is compared with)
 SETTINGS = {
     "1 process x 2 threads": (1, 2, [], {}, "1 process x 2 threads"),
-    "1 x 2, OMP_WAIT_POLICY=PASSIVE": (1, 2, [], {"OMP_WAIT_POLICY": "PASSIVE"}, "1 process x 2 threads"),
+    "1 x 2 threads OMP_WAIT_POLICY=PASSIVE": (1, 2, [], {"OMP_WAIT_POLICY": "PASSIVE"}, "1 process x 2 threads"),
     "1 process x 1 thread": (1, 1, [], {}, "1 process x 2 threads"),
     "2 processes x 1 thread": (2, 1, [], {}, "1 process x 2 threads"),
     "channels_last off (1 x 1)": (1, 1, ["train.channels_last=false"], {}, "1 process x 1 thread"),
@@ -60,6 +62,8 @@ SETTINGS = {
 def run_setting(name: str, steps: int, log_every: int, folder: Path, device: str) -> dict:
     processes, threads, extra, env_extra, _ = SETTINGS[name]
     out = folder / f"run-{time.monotonic_ns()}"
+    if not any(x.startswith("train.precision=") for x in extra):  # fp32 unless the setting says otherwise
+        extra = [*extra, "train.precision=fp32"]
     sets = [f"train.threads={threads}", f"train.log_every={log_every}", "train.sample_every=1000000",
             "train.checkpoint_every=1000000", "train.checkpoint_minutes=1000", f"train.device={device}", *extra]
     train = ["-m", "condgan", "train", "--config", str(CONFIG), "--steps", str(steps), "--quiet", "--out", str(out), "--set", *sets]

@@ -32,12 +32,13 @@ from condgan.config import load_config  # noqa: E402
 from condgan.train import train  # noqa: E402
 
 
-def curve(name: str, config_path: Path, minutes: float, points: int, out: Path, n_per_class: int, seed: int) -> dict:
+def curve(name: str, config_path: Path, minutes: float, points: int, out: Path, n_per_class: int, seed: int,
+          threads: int | None) -> dict:
     from condgan.eval import evaluate_run
     from condgan.train import checkpoint as ckpt
 
     run = out / name
-    settings = {"minutes": minutes, "points": points, "n_per_class": n_per_class, "seed": seed}
+    settings = {"minutes": minutes, "points": points, "n_per_class": n_per_class, "seed": seed, "threads": threads}
     if (run / "curve.json").is_file():
         finished = json.loads((run / "curve.json").read_text())
         if finished.get("settings") == settings:
@@ -46,7 +47,7 @@ def curve(name: str, config_path: Path, minutes: float, points: int, out: Path, 
     if run.exists():
         print(f"{name}: {run} holds an unfinished curve or one with other settings; measuring again")
         shutil.rmtree(run)
-    config = load_config(config_path, [f"train.seed={seed}", f"train.keep_checkpoints={points + 1}",
+    config = load_config(config_path, [f"train.seed={seed}", f"train.keep_checkpoints={points + 1}", f"train.threads={threads or 'null'}",
                                        "train.checkpoint_minutes=100000", "train.checkpoint_every=100000000"])
     config.train.steps = config.train.epochs = None
     rows, slice_minutes = [], minutes / points
@@ -80,8 +81,9 @@ def curve(name: str, config_path: Path, minutes: float, points: int, out: Path, 
 def plot(curves: list[dict], path: Path, minutes: float) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import LogLocator, ScalarFormatter
 
-    fig = Figure(figsize=(10, 4.2))
+    fig = Figure(figsize=(10, 4.8))
     FigureCanvasAgg(fig)
     ax_fid, ax_acc = fig.subplots(1, 2)
     for c in curves:
@@ -91,11 +93,15 @@ def plot(curves: list[dict], path: Path, minutes: float) -> None:
         ax_acc.plot(x[1:], [100 * p["accuracy"] for p in c["points"]], marker="o", label=label)
     ax_fid.set(xlabel="training minutes", ylabel="FID (evaluator features; lower is better)", yscale="log", xlim=(0, minutes * 1.02))
     ax_acc.set(xlabel="training minutes", ylabel="conditioning accuracy, % (higher is better)", ylim=(0, 100), xlim=(0, minutes * 1.02))
+    ax_fid.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax_fid.yaxis.set_major_formatter(ScalarFormatter())
+    ax_fid.yaxis.set_minor_formatter("")
     for ax in (ax_fid, ax_acc):
         ax.grid(alpha=0.3)
-    ax_acc.legend(fontsize=7, loc="lower right")
+    handles, labels = ax_acc.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=1, frameon=False)
     fig.suptitle("Time to quality on Fashion-MNIST (one machine, recipes run one after another)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.02 + 0.04 * len(curves), 1, 1))
     fig.savefig(path, dpi=120)
 
 
@@ -107,12 +113,14 @@ def main() -> None:
     parser.add_argument("--recipes", default=",".join(RECIPES), help=f"comma-separated subset of {', '.join(RECIPES)}")
     parser.add_argument("--n-per-class", type=int, default=1000, help="generated images per class per evaluation (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed for training and sampling (default 0)")
+    parser.add_argument("--threads", type=int, help="train.threads for every recipe (default: torch's choice; 1 on a "
+                        "machine shared with other work, docs/benchmarks.md#speed)")
     args = parser.parse_args()
     if args.points < 1 or args.minutes <= 0:
         raise SystemExit("--points must be at least 1 and --minutes positive")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    curves = [curve(name, RECIPES[name], args.minutes, args.points, out, args.n_per_class, args.seed)
+    curves = [curve(name, RECIPES[name], args.minutes, args.points, out, args.n_per_class, args.seed, args.threads)
               for name in args.recipes.split(",")]
     (out / "time_to_quality.json").write_text(json.dumps({"minutes": args.minutes, "points": args.points,
                                                           "n_per_class": args.n_per_class, "curves": curves}, indent=2))

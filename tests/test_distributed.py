@@ -77,40 +77,35 @@ def assert_same_state(a: dict, b: dict, what: str) -> None:
                 assert torch.equal(value, b[part][i][name]), f"{what}: {part} state {i}.{name} differs"
 
 
-@pytest.mark.parametrize("arch,sync", [("resnet", "true"), ("dcgan", "false")])
-def test_two_processes_hold_identical_weights_and_resume_in_one(tmp_path, arch, sync):
-    """resnet: spectral norm + conditional BatchNorm, one D pass on [real; fake]; dcgan: BatchNorm in D,
-    so D is called twice before its backward pass. A 2-process checkpoint then resumes in 1 process."""
+@pytest.mark.parametrize("arch,sync,d_steps,scenario", [("resnet", "true", 1, "stop"), ("dcgan", "false", 2, "plain")])
+def test_two_processes_stay_identical_stop_together_and_resume_in_one(tmp_path, arch, sync, d_steps, scenario):
+    """resnet: spectral norm + conditional BatchNorm (synced), one D pass on [real; fake]; only rank 1 is asked
+    to stop, at step 2 of 500, and both stop there. dcgan: BatchNorm in D, so D is called twice before its
+    backward pass, two D updates per step, 4 steps. Then the 2-process checkpoint resumes in 1 process."""
     data = write_folders(tmp_path / "shoes", per_class=8, size=16)
-    overrides = tiny_overrides(data, steps=4, **{"model.arch": arch, "train.sync_batchnorm": sync})
-    out = run_two(tmp_path, overrides)
+    steps = 500 if scenario == "stop" else 4
+    overrides = tiny_overrides(data, steps=steps, **{"model.arch": arch, "train.sync_batchnorm": sync,
+                                                     "train.d_steps": d_steps, "train.checkpoint_every": 1000})
+    out = run_two(tmp_path, overrides, scenario)
     assert not list(out.glob("*.error")), [e.read_text() for e in out.glob("*.error")]
     r0, r1 = torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
     assert_same_state(r0, r1, arch)
-    assert r0["summary"]["steps"] == r1["summary"]["steps"] == 4 and r0["summary"]["processes"] == 2
-    # only rank 0 wrote: one log line per step, not two
-    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
-    saved = torch.load(sorted((out / "checkpoints").glob("step_*.pt"))[-1], weights_only=True)
-    assert torch.equal(saved["state"]["G"]["linear.weight" if arch == "resnet" else next(iter(r0["G"]))],
-                       r0["G"]["linear.weight" if arch == "resnet" else next(iter(r0["G"]))])
+    done = 2 if scenario == "stop" else 4
+    assert r0["summary"]["steps"] == r1["summary"]["steps"] == done and r0["summary"]["processes"] == 2
+    assert r0["summary"]["interrupted"] == r1["summary"]["interrupted"] == (scenario == "stop")
+    # only rank 0 wrote: one log line per step, not two, and one checkpoint (the final one)
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == list(range(1, done + 1))
+    assert [p.name for p in (out / "checkpoints").glob("step_*.pt")] == [f"step_{done:08d}.pt"]
+    saved = torch.load(out / "checkpoints" / f"step_{done:08d}.pt", weights_only=True)["state"]
+    assert all(torch.equal(saved["G"][k], r0["G"][k]) for k in r0["G"])
 
     from condgan.train import train
 
     summary = train(out=out, resume=True, stop_overrides={"steps": 2}, quiet=True)
-    assert summary["steps"] == 6 and summary["processes"] == 1
+    assert summary["steps"] == done + 2 and summary["processes"] == 1
     import condgan
 
     assert condgan.load(out).sample(["boot"], n=2).shape == (2, 1, 16, 16)
-
-
-def test_a_stop_on_one_process_stops_both(tmp_path):
-    data = write_folders(tmp_path / "shoes", per_class=8, size=16)
-    out = run_two(tmp_path, tiny_overrides(data, steps=500, **{"train.checkpoint_every": 1000}), scenario="stop")
-    assert not list(out.glob("*.error")), [e.read_text() for e in out.glob("*.error")]
-    s0, s1 = torch.load(out / "rank0.pt")["summary"], torch.load(out / "rank1.pt")["summary"]
-    assert s0["steps"] == s1["steps"] == 2, (s0["steps"], s1["steps"])
-    assert s0["interrupted"] and s1["interrupted"]
-    assert [p.name for p in (out / "checkpoints").glob("step_*.pt")] == ["step_00000002.pt"]
 
 
 def test_a_nan_on_one_process_stops_both(tmp_path):

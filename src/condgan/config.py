@@ -84,8 +84,9 @@ class TrainConfig:
     deterministic: bool = False       # bit-reproducible on CPU (slower)
     device: str = "auto"              # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
     threads: int | None = None        # CPU threads (default: torch's choice; torchrun sets 1 per process)
-    precision: str = "fp32"           # 'fp32' | 'bf16' (autocast; GPUs with bf16, recent CPUs) | 'fp16' (GPU only,
-                                      # with gradient scaling). Weights and optimiser state stay fp32
+    precision: str = "auto"           # 'auto' (bf16 where the CPU/GPU computes it natively, else fp32) | 'fp32' |
+                                      # 'bf16' (autocast) | 'fp16' (GPU only, with gradient scaling); weights and
+                                      # optimiser state stay fp32 (docs/distributed.md, docs/benchmarks.md)
     channels_last: bool | None = None  # NHWC memory format (default: on for CPU, where oneDNN is faster with it)
     compile: bool = False             # torch.compile G and D: minutes of compiling first (docs/benchmarks.md)
     sync_batchnorm: bool = False      # several processes (torchrun): G's BatchNorm statistics over the whole batch,
@@ -261,7 +262,8 @@ class Config:
             (self.train.on_divergence in ("stop", "rollback"), "train.on_divergence must be 'stop' or 'rollback'"),
             (self.data.bad_files in ("skip", "error"), "data.bad_files must be 'skip' or 'error'"),
             (self.data.cache in ("auto", "memory", "disk"), f"data.cache must be auto, memory or disk, not {self.data.cache!r}"),
-            (self.train.precision in ("fp32", "bf16", "fp16"), f"train.precision must be fp32, bf16 or fp16, not {self.train.precision!r}"),
+            (self.train.precision in ("auto", "fp32", "bf16", "fp16"),
+             f"train.precision must be auto, fp32, bf16 or fp16, not {self.train.precision!r}"),
             (self.data.channels in (None, 1, 3), "data.channels must be 1 or 3"),
             (self.data.image_size is None or 8 <= self.data.image_size <= 1024, "data.image_size must be between 8 and 1024"),
             (1 <= self.train.batch_size <= 65536, "train.batch_size must be between 1 and 65536"),

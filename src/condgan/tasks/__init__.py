@@ -63,7 +63,7 @@ class GANTask:
         spec, config, device = run.spec, run.config, run.device
         roles = cls.roles(spec, config)  # also checks that the fields the config asks for exist
         run.roles = roles
-        options = cls.step_options(config)
+        options = {**cls.step_options(config), "precision": run.precision}  # train.precision resolved for the device
         G, D = cls.build(spec, config, class_head=options["aux_weight"] > 0)
         if config.train.sync_batchnorm and dist.world() > 1:
             G = dist.convert_sync_batchnorm(G)
@@ -83,8 +83,7 @@ class GANTask:
         return dict(loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d, betas=(t.beta1, t.beta2), ema_decay=t.ema_decay,
                     ema_start=t.ema_start, augment_policy=t.augment, z_dim=config.model.z_dim,
                     aux_weight=config.aux_weight(), diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
-                    adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching,
-                    precision=t.precision)
+                    adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching)
 
 
 def on_device(net: torch.nn.Module, device: torch.device, channels_last: bool | None = None) -> torch.nn.Module:

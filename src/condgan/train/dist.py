@@ -34,16 +34,11 @@ def active() -> bool:
 
 
 def rank() -> int:
-    return dist.get_rank() if active() else int(os.environ.get("RANK", "0"))
+    return dist.get_rank() if active() else 0
 
 
 def world() -> int:
     return dist.get_world_size() if active() else 1
-
-
-def is_main() -> bool:
-    """The process that writes logs, pictures and checkpoints (also before the group exists)."""
-    return rank() == 0
 
 
 def init_from_env(device: str) -> bool:
@@ -131,6 +126,7 @@ class SyncedBatchNorm(nn.modules.batchnorm._BatchNorm):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
 
+        dtype, x = x.dtype, x.float()  # statistics in fp32, also under bf16/fp16 autocast
         dims = [0] + list(range(2, x.dim()))
         moments = torch.stack([x.mean(dims), (x * x).mean(dims)])
         moments = all_reduce(moments) / world()
@@ -146,7 +142,7 @@ class SyncedBatchNorm(nn.modules.batchnorm._BatchNorm):
         y = (x - mu.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
+        return y.to(dtype)
 
 
 def convert_sync_batchnorm(module: nn.Module) -> nn.Module:

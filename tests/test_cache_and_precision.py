@@ -1,4 +1,4 @@
-"""data.cache=disk: folders decoded once into a file, batches read from it; the same data as in memory."""
+"""data.cache=disk (folders decoded once into a file, the same data as in memory) and train.precision."""
 
 import json
 import os
@@ -98,3 +98,14 @@ def test_bf16_training_runs_on_cpu(tmp_path):
 
     images = condgan.load(tmp_path / "r").sample(["boot"], n=2)
     assert images.dtype == torch.float32 and torch.isfinite(images).all()
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it(tmp_path):
+    from condgan.train.trainer import resolve_precision
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    root = write_folders(tmp_path / "shoes", per_class=8, size=16)
+    summary = train(load_config(None, tiny_overrides(root, steps=1)), tmp_path / "r", quiet=True)
+    assert summary["precision"] == ("bf16" if native else "fp32")
