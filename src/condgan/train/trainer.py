@@ -127,6 +127,8 @@ class Run:
                 raise ConfigError(f"this {config.task} run trains in one process; start it without torchrun")
             self.step.distribute(self.device)
         if t.compile:
+            if not hasattr(self.step, "compile"):
+                raise ConfigError(f"train.compile is for GAN steps; this {config.task} run trains without it (set it false)")
             self.step.compile()
         # Rank 0 (and a single process) draws noise from one stream whose state checkpoints keep; the other
         # ranks reseed theirs every step (_noise), so any number of processes resumes without their states.
