@@ -143,6 +143,8 @@ def cmd_train(args) -> int:
             print("no --steps/--epochs/--budget-minutes given: training for 10 minutes", file=sys.stderr)
         out = args.out or f"runs/{Path(config.data.name).name}-{config.model.arch}"
         summary = train(config, out, stop_overrides=stops, quiet=args.quiet)
+    if summary["rank"] != 0:  # under torchrun, rank 0 reports for every process
+        return 130 if summary["interrupted"] else 0
     print(f"\ntrained {summary['steps']} steps ({summary['epochs']} epochs, {summary['train_minutes']} min, "
           f"{summary['images_per_s']} images/s){' — interrupted, checkpoint saved' if summary['interrupted'] else ''}")
     print(f"  run directory : {summary['run']}")

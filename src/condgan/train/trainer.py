@@ -350,7 +350,8 @@ class Run:
         summary = {
             "run": str(self.out), "task": self.config.task, "arch": self.config.model.arch, "loss": t.loss, "steps": self.gan.steps_done,
             "epochs": round(self.batches_done / self.batches_per_epoch, 3), "train_minutes": round(self.elapsed / 60, 2),
-            "images_per_s": round(images_seen / max(wall, 1e-9), 1), "processes": self.world, "precision": self.precision,
+            "images_per_s": round(images_seen / max(wall, 1e-9), 1), "processes": self.world, "rank": self.rank,
+            "precision": self.precision,
             "params_G": count_parameters(self.gan.G), "params_D": count_parameters(self.gan.D),
             "class_names": self.class_names, "checkpoint": str(final_ckpt), "grid": str(grid),
             "loss_plot": str(self.out / "loss.png"), "interrupted": interrupted or self.stopped_by_request,
