@@ -127,6 +127,7 @@ def test_torchrun_launches_the_cli(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["processes"] == 2
+    assert done.stdout.count("trained 3 steps") == 1, done.stdout  # one report, from rank 0
 
 
 def _batchnorm_worker(rank: int, world: int, port: int, out: str) -> None:

@@ -216,6 +216,8 @@ def cmd_train(args) -> int:
             print("no --steps/--epochs/--budget-minutes given: training for 10 minutes", file=sys.stderr)
         out = args.out or f"runs/{Path(config.data.name).name}-{config.model.arch}"
         summary = train(config, out, stop_overrides=stops, quiet=args.quiet)
+    if summary.get("rank", 0) != 0:  # under torchrun, rank 0 reports for every process
+        return 130 if summary["interrupted"] else 0
     interrupted = " — interrupted, checkpoint saved" if summary["interrupted"] else ""
     if "stages" in summary:  # a two-stage pipeline: one line per stage run
         print()

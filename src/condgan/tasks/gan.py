@@ -79,12 +79,16 @@ class GANStep:
         rank 0's weights to every rank. broadcast_buffers=False: buffers are synchronised once per step by
         the trainer (train/dist.broadcast_buffers); DDP's per-forward broadcast would also do, but costs one
         collective per call of D."""
+        import inspect
+
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        ids = [device.index] if device.type == "cuda" else None
-        self.G_train = DDP(self.G, device_ids=ids, broadcast_buffers=False)
+        # (newer PyTorch renamed the flag: forward_sync_buffers=False still syncs at construction, as wanted)
+        flag = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
+        options = {"device_ids": [device.index] if device.type == "cuda" else None, flag: False}
+        self.G_train = DDP(self.G, **options)
         if self.uses_d:
-            self.D_train = DDP(self.D, device_ids=ids, broadcast_buffers=False)
+            self.D_train = DDP(self.D, **options)
 
     def compile(self) -> None:
         """torch.compile the passes of a step (after distribute(), as PyTorch recommends for DDP). The first

@@ -374,7 +374,7 @@ class Run:
         summary = {
             "run": str(self.out), "task": self.config.task, "arch": self.config.model.arch, "loss": t.loss, "steps": self.step.steps_done,
             "epochs": round(self.batches_done / self.batches_per_epoch, 3), "train_minutes": round(self.elapsed / 60, 2),
-            "images_per_s": round(images_seen / max(wall, 1e-9), 1), "processes": self.world, "precision": self.precision,
+            "images_per_s": round(images_seen / max(wall, 1e-9), 1), "processes": self.world, "rank": self.rank, "precision": self.precision,
             **{f"params_{name}": count_parameters(net) for name, net in self.step.networks().items()},
             "class_names": self.class_names, "checkpoint": str(final_ckpt), "grid": str(grid),
             "loss_plot": str(self.out / "loss.png"), "interrupted": self.stopped_by_request, "augment": t.augment,
