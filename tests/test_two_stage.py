@@ -296,6 +296,7 @@ def test_eval_reports_both_labels_iou_swap_tests_and_floors(world, capsys):
     assert report["real_floor"]["iou"] == 1.0, "real images against their own masks"
     assert len(report["cross"]["model"]["label_a_accuracy"]) == 3 and len(report["cross"]["model"]["label_b_accuracy"][0]) == 2
     assert set(report["swap_tests"]) == {"swap_a", "swap_b"}
+    assert 0 <= report["swap_tests"]["swap_b"]["iou_across_b"] <= 1 and 0 <= report["swap_tests"]["swap_b"]["iou_mean"] <= 1
     for picture in ("swap_a", "swap_b", "grid", "cross", "confusion_a"):
         assert (world["run"] / "eval" / report["pictures"][picture]).is_file()
     assert "label A" in capsys.readouterr().out

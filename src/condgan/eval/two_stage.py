@@ -193,8 +193,11 @@ def swap_tests(ts, judges: Judges, out: Path, seed: int) -> tuple[dict, dict]:
     flat = images_u8.flatten(0, 1)
     pred_b, pred_a = judges.label_b(flat).view(-1, kb), judges.label_a(flat).view(-1, kb)
     wanted_b = torch.arange(kb).expand_as(pred_b)
+    shapes = image_silhouettes(flat).view(-1, kb, *flat.shape[2:])
+    across = torch.stack([iou(shapes[:, j], shapes[:, 0]) for j in range(1, kb)], dim=1)
     swap_b = {"label_b_accuracy": _accuracy(pred_b, wanted_b),
               "colour_changes": (pred_b == wanted_b).all(1).float().mean().item(),
+              "iou_across_b": across.mean().item(),  # the same noise's silhouette under label B j vs the first
               "iou_mean": None, "iou_spread": None,
               "label_a_kept": (pred_a == a[:, None]).float().mean().item(), "intermediates": ka * n}
     if masks_u8 is not None:
@@ -410,6 +413,7 @@ def render_markdown(r: dict) -> str:
         f"| intermediates whose every colour came out right | {_fmt(b['colour_changes'], 'pct')} | high |",
         f"| silhouette IoU with the intermediate | {_fmt(b['iou_mean'])} | high: the shape stays |",
         f"| IoU spread across labels B (max - min, mean) | {_fmt(b['iou_spread'])} | near 0 |",
+        f"| silhouette IoU between the images of one noise under different labels B | {_fmt(b.get('iou_across_b'))} | high: the shape stays |",
         f"| label-A accuracy under the swap | {_fmt(b['label_a_kept'], 'pct')} | high: the category stays |", "",
         f"![swap B]({p['swap_b']})", "",
         f"**Swap A** — for each label B, {a['noises'] // max(1, len(r['label_b_names']))} noises drawn under every label A: "
