@@ -46,13 +46,16 @@ COLUMNS = [("recipe", "recipe", "{}"), ("labels", "labels used", "{}"), ("train_
            ("map_at_r", "MAP@R", "{:.1%}")]
 
 
+THREADS: list[str] = []  # ["train.threads=N"] from --threads
+
+
 def train_once(run: Path, overrides: list[str], minutes: float) -> dict:
     if (run / "summary.json").is_file():
         print(f"{run}: reusing the finished run (delete it to retrain)")
         return json.loads((run / "summary.json").read_text())
     shutil.rmtree(run, ignore_errors=True)
     print(f"\n=== {run.name}: training for {minutes} minutes ===", flush=True)
-    return train(load_config(None, overrides), run, stop_overrides={"budget_minutes": minutes})
+    return train(load_config(None, [*overrides, *THREADS]), run, stop_overrides={"budget_minutes": minutes})
 
 
 def run_recipe(recipe: str, minutes: float, out: Path, seed: int, test) -> dict:
@@ -95,7 +98,11 @@ def main() -> None:
     parser.add_argument("--exemplars", type=int, default=500, help="test exemplars in the exemplar evaluation (default 500)")
     parser.add_argument("--out", default="bench-results/similarity", help="folder for runs and results")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="CPU threads of each training (default: torch's choice); 1 when "
+                        "something else runs beside it (set OMP_WAIT_POLICY=PASSIVE too)")
     args = parser.parse_args()
+    if args.threads:
+        THREADS.append(f"train.threads={args.threads}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     test = load_images(Config(data=DataConfig(name="fashion-mnist")), "test")

@@ -227,3 +227,19 @@ def test_labelled_recipes_refuse_a_folder_without_classes(tmp_path):
         Image.fromarray(np.full((12, 12), i * 40, np.uint8)).save(tmp_path / "flat" / f"{i}.png")
     with pytest.raises(ConfigError, match="use similarity.recipe=selfsup"):
         train(load_config(None, tiny(tmp_path / "flat", "triplet", 1)), tmp_path / "run", quiet=True)
+
+
+@pytest.mark.parametrize("recipe,removed", [("selfsup", "projector"), ("siamese", "pos_margin")])
+def test_a_run_from_before_a_key_existed_resumes_with_its_old_recipe(recipe, removed, world, cache, tmp_path):
+    """Runs made before similarity.projector / pos_margin were trained without them (today's defaults differ):
+    resuming one keeps what it was, instead of failing to load its weights or changing its loss."""
+    old = {"similarity.projector": 0} if recipe == "selfsup" else {"similarity.pos_margin": 0.0, "similarity.margin": 1.0}
+    train(load_config(None, tiny(world["data"], recipe, 2, **old)), tmp_path / "old", quiet=True)
+    text = (tmp_path / "old" / "config.yaml").read_text()
+    assert f"  {removed}: " in text
+    (tmp_path / "old" / "config.yaml").write_text("".join(line for line in text.splitlines(keepends=True)
+                                                          if not line.startswith(f"  {removed}: ")))
+    assert train(out=tmp_path / "old", resume=True, stop_overrides={"steps": 2}, quiet=True)["steps"] == 4
+    resumed = load_config(tmp_path / "old" / "config.yaml").similarity
+    assert getattr(resumed, removed) == 0
+    assert load_config(None, [f"task=similarity", f"similarity.recipe={recipe}"]).similarity.__dict__[removed] > 0

@@ -60,6 +60,10 @@ class TrainConfig:
     d_steps: int = 1                  # D updates per G update
     aux_weight: float | None = None   # auxiliary class loss in D and G; default 2.5 for resnet (the
                                       # only D with a class head), 0 for the classic recipes
+    aux_form: str = "ce"              # G's class term: 'ce' (AC-GAN cross-entropy) | 'margin' (stops once D gives the
+                                      # class aux_confidence: less prototypical) | 'twin' (TAC-GAN: a twin class head
+                                      # on generated images cancels the pull towards prototypes; resnet only)
+    aux_confidence: float = 0.9       # aux_form margin: D's probability of the requested class that is enough
     diversity_weight: float | None = None  # mode-seeking term in G's loss: keeps samples of one class varied
                                       # (it offsets the sameness that a strong aux_weight brings); cgan 0.5
     l1_weight: float | None = None    # translate: weight of L1 to the target, 10 (pix2pix used 100: blurrier here,
@@ -148,11 +152,18 @@ class SimilarityConfig:
                                       # in the batch) | frozen (the evaluator network frozen, a learned head) |
                                       # selfsup (two augmented views are the positive pair; no labels)
     embed_dim: int = 64               # size of an embedding (L2-normalised; similarity = cosine)
-    margin: float | None = None       # siamese: distance negatives are pushed beyond (1.0); triplet/frozen: 0.2
+    margin: float | None = None       # siamese: distance negatives are pushed beyond (1.4: about orthogonal);
+                                      # triplet/frozen: 0.2
+    pos_margin: float | None = None   # siamese: distance within which similar pairs stop being pulled together
+                                      # (0.7; 0 pulls every image of a class onto one point: ROC AUC 0.905 vs 0.982
+                                      # in docs/similarity.md)
     mining: str = "semihard"          # triplet/frozen: which in-batch triplets count: semihard | hard | all
     per_class: int = 8                # images per class in a batch: batch_size // per_class classes of per_class
                                       # images each (class-balanced; with labels only)
     temperature: float = 0.1          # selfsup: NT-Xent temperature
+    projector: int | None = None      # selfsup: hidden width of a projection MLP between the embedding and the
+                                      # NT-Xent loss (SimCLR; 256: ROC AUC 0.82 vs 0.69 without, docs/similarity.md);
+                                      # 0 = the loss sees the embedding itself
     lr: float = 1e-3                  # Adam learning rate of the embedding network
     width: int = 32                   # channels of the embedding CNN's first block (doubles twice)
     pairs: str | None = None          # a CSV of image_a,image_b,similar or of anchor,positive,negative (paths
@@ -161,6 +172,7 @@ class SimilarityConfig:
     neighbours: int = 10              # exemplar: real images for an exemplar are its k nearest neighbours
 
 
+AUX_FORMS = ("ce", "margin", "twin")
 TASKS = ("cgan", "translate", "two-stage", "similarity", "exemplar")
 RECIPES = ("siamese", "triplet", "frozen", "selfsup")
 MINING = ("semihard", "hard", "all")
@@ -272,6 +284,11 @@ class Config:
             (0 <= self.train.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
             (self.train.aux_weight is None or self.train.aux_weight >= 0, "train.aux_weight must be >= 0"),
             (self.train.diversity_weight >= 0, "train.diversity_weight must be >= 0"),
+            (t.aux_form in AUX_FORMS, f"train.aux_form must be one of {', '.join(AUX_FORMS)}, not {shown(t.aux_form)}"),
+            (math.isfinite(t.aux_confidence) and 0 < t.aux_confidence < 1,
+             f"train.aux_confidence must be between 0 and 1 (exclusive), not {t.aux_confidence}"),
+            (t.aux_form != "twin" or (self.task == "cgan" and self.model.arch == "resnet"),
+             "train.aux_form=twin needs --task cgan with model.arch=resnet (the D with class heads)"),
             (not self.train.aux_weight or self.model.arch in ("resnet", "unet"),
              "train.aux_weight needs model.arch=resnet (the only class-conditional D with a class head)"),
             (self.train.l1_weight >= 0 and self.train.feature_matching >= 0 and self.train.adversarial_weight >= 0,
@@ -330,14 +347,23 @@ class Config:
                 raise ConfigError(f"the similarity section is for --task similarity or exemplar, not {self.task}")
             return
         if s.margin is None:
-            s.margin = 1.0 if s.recipe == "siamese" else 0.2
+            s.margin = 1.4 if s.recipe == "siamese" else 0.2
+        if s.pos_margin is None:
+            s.pos_margin = 0.7 if s.recipe == "siamese" else 0.0
+        if s.projector is None:
+            s.projector = 256 if s.recipe == "selfsup" else 0
         checks = [
             (s.recipe in RECIPES, f"similarity.recipe must be one of {', '.join(RECIPES)}, not {shown(s.recipe)}"),
             (s.mining in MINING, f"similarity.mining must be one of {', '.join(MINING)}, not {shown(s.mining)}"),
             (2 <= s.embed_dim <= 4096, f"similarity.embed_dim must be between 2 and 4,096, not {s.embed_dim}"),
             (1 <= s.width <= 1024, f"similarity.width must be between 1 and 1,024, not {s.width}"),
             (math.isfinite(s.margin) and s.margin > 0, f"similarity.margin must be a positive number, not {s.margin}"),
+            (s.recipe == "siamese" or s.pos_margin == 0, "similarity.pos_margin is for recipe siamese"),
+            (math.isfinite(s.pos_margin) and 0 <= s.pos_margin < s.margin,
+             f"similarity.pos_margin must be at least 0 and below similarity.margin ({s.margin}), not {s.pos_margin}"),
             (math.isfinite(s.temperature) and s.temperature > 0, "similarity.temperature must be a positive number"),
+            (0 <= s.projector <= 4096, f"similarity.projector must be between 0 and 4,096, not {s.projector}"),
+            (s.recipe == "selfsup" or s.projector == 0, "similarity.projector is for recipe selfsup"),
             (math.isfinite(s.lr) and s.lr > 0, "similarity.lr must be a positive number"),
             (self.task != "similarity" or 2 <= s.per_class <= self.train.batch_size,
              f"similarity.per_class must be between 2 and train.batch_size ({self.train.batch_size}), not {s.per_class}"),
@@ -375,8 +401,14 @@ def from_dict(raw: dict | None) -> Config:
     return Config(task=task, **sections).validate()
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Read a YAML config (or the defaults) and apply `key=value` overrides."""
+# Keys added after runs were first made, with what a run's config.yaml without them was trained with (today's
+# defaults differ). A run keeps its recipe when resumed or evaluated: see load_config(of_run=True).
+ADDED_KEYS = {"similarity": {"pos_margin": 0.0, "projector": 0}}
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), of_run: bool = False) -> Config:
+    """Read a YAML config (or the defaults) and apply `key=value` overrides. of_run: the file is a run's own
+    config.yaml (resume, evaluate), so keys an older condgan did not write keep the meaning they had then."""
     raw: dict = {}
     if path is not None:
         path = Path(path)
@@ -391,6 +423,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         if not isinstance(raw, dict):
             raise ConfigError(f"{path} must be a mapping with task and sections data, model, train, "
                               f"not a YAML {type(raw).__name__}")
+        if of_run and raw.get("task") in ("similarity", "exemplar") and isinstance(raw.get("similarity"), dict):
+            for key, old in ADDED_KEYS["similarity"].items():
+                raw["similarity"].setdefault(key, old)
     for key, parsed in parse_overrides(overrides):
         if key == "task":
             raw["task"] = parsed

@@ -158,7 +158,7 @@ def _eval_similarity(model, args: argparse.Namespace) -> int:
         raise UserError("--exemplars is for exemplar runs")
     pairs = args.pairs
     if pairs is None and run.is_dir() and (run / "config.yaml").is_file():
-        pairs = load_config(run / "config.yaml").similarity.pairs
+        pairs = load_config(run / "config.yaml", of_run=True).similarity.pairs
     if pairs:
         fields, _ = read_csv(pairs, "test", model.spec["image"].height, model.spec["image"].channels)
         r = evaluate_pairs(model, fields, out, progress=not args.quiet, source=str(run))

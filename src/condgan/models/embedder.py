@@ -37,7 +37,7 @@ class Embedder(_Thresholded):
     The same shape as the evaluator, which is known to separate Fashion-MNIST's
     classes well; adaptive pooling makes it take any image size."""
 
-    def __init__(self, channels: int, embed_dim: int = 64, width: int = 32):
+    def __init__(self, channels: int, embed_dim: int = 64, width: int = 32, projector: int = 0):
         super().__init__()
 
         def block(cin: int, cout: int, pool: bool) -> list[nn.Module]:
@@ -48,10 +48,20 @@ class Embedder(_Thresholded):
                                   *block(2 * width, 4 * width, False), nn.AdaptiveAvgPool2d(3), nn.Flatten())
         self.head = nn.Sequential(nn.Linear(4 * width * 9, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True),
                                   nn.Linear(256, embed_dim))
+        # SimCLR's projection head: the self-supervised loss sees its output, the embedding is taken before it,
+        # so what the loss makes invariant to the augmentations is absorbed here instead of thrown away.
+        self.projector = (nn.Sequential(nn.Linear(embed_dim, projector), nn.ReLU(inplace=True),
+                                        nn.Linear(projector, embed_dim)) if projector > 0 else None)
         self._add_threshold()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.body(x)), dim=1)
+
+    def for_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """What the training loss compares: the embedding, or its projection where there is a projector."""
+        if self.projector is None:
+            return self(x)
+        return F.normalize(self.projector(self.head(self.body(x))), dim=1)
 
 
 class FrozenBackboneEmbedder(_Thresholded):

@@ -89,7 +89,7 @@ class ProjectionDiscriminator(Network):
     """cond_dim > 0: the projection is onto a linear map of a condition vector instead of a class embedding."""
 
     def __init__(self, num_classes: int, channels: int, image_size: int, width: int = 32, class_head: bool = True,
-                 cond_dim: int = 0):
+                 cond_dim: int = 0, twin_head: bool = False):
         super().__init__()
         _, steps = plan_resolutions(image_size)
         self.num_classes = num_classes
@@ -105,14 +105,19 @@ class ProjectionDiscriminator(Network):
         # it teaches D class features from the first steps, which speeds up how
         # fast G learns to obey labels on a small compute budget.
         self.classifier = spectral_norm(nn.Linear(widths[steps], num_classes)) if class_head else None
+        # Twin classifier (TAC-GAN, Gong et al. 2019), trained on generated images only: G is rewarded for
+        # fooling it, which cancels the AC-GAN term's pull towards the easiest-to-classify image of a class.
+        self.twin = spectral_norm(nn.Linear(widths[steps], num_classes)) if twin_head else None
         _init(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict:
-        """{'score': real/fake logit, 'classes': class logits or None}, from one pass over the image."""
+        """{'score': real/fake logit, 'classes': class logits or None, 'twin': the twin head's logits or None},
+        from one pass over the image."""
         h = F.relu(self.blocks(x)).sum(dim=(2, 3))
         projection = (self.embed(labels) * h).sum(dim=1)  # <- label (or embedding) enters D here: inner product with features
         classes = self.classifier(h) if self.classifier is not None else None
-        return {"score": self.linear(h).squeeze(1) + projection, "classes": classes}
+        twin = self.twin(h) if self.twin is not None else None
+        return {"score": self.linear(h).squeeze(1) + projection, "classes": classes, "twin": twin}
 
 
 def _init(module: nn.Module) -> None:

@@ -82,7 +82,8 @@ class GANTask:
         t = config.train
         return dict(loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d, betas=(t.beta1, t.beta2), ema_decay=t.ema_decay,
                     ema_start=t.ema_start, augment_policy=t.augment, z_dim=config.model.z_dim,
-                    aux_weight=config.aux_weight(), diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
+                    aux_weight=config.aux_weight(), aux_form=t.aux_form, aux_confidence=t.aux_confidence,
+                    diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
                     adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching)
 
 
@@ -139,7 +140,8 @@ class ClassConditionalTask(GANTask):
         m, image = config.model, spec["image"]
         k = spec["label"].num_classes
         G = build_generator(m.arch, k, m.z_dim, image.channels, image.height, m.g_width)
-        D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, class_head=class_head)
+        D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, class_head=class_head,
+                                twin_head=class_head and config.train.aux_form == "twin")
         return G, D
 
     @staticmethod

@@ -42,7 +42,8 @@ class GANStep:
                  betas: tuple[float, float], ema_decay: float, ema_start: int, augment_policy: list[str],
                  z_dim: int, target: str = "image", g_fields: tuple[str, ...] = ("label",),
                  d_fields: tuple[str, ...] = ("label",), class_field: str | None = "label",
-                 aux_weight: float = 0.0, diversity_weight: float = 0.0, l1_weight: float = 0.0,
+                 aux_weight: float = 0.0, aux_form: str = "ce", aux_confidence: float = 0.9,
+                 diversity_weight: float = 0.0, l1_weight: float = 0.0,
                  adversarial_weight: float = 1.0, feature_matching_weight: float = 0.0, precision: str = "fp32",
                  frozen: dict[str, nn.Module] | None = None):
         self.G, self.D = G, D
@@ -60,6 +61,7 @@ class GANStep:
         self.z_dim = z_dim
         self.target, self.g_fields, self.d_fields, self.class_field = target, tuple(g_fields), tuple(d_fields), class_field
         self.aux_weight, self.diversity_weight = aux_weight, diversity_weight
+        self.aux_form, self.aux_confidence = aux_form, aux_confidence
         self.l1_weight, self.adversarial_weight, self.fm_weight = l1_weight, adversarial_weight, feature_matching_weight
         # With no adversarial, class or feature term, D would teach G nothing: skip its update (an L1 regressor).
         self.uses_d = adversarial_weight > 0 or aux_weight > 0 or feature_matching_weight > 0
@@ -145,7 +147,7 @@ class GANStep:
             if self.adversarial_weight != 1.0:
                 loss_g = self.adversarial_weight * loss_g
             if self.aux_weight > 0:  # G is rewarded when D recognises the requested class
-                loss_g = loss_g + self.aux_weight * F.cross_entropy(on_fake["classes"], labels)
+                loss_g = loss_g + self.aux_weight * self.class_loss_g(on_fake, labels)
             if self.fm_weight > 0:  # generated pairs should look like real pairs to D's inner layers too
                 term = feature_matching(on_fake["features"], real_features)
                 loss_g = loss_g + self.fm_weight * term
@@ -175,21 +177,33 @@ class GANStep:
             both = self._discriminate(torch.cat([real, fake.detach()]), [torch.cat([c, f]) for c, f in zip(d_cond, fake_cond)], gen, self.D_train)
             d_real, d_fake = both["score"].split(len(real))
             class_real = both["classes"][:len(real)] if self.aux_weight > 0 else None
+            twin_fake = both["twin"][len(real):] if both.get("twin") is not None else None
             real_features = [f[:len(real)].detach() for f in both.get("features") or []]
         else:  # D has BatchNorm: real and fake must be normalised as separate batches
             on_real = self._discriminate(real, d_cond, gen, self.D_train)
             d_real, class_real = on_real["score"], on_real["classes"] if self.aux_weight > 0 else None
             real_features = [f.detach() for f in on_real.get("features") or []]
-            d_fake = self._discriminate(fake.detach(), fake_cond, gen, self.D_train)["score"]
+            on_fake = self._discriminate(fake.detach(), fake_cond, gen, self.D_train)
+            d_fake, twin_fake = on_fake["score"], on_fake.get("twin")
         loss_d = self.d_loss(d_real, d_fake)
         if class_real is not None:  # D learns classes from real images only
             loss_d = loss_d + self.aux_weight * F.cross_entropy(class_real, labels)
+        if twin_fake is not None and self.aux_weight > 0:  # ... and its twin head from generated ones
+            loss_d = loss_d + self.aux_weight * F.cross_entropy(twin_fake, labels)
         self._backward_step(loss_d, self.opt_D, "D")
         return {"loss_d": loss_d.item(), "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}, real_features
 
-    def networks(self) -> dict[str, nn.Module]:
-        """The trained networks by checkpoint name (their EMA copy is saved as <name>_ema)."""
-        return {"G": self.G, "D": self.D}
+    def class_loss_g(self, on_fake: dict, labels: torch.Tensor) -> torch.Tensor:
+        """G's auxiliary class term (train.aux_form). 'ce': AC-GAN's cross-entropy, which keeps pushing towards
+        the most recognisable image of a class; 'margin': the same, but an image stops counting once D gives
+        its class train.aux_confidence; 'twin': TAC-GAN, minus the twin head's cross-entropy on the fakes."""
+        ce = F.cross_entropy(on_fake["classes"], labels, reduction="none")
+        if self.aux_form == "margin":
+            ce = F.relu(ce + math.log(self.aux_confidence))
+        loss = ce.mean()
+        if self.aux_form == "twin":
+            loss = loss - F.cross_entropy(on_fake["twin"], labels)
+        return loss
 
     @torch.no_grad()
     def update_ema(self) -> None:

@@ -156,7 +156,7 @@ def make_loss(recipe: str, s: SimilarityConfig):
     if recipe == "selfsup":
         return SymmetricNTXent(s.temperature), None
     if recipe == "siamese":
-        return losses.ContrastiveLoss(pos_margin=0.0, neg_margin=s.margin), None
+        return losses.ContrastiveLoss(pos_margin=s.pos_margin, neg_margin=s.margin), None
     return losses.TripletMarginLoss(margin=s.margin), miners.TripletMarginMiner(margin=s.margin, type_of_triplets=s.mining)
 
 
@@ -194,7 +194,7 @@ class MetricStep:
 
         if self.recipe == "selfsup":
             x = batch["image"]
-            return self.net(view(x, gen)), self.net(view(x, gen)), None
+            return self.net.for_loss(view(x, gen)), self.net.for_loss(view(x, gen)), None
         if "similar" in batch:  # CSV of pairs: (anchor1, positive, anchor2, negative) index tuples
             n, similar = len(batch["image"]), batch["similar"].bool()
             emb = self.net(torch.cat([batch["image"], batch["other"]]))
@@ -311,7 +311,7 @@ class SimilarityTask:
     def build(spec: Spec, config: Config) -> nn.Module:
         s, image = config.similarity, spec["image"]
         if s.recipe != "frozen":
-            return Embedder(image.channels, s.embed_dim, s.width)
+            return Embedder(image.channels, s.embed_dim, s.width, s.projector if s.recipe == "selfsup" else 0)
         from ..eval.evaluator import get_evaluator
 
         with torch.random.fork_rng(devices=[]):  # training the evaluator (the first time) must not change this run's init

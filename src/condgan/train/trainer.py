@@ -457,7 +457,7 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
     if resume:
         if not (out / "config.yaml").is_file():
             raise UserError(f"cannot resume: {out} is not a condgan run directory (no config.yaml)")
-        config = load_config(out / "config.yaml")
+        config = load_config(out / "config.yaml", of_run=True)
         raw = config.to_dict()
         for key, value in parse_overrides(overrides):
             if key not in RUNTIME_KEYS:

@@ -1,0 +1,96 @@
+"""Recall and diversity of the Fashion-MNIST default: G's class-term variants side by side, same budget.
+
+    python benchmarks/class_loss.py --minutes 10 --out bench-results/class-loss
+
+The default's weakest figures are recall and diversity: AC-GAN's class loss pulls every image of a class
+towards the one D recognises best. Each variant below trains for the same wall-clock budget; `--parallel 2`
+(the default) trains two at a time with one thread each, so every pair shares the machine alike. Each is
+scored by `condgan eval` (1000 images per class) and one table is printed and written (JSON and markdown).
+Finished runs are reused. State the machine's speed (images/s of the default, in the table) beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from compare import headline  # noqa: E402
+
+VARIANTS = {  # name -> overrides of the default recipe
+    "default": [],
+    "margin": ["train.aux_form=margin"],
+    "twin": ["train.aux_form=twin"],
+    "margin-div1": ["train.aux_form=margin", "train.diversity_weight=1.0"],
+}
+COLUMNS = [("variant", "variant", "{}"), ("images_per_s", "images/s", "{:.0f}"), ("steps", "steps", "{}"),
+           ("fid", "FID", "{:.2f}"), ("per_class_fid", "per-class FID", "{:.2f}"), ("accuracy", "class acc.", "{:.1%}"),
+           ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"), ("diversity", "diversity", "{:.3f}")]
+
+
+def train_all(names: list[str], variants: dict, minutes: float, out: Path, seed: int, parallel: int) -> None:
+    """Train the unfinished variants, `parallel` at a time, each a `condgan train` process with one thread."""
+    todo = [n for n in names if not (out / n / "summary.json").is_file()]
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # idle OpenMP threads must not spin on a shared machine
+    while todo:
+        batch, todo = todo[:parallel], todo[parallel:]
+        procs = []
+        for name in batch:
+            print(f"=== {name}: training for {minutes} minutes ({' '.join(variants[name]) or 'the default'})", flush=True)
+            log = open(out / f"{name}.log", "w")
+            cmd = [sys.executable, "-m", "condgan", "train", "--out", str(out / name), "--budget-minutes", str(minutes),
+                   "--set", f"train.seed={seed}", f"train.threads={1 if parallel > 1 else os.cpu_count()}", *variants[name]]
+            procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+        for name, proc, log in procs:
+            if proc.wait() != 0:
+                raise SystemExit(f"{name} failed: see {out / f'{name}.log'}")
+            log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget of each variant (default 10)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"which (default {','.join(VARIANTS)})")
+    parser.add_argument("--parallel", type=int, default=2, help="variants trained at once, one thread each (default 2)")
+    parser.add_argument("--n-per-class", type=int, default=1000, help="generated images per class to score (default 1000)")
+    parser.add_argument("--out", default="bench-results/class-loss", help="folder for runs and results")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    from condgan.eval import evaluate_run
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = args.variants.split(",")
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    train_all(names, VARIANTS, args.minutes, out, args.seed, args.parallel)
+    rows = []
+    for name in names:
+        summary = json.loads((out / name / "summary.json").read_text())
+        t0 = time.monotonic()
+        report = evaluate_run(out / name, n_per_class=args.n_per_class, seed=args.seed, progress=False)
+        rows.append({"variant": name, "overrides": VARIANTS[name], "steps": summary["steps"],
+                     "images_per_s": summary["images_per_s"], "eval_seconds": round(time.monotonic() - t0, 1),
+                     **headline(report), "report": str(out / name / "eval" / "report.md")})
+        print(f"{name}: scored in {rows[-1]['eval_seconds']} s", flush=True)
+    lines = ["| " + " | ".join(label for _, label, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(fmt.format(r[k]) for k, _, fmt in COLUMNS) + " |" for r in rows]
+    text = "\n".join(lines)
+    print("\n" + text)
+    (out / "class_loss.json").write_text(json.dumps({"minutes": args.minutes, "parallel": args.parallel, "rows": rows},
+                                                    indent=2) + "\n")
+    (out / "class_loss.md").write_text(text + "\n")
+    print(f"\nwritten: {out / 'class_loss.md'}, {out / 'class_loss.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Which model makes the most of a CPU at 64 px (or 128): widths, batch size, learning rates, D steps, EMA,
+each trained for the same budget on the mixed-format shoe folder and scored by `condgan eval`.
+
+    python benchmarks/folder_model.py --minutes 5 --out bench-results/folder-model
+    python benchmarks/folder_model.py --minutes 1 --image-size 128 --candidates default,g8 --out bench-results/folder-128
+
+Candidates train two at a time with one thread each (`--parallel`), so each pair shares the machine alike;
+the table gives images/s beside every figure, so read it as ratios. Finished runs are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from class_loss import train_all  # noqa: E402
+from compare import headline  # noqa: E402
+from make_shoe_folder import build  # noqa: E402
+
+CANDIDATES = {  # name -> overrides of today's folder defaults (resnet, widths 16/16, batch 64, lr 4e-4/8e-4)
+    "default": [],
+    "g8": ["model.g_width=8", "model.d_width=8"],
+    "g8-d16": ["model.g_width=8"],
+    "b32": ["train.batch_size=32"],
+    "g8-b32": ["model.g_width=8", "model.d_width=8", "train.batch_size=32"],
+    "ema999": ["train.ema_decay=0.999"],
+    "d2": ["train.d_steps=2"],
+    "lr-half": ["train.lr_g=2e-4", "train.lr_d=4e-4"],
+}
+COLUMNS = [("candidate", "candidate", "{}"), ("params", "params (G+D)", "{:,}"), ("images_per_s", "images/s", "{:.0f}"),
+           ("steps", "steps", "{}"), ("fid", "FID", "{:.2f}"), ("per_class_fid", "per-class FID", "{:.2f}"),
+           ("accuracy", "class acc.", "{:.1%}"), ("recall", "recall", "{:.3f}"), ("diversity", "diversity", "{:.3f}")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=5.0, help="training budget of each candidate (default 5)")
+    parser.add_argument("--candidates", default=",".join(CANDIDATES), help=f"which (default {','.join(CANDIDATES)})")
+    parser.add_argument("--image-size", type=int, default=64, help="training resolution (default 64)")
+    parser.add_argument("--parallel", type=int, default=2, help="candidates trained at once, one thread each (default 2)")
+    parser.add_argument("--n-per-class", type=int, default=500, help="generated images per class to score (default 500)")
+    parser.add_argument("--folder", help="the folder to train on (default: build the shoe folder under --out)")
+    parser.add_argument("--out", default="bench-results/folder-model", help="folder for runs and results")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    from condgan.eval import evaluate_run
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    folder = Path(args.folder) if args.folder else out / "shoes"
+    if not folder.is_dir():
+        print(f"building {folder}: {build(folder, 600, args.seed)}")
+    names = args.candidates.split(",")
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        raise SystemExit(f"unknown candidate(s) {', '.join(unknown)}; choose from {', '.join(CANDIDATES)}")
+    base = [f"data.name={folder.resolve()}", f"data.image_size={args.image_size}"]
+    train_all(names, {n: base + CANDIDATES[n] for n in names}, args.minutes, out, args.seed, args.parallel)
+    rows = []
+    for name in names:
+        summary = json.loads((out / name / "summary.json").read_text())
+        t0 = time.monotonic()
+        report = evaluate_run(out / name, n_per_class=args.n_per_class, seed=args.seed, progress=False)
+        rows.append({"candidate": name, "overrides": CANDIDATES[name], "steps": summary["steps"],
+                     "params": summary["params_G"] + summary["params_D"], "images_per_s": summary["images_per_s"],
+                     "eval_seconds": round(time.monotonic() - t0, 1), **headline(report),
+                     "grid": str(out / name / "samples" / "latest.png")})
+        print(f"{name}: scored in {rows[-1]['eval_seconds']} s", flush=True)
+    lines = ["| " + " | ".join(label for _, label, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(fmt.format(r[k]) for k, _, fmt in COLUMNS) + " |" for r in rows]
+    text = "\n".join(lines)
+    print("\n" + text)
+    (out / "folder_model.json").write_text(json.dumps({"minutes": args.minutes, "image_size": args.image_size,
+                                                       "parallel": args.parallel, "rows": rows}, indent=2) + "\n")
+    (out / "folder_model.md").write_text(text + "\n")
+    print(f"\nwritten: {out / 'folder_model.md'}, {out / 'folder_model.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""G's class term (train.aux_form): AC-GAN cross-entropy, its margin form, and TAC-GAN's twin head."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import condgan
+from condgan.config import load_config
+from condgan.errors import UserError
+from condgan.tasks.gan import GANStep
+from condgan.train import checkpoint as ckpt
+from condgan.train import train
+from conftest import tiny_overrides
+
+
+def _step(form: str, confidence: float = 0.9) -> GANStep:
+    G, D = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)  # class_loss_g reads only D's outputs
+    return GANStep(G, D, loss="hinge", lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.99), ema_decay=0.0, ema_start=0,
+                   augment_policy=[], z_dim=1, aux_weight=1.0, aux_form=form, aux_confidence=confidence)
+
+
+def test_margin_form_ignores_images_d_already_gives_their_class():
+    labels = torch.tensor([0, 1])
+    sure = torch.tensor([[9.0, 0.0], [0.0, 1.0]])  # image 0: p(class 0) ~ 1.0; image 1: p(class 1) = 0.73 < 0.9
+    ce = F.cross_entropy(sure, labels, reduction="none")
+    got = _step("margin", 0.9).class_loss_g({"classes": sure}, labels)
+    assert got.item() == pytest.approx((ce[1].item() + math.log(0.9)) / 2)  # image 0 contributes nothing
+    assert _step("ce").class_loss_g({"classes": sure}, labels).item() == pytest.approx(ce.mean().item())
+
+
+def test_twin_form_rewards_fooling_the_twin_head():
+    labels = torch.tensor([0, 1])
+    classes, twin = torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([[0.5, 0.0], [3.0, 0.0]])
+    got = _step("twin").class_loss_g({"classes": classes, "twin": twin}, labels)
+    assert got.item() == pytest.approx(F.cross_entropy(classes, labels).item() - F.cross_entropy(twin, labels).item())
+
+
+def test_twin_head_trains_on_generated_images_and_resumes(shoes_dir, tmp_path):
+    overrides = tiny_overrides(shoes_dir, steps=4, **{"train.aux_form": "twin", "train.deterministic": True})
+    train(load_config(None, overrides), tmp_path / "run", quiet=True)
+    state = ckpt.safe_load(tmp_path / "run" / "checkpoints" / "step_00000004.pt")["state"]
+    twin = [k for k in state["D"] if k.startswith("twin.")]
+    assert twin, "the twin D has no twin head"
+    torch.manual_seed(0)
+    from condgan.models import build_discriminator
+
+    init = build_discriminator("resnet", 3, 1, 16, 4, class_head=True, twin_head=True).state_dict()
+    assert any(not torch.equal(state["D"][k], init[k]) for k in twin if k in init), "the twin head never learned"
+    summary = train(out=tmp_path / "run", resume=True, stop_overrides={"steps": 2}, quiet=True)
+    assert summary["steps"] == 6
+    images, _ = condgan.load(tmp_path / "run").sample_per_class(2, seed=0)
+    assert images.shape[0] == 6
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["train.aux_form=focal"], "train.aux_form must be one of ce, margin, twin"),
+    (["train.aux_form=margin", "train.aux_confidence=1.0"], "train.aux_confidence must be between 0 and 1"),
+    (["train.aux_form=twin", "model.arch=dcgan"], "train.aux_form=twin needs --task cgan with model.arch=resnet"),
+])
+def test_bad_class_term_settings_are_refused(overrides, message):
+    with pytest.raises(UserError, match=message):
+        load_config(None, overrides)
