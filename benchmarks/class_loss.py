@@ -30,14 +30,18 @@ VARIANTS = {  # name -> overrides of the default recipe
     "margin": ["train.aux_form=margin"],
     "twin": ["train.aux_form=twin"],
     "margin-div1": ["train.aux_form=margin", "train.diversity_weight=1.0"],
+    "twin-half": ["train.aux_form=twin", "train.twin_weight=0.5"],
+    "twin-half-ema": ["train.aux_form=twin", "train.twin_weight=0.5", "train.ema_decay=0.999"],
 }
 COLUMNS = [("variant", "variant", "{}"), ("images_per_s", "images/s", "{:.0f}"), ("steps", "steps", "{}"),
            ("fid", "FID", "{:.2f}"), ("per_class_fid", "per-class FID", "{:.2f}"), ("accuracy", "class acc.", "{:.1%}"),
            ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"), ("diversity", "diversity", "{:.3f}")]
 
 
-def train_all(names: list[str], variants: dict, minutes: float, out: Path, seed: int, parallel: int) -> None:
-    """Train the unfinished variants, `parallel` at a time, each a `condgan train` process with one thread."""
+def train_all(names: list[str], variants: dict, minutes: float, out: Path, seed: int, parallel: int,
+              threads: int | None = None) -> None:
+    """Train the unfinished variants, `parallel` at a time, each a `condgan train` process with `threads` threads
+    (default: one each when several run at once, else every core)."""
     todo = [n for n in names if not (out / n / "summary.json").is_file()]
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # idle OpenMP threads must not spin on a shared machine
     while todo:
@@ -47,7 +51,7 @@ def train_all(names: list[str], variants: dict, minutes: float, out: Path, seed:
             print(f"=== {name}: training for {minutes} minutes ({' '.join(variants[name]) or 'the default'})", flush=True)
             log = open(out / f"{name}.log", "w")
             cmd = [sys.executable, "-m", "condgan", "train", "--out", str(out / name), "--budget-minutes", str(minutes),
-                   "--set", f"train.seed={seed}", f"train.threads={1 if parallel > 1 else os.cpu_count()}", *variants[name]]
+                   "--set", f"train.seed={seed}", f"train.threads={threads or (1 if parallel > 1 else os.cpu_count())}", *variants[name]]
             procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
         for name, proc, log in procs:
             if proc.wait() != 0:
@@ -60,6 +64,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget of each variant (default 10)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"which (default {','.join(VARIANTS)})")
     parser.add_argument("--parallel", type=int, default=2, help="variants trained at once, one thread each (default 2)")
+    parser.add_argument("--threads", type=int, help="threads of each training (default: 1 with --parallel > 1, else all)")
     parser.add_argument("--n-per-class", type=int, default=1000, help="generated images per class to score (default 1000)")
     parser.add_argument("--out", default="bench-results/class-loss", help="folder for runs and results")
     parser.add_argument("--seed", type=int, default=0)
@@ -72,7 +77,7 @@ def main() -> None:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    train_all(names, VARIANTS, args.minutes, out, args.seed, args.parallel)
+    train_all(names, VARIANTS, args.minutes, out, args.seed, args.parallel, args.threads)
     rows = []
     for name in names:
         summary = json.loads((out / name / "summary.json").read_text())

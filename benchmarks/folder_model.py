@@ -33,6 +33,12 @@ CANDIDATES = {  # name -> overrides of today's folder defaults (resnet, widths 1
     "ema999": ["train.ema_decay=0.999"],
     "d2": ["train.d_steps=2"],
     "lr-half": ["train.lr_g=2e-4", "train.lr_d=4e-4"],
+    "g12": ["model.g_width=12", "model.d_width=12"],
+    "g8-b32": ["model.g_width=8", "model.d_width=8", "train.batch_size=32"],
+    "g8-d2": ["model.g_width=8", "model.d_width=8", "train.d_steps=2"],
+    "g8-ema999": ["model.g_width=8", "model.d_width=8", "train.ema_decay=0.999"],
+    "g8-lr-half": ["model.g_width=8", "model.d_width=8", "train.lr_g=2e-4", "train.lr_d=4e-4"],
+    "g8-z128": ["model.g_width=8", "model.d_width=8", "model.z_dim=128"],
 }
 COLUMNS = [("candidate", "candidate", "{}"), ("params", "params (G+D)", "{:,}"), ("images_per_s", "images/s", "{:.0f}"),
            ("steps", "steps", "{}"), ("fid", "FID", "{:.2f}"), ("per_class_fid", "per-class FID", "{:.2f}"),
@@ -45,6 +51,7 @@ def main() -> None:
     parser.add_argument("--candidates", default=",".join(CANDIDATES), help=f"which (default {','.join(CANDIDATES)})")
     parser.add_argument("--image-size", type=int, default=64, help="training resolution (default 64)")
     parser.add_argument("--parallel", type=int, default=2, help="candidates trained at once, one thread each (default 2)")
+    parser.add_argument("--threads", type=int, help="threads of each training (default: 1 with --parallel > 1, else all)")
     parser.add_argument("--n-per-class", type=int, default=500, help="generated images per class to score (default 500)")
     parser.add_argument("--folder", help="the folder to train on (default: build the shoe folder under --out)")
     parser.add_argument("--out", default="bench-results/folder-model", help="folder for runs and results")
@@ -62,7 +69,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown candidate(s) {', '.join(unknown)}; choose from {', '.join(CANDIDATES)}")
     base = [f"data.name={folder.resolve()}", f"data.image_size={args.image_size}"]
-    train_all(names, {n: base + CANDIDATES[n] for n in names}, args.minutes, out, args.seed, args.parallel)
+    train_all(names, {n: base + CANDIDATES[n] for n in names}, args.minutes, out, args.seed, args.parallel, args.threads)
     rows = []
     for name in names:
         summary = json.loads((out / name / "summary.json").read_text())

@@ -54,3 +54,20 @@ def test_small_data_augments_by_default_and_the_config_can_turn_it_off(shoes_dir
     assert saved["train"]["augment"] == ["translation", "cutout"]  # resolved and recorded, so resume keeps it
     train(load_config(None, tiny_overrides(shoes_dir, steps=1, **{"train.augment": "[]"})), tmp_path / "off", quiet=True)
     assert yaml.safe_load((tmp_path / "off" / "config.yaml").read_text())["train"]["augment"] == []
+
+
+def test_model_widths_follow_the_image_size_unless_set(shoes_dir, tmp_path, capsys):
+    """The resnet's full-resolution widths: 16 up to 32 px, 8 above (where those layers cost most CPU time);
+    resolved when the data is known, recorded in config.yaml, logged; an explicit width wins."""
+    def widths(run, size, quiet=True, **extra):
+        overrides = [o for o in tiny_overrides(shoes_dir, steps=1, **{"data.image_size": size})
+                     if not o.startswith(("model.g_width", "model.d_width"))] + [f"{k}={v}" for k, v in extra.items()]
+        train(load_config(None, overrides), tmp_path / run, quiet=quiet)
+        model = yaml.safe_load((tmp_path / run / "config.yaml").read_text())["model"]
+        return model["g_width"], model["d_width"]
+
+    assert widths("big", 64, quiet=False) == (8, 8)
+    assert "widths 8 at full resolution by default" in capsys.readouterr().err
+    assert widths("small", 32) == (16, 16)
+    assert widths("set", 64, **{"model.g_width": 12}) == (12, 8)
+    assert widths("dcgan", 64, **{"model.arch": "dcgan", "train.loss": "lsgan"}) == (16, 16)

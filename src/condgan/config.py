@@ -64,6 +64,8 @@ class TrainConfig:
                                       # class aux_confidence: less prototypical) | 'twin' (TAC-GAN: a twin class head
                                       # on generated images cancels the pull towards prototypes; resnet only)
     aux_confidence: float = 0.9       # aux_form margin: D's probability of the requested class that is enough
+    twin_weight: float = 1.0          # aux_form twin: share of the twin term in G's class loss (1 = TAC-GAN; less
+                                      # keeps some of AC-GAN's pull towards recognisable images)
     diversity_weight: float | None = None  # mode-seeking term in G's loss: keeps samples of one class varied
                                       # (it offsets the sameness that a strong aux_weight brings); cgan 0.5
     l1_weight: float | None = None    # translate: weight of L1 to the target, 10 (pix2pix used 100: blurrier here,
@@ -173,6 +175,13 @@ class SimilarityConfig:
 
 
 AUX_FORMS = ("ce", "margin", "twin")
+
+
+def default_width(arch: str, image_size: int) -> int:
+    """A cgan's G and D channels at full resolution: 16, but 8 for the resnet above 32 px, where the
+    full-resolution layers take most of the CPU time: at 64 px the thinner model ran twice the images/s and
+    reached better FID and accuracy in the same minutes (docs/benchmarks.md, "Your own folder at 64 px")."""
+    return 8 if arch == "resnet" and image_size > 32 else 16
 TASKS = ("cgan", "translate", "two-stage", "similarity", "exemplar")
 RECIPES = ("siamese", "triplet", "frozen", "selfsup")
 MINING = ("semihard", "hard", "all")
@@ -180,7 +189,7 @@ SMALL_DATA = 10_000  # below this many training images, a cgan augments D's inpu
 SMALL_DATA_AUGMENT = ["translation", "cutout"]
 # None in a config means "the task's default"; validate() fills these in, so config.yaml shows what ran.
 TASK_DEFAULTS = {
-    "cgan": {"model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
+    "cgan": {"model.arch": "resnet", "model.z_dim": 64,  # widths: default_width(), once the image size is known
              "train.diversity_weight": 0.5, "train.l1_weight": 0.0},
     "translate": {"model.arch": "unet", "model.z_dim": 8, "model.g_width": 32, "model.d_width": 32,
                   "train.diversity_weight": 0.0, "train.l1_weight": 10.0, "train.aux_weight": 0.0},
@@ -223,6 +232,16 @@ class Config:
         if self.task != "two-stage":
             del out["stages"], out["joint"]
         return out
+
+    def resolve_widths(self, image_size: int) -> list[str]:
+        """Fill model.g_width/d_width left unset (a cgan's defaults depend on the image size, known once the
+        data is loaded); returns the keys it filled."""
+        filled = []
+        for key in ("g_width", "d_width"):
+            if getattr(self.model, key) is None:
+                setattr(self.model, key, default_width(self.model.arch, image_size))
+                filled.append(f"model.{key}")
+        return filled
 
     def get(self, key: str):
         section, name = key.split(".")
@@ -279,7 +298,8 @@ class Config:
             (self.data.channels in (None, 1, 3), "data.channels must be 1 or 3"),
             (self.data.image_size is None or 8 <= self.data.image_size <= 1024, "data.image_size must be between 8 and 1024"),
             (1 <= self.train.batch_size <= 65536, "train.batch_size must be between 1 and 65536"),
-            (self.model.z_dim >= 1 and self.model.g_width >= 1 and self.model.d_width >= 1, "model sizes must be positive"),
+            (self.model.z_dim >= 1 and (self.model.g_width or 1) >= 1 and (self.model.d_width or 1) >= 1,
+             "model sizes must be positive"),
             (self.train.lr_g > 0 and self.train.lr_d > 0, "learning rates must be positive"),
             (0 <= self.train.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
             (self.train.aux_weight is None or self.train.aux_weight >= 0, "train.aux_weight must be >= 0"),
@@ -287,6 +307,7 @@ class Config:
             (t.aux_form in AUX_FORMS, f"train.aux_form must be one of {', '.join(AUX_FORMS)}, not {shown(t.aux_form)}"),
             (math.isfinite(t.aux_confidence) and 0 < t.aux_confidence < 1,
              f"train.aux_confidence must be between 0 and 1 (exclusive), not {t.aux_confidence}"),
+            (math.isfinite(t.twin_weight) and 0 <= t.twin_weight <= 1, f"train.twin_weight must be in [0, 1], not {t.twin_weight}"),
             (t.aux_form != "twin" or (self.task == "cgan" and self.model.arch == "resnet"),
              "train.aux_form=twin needs --task cgan with model.arch=resnet (the D with class heads)"),
             (not self.train.aux_weight or self.model.arch in ("resnet", "unet"),
@@ -403,7 +424,7 @@ def from_dict(raw: dict | None) -> Config:
 
 # Keys added after runs were first made, with what a run's config.yaml without them was trained with (today's
 # defaults differ). A run keeps its recipe when resumed or evaluated: see load_config(of_run=True).
-ADDED_KEYS = {"similarity": {"pos_margin": 0.0, "projector": 0}}
+ADDED_KEYS = {"similarity": {"pos_margin": 0.0, "projector": 0}, "train": {"aux_form": "ce"}}
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), of_run: bool = False) -> Config:
@@ -423,9 +444,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), of_ru
         if not isinstance(raw, dict):
             raise ConfigError(f"{path} must be a mapping with task and sections data, model, train, "
                               f"not a YAML {type(raw).__name__}")
-        if of_run and raw.get("task") in ("similarity", "exemplar") and isinstance(raw.get("similarity"), dict):
-            for key, old in ADDED_KEYS["similarity"].items():
-                raw["similarity"].setdefault(key, old)
+        if of_run:
+            for section, keys in ADDED_KEYS.items():
+                if isinstance(raw.get(section), dict) and (section != "similarity" or raw.get("task") in ("similarity", "exemplar")):
+                    for key, old in keys.items():
+                        raw[section].setdefault(key, old)
     for key, parsed in parse_overrides(overrides):
         if key == "task":
             raw["task"] = parsed

@@ -83,6 +83,7 @@ class GANTask:
         return dict(loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d, betas=(t.beta1, t.beta2), ema_decay=t.ema_decay,
                     ema_start=t.ema_start, augment_policy=t.augment, z_dim=config.model.z_dim,
                     aux_weight=config.aux_weight(), aux_form=t.aux_form, aux_confidence=t.aux_confidence,
+                    twin_weight=t.twin_weight,
                     diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
                     adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching)
 
@@ -138,6 +139,7 @@ class ClassConditionalTask(GANTask):
     @staticmethod
     def build(spec: Spec, config: Config, class_head: bool):
         m, image = config.model, spec["image"]
+        config.resolve_widths(image.height)
         k = spec["label"].num_classes
         G = build_generator(m.arch, k, m.z_dim, image.channels, image.height, m.g_width)
         D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, class_head=class_head,

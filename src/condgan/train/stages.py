@@ -71,7 +71,7 @@ def train_stages(config: Config, out: Path, quiet: bool = False, resume: bool = 
             summaries[stage] = json.loads((run_dir / "summary.json").read_text())
             continue
         if resume and ckpt.list_checkpoints(run_dir / "checkpoints"):
-            stage_config = _with_runtime_keys(load_config(run_dir / "config.yaml"), config)
+            stage_config = _with_runtime_keys(load_config(run_dir / "config.yaml", of_run=True), config)
             run = Run(stage_config, run_dir, resume=True, quiet=quiet, more=extra)
             extra = {}  # "this much more" is for the first stage that continues
         else:

@@ -109,6 +109,10 @@ class Run:
         self.shard = self.batch_size // self.world  # each process's share of every batch
         # Images read from the disk cache (data.cache) stay there; in-memory data goes to the device once.
         self.fields = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in fields.items()}
+        filled = config.resolve_widths(image.height)  # recorded in config.yaml like augment below
+        if filled and config.model.arch == "resnet" and image.height > 32:
+            self._log(f"model: {image.height} px images: G and D widths {config.model.g_width} at full resolution by "
+                      f"default (thinner layers where they cost most; set model.g_width / model.d_width to change)")
         if t.augment is None:  # resolved once, recorded in config.yaml, so a resumed run keeps it
             small = config.task in ("cgan", "exemplar") and self.n_items < SMALL_DATA
             t.augment = list(SMALL_DATA_AUGMENT) if small else []
