@@ -1,10 +1,11 @@
-"""A new user's small folder at 64 px: how it trained before (RGB because some files were RGB, no augmentation)
-against today's defaults (channels from content, DiffAugment under 10,000 images), same budget, one run.
+"""A new user's small folder at 64 px: how it trained before (RGB because some files were RGB, no augmentation,
+widths 16) against today's defaults (channels from content, DiffAugment under 10,000 images, widths 8 above
+32 px), same budget, one run.
 
     python benchmarks/small_folder.py --minutes 20 --out bench-results/small-folder
 
 Builds the mixed-format shoe folder from Fashion-MNIST's test split (benchmarks/make_shoe_folder.py), trains both
-recipes one after the other, samples `--n-per-class` images per class, and scores both with the same evaluator:
+recipes at the same time with one thread each (`--parallel 1` for one after the other with every core), samples `--n-per-class` images per class, and scores both with the same evaluator:
 the folder's 1-channel one (the 'before' samples are grey in content, so they are averaged to one channel first).
 Prints a table (per-class FID, conditioning accuracy, ...), writes JSON and one PNG with both class grids.
 """
@@ -23,29 +24,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from class_loss import train_all  # noqa: E402
 from compare import headline  # noqa: E402
 from make_shoe_folder import build  # noqa: E402
 
 RECIPES = {
-    "before (RGB, no augmentation)": ["data.channels=3", "train.augment=[]"],
+    "before (RGB, no augmentation, widths 16)": ["data.channels=3", "train.augment=[]", "model.g_width=16",
+                                                 "model.d_width=16"],
     "after (today's defaults)": [],
 }
 
 
 def run(name: str, overrides: list[str], folder: Path, minutes: float, out: Path, n_per_class: int, seed: int) -> dict:
     import condgan
-    from condgan.config import load_config
     from condgan.eval.report import evaluate_samples
-    from condgan.train import train
 
-    slug = "before" if name.startswith("before") else "after"
+    slug = slugs(name)
     run_dir = out / slug
-    if (run_dir / "summary.json").is_file():
-        summary = json.loads((run_dir / "summary.json").read_text())
-    else:
-        print(f"\n=== {name}: training for {minutes} minutes ===")
-        config = load_config(None, [f"data.name={folder}", f"train.seed={seed}", *overrides])
-        summary = train(config, run_dir, stop_overrides={"budget_minutes": minutes})
+    summary = json.loads((run_dir / "summary.json").read_text())
     gen = condgan.load(run_dir)
     images, labels = gen.sample_per_class(n_per_class, seed=seed)
     arr = images.float().mean(1).round().to(dtype=images.dtype).numpy()  # grey content: one channel for the evaluator
@@ -57,6 +53,10 @@ def run(name: str, overrides: list[str], folder: Path, minutes: float, out: Path
     return {"recipe": name, "channels": gen.channels, "augment": summary.get("augment"), "steps": summary["steps"],
             "images_per_s": summary["images_per_s"], "eval_seconds": round(time.monotonic() - t0, 1),
             "grid": str(run_dir / "samples" / "latest.png"), **headline(report)}
+
+
+def slugs(name: str) -> str:
+    return "before" if name.startswith("before") else "after"
 
 
 def side_by_side(rows: list[dict], path: Path) -> None:
@@ -78,11 +78,14 @@ def main() -> int:
     parser.add_argument("--per-class", type=int, default=600, help="images per class in the built folder (default 600)")
     parser.add_argument("--n-per-class", type=int, default=500, help="generated images per class to score (default 500)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the folder, training and sampling (default 0)")
+    parser.add_argument("--parallel", type=int, default=2, help="recipes trained at once, one thread each (default 2)")
     args = parser.parse_args()
     out = Path(args.out)
     folder = out / "shoes"
     if not folder.is_dir():
         print(f"building {folder}: {build(folder, args.per_class, args.seed)}")
+    train_all([slugs(n) for n in RECIPES], {slugs(n): [f"data.name={folder.resolve()}", *o] for n, o in RECIPES.items()},
+              args.minutes, out, args.seed, args.parallel)
     rows = [run(name, o, folder, args.minutes, out, args.n_per_class, args.seed) for name, o in RECIPES.items()]
     lines = ["| recipe | channels | steps | images/s | FID | per-class FID | class acc. | recall | diversity |",
              "|---|---|---|---|---|---|---|---|---|"]

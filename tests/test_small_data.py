@@ -67,7 +67,18 @@ def test_model_widths_follow_the_image_size_unless_set(shoes_dir, tmp_path, caps
         return model["g_width"], model["d_width"]
 
     assert widths("big", 64, quiet=False) == (8, 8)
-    assert "widths 8 at full resolution by default" in capsys.readouterr().err
+    assert "model.g_width 8, model.d_width 8 by default" in capsys.readouterr().err  # (tiny_overrides sets the batch)
     assert widths("small", 32) == (16, 16)
     assert widths("set", 64, **{"model.g_width": 12}) == (12, 8)
     assert widths("dcgan", 64, **{"model.arch": "dcgan", "train.loss": "lsgan"}) == (16, 16)
+
+
+def test_size_defaults_fill_only_what_is_unset():
+    config = load_config(None, ["data.name=some/folder"])
+    assert (config.model.g_width, config.train.batch_size) == (None, None)  # known once the data is loaded
+    assert config.resolve_for_size(64) == ["model.g_width", "model.d_width", "train.batch_size"]
+    assert (config.model.g_width, config.model.d_width, config.train.batch_size) == (8, 8, 32)
+    config = load_config(None, ["train.batch_size=128"])
+    assert config.resolve_for_size(28) == ["model.g_width", "model.d_width"]
+    assert (config.model.g_width, config.train.batch_size) == (16, 128)
+    assert load_config(None, ["task=translate"]).train.batch_size == 64  # other tasks: fixed defaults

@@ -52,7 +52,7 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     loss: str = "hinge"               # 'hinge' | 'lsgan' | 'bce'
-    batch_size: int = 64
+    batch_size: int | None = None     # 64; a resnet cgan above 32 px: 32 (more steps in the same minutes)
     lr_g: float = 4e-4
     lr_d: float = 8e-4                # D learns twice as fast as G (TTUR): measured better in 10 minutes
     beta1: float = 0.0
@@ -177,11 +177,13 @@ class SimilarityConfig:
 AUX_FORMS = ("ce", "margin", "twin")
 
 
-def default_width(arch: str, image_size: int) -> int:
-    """A cgan's G and D channels at full resolution: 16, but 8 for the resnet above 32 px, where the
-    full-resolution layers take most of the CPU time: at 64 px the thinner model ran twice the images/s and
-    reached better FID and accuracy in the same minutes (docs/benchmarks.md, "Your own folder at 64 px")."""
-    return 8 if arch == "resnet" and image_size > 32 else 16
+def size_defaults(arch: str, image_size: int) -> dict:
+    """A cgan's widths (G and D channels at full resolution) and batch size: 16 and 64, but 8 and 32 for the
+    resnet above 32 px, where the full-resolution layers take most of the CPU time: at 64 px that model made
+    3.4x the steps of the wider one in the same minutes, with a third of its FID (docs/benchmarks.md, "Your
+    own folder at 64 px")."""
+    large = arch == "resnet" and image_size > 32
+    return {"model.g_width": 8 if large else 16, "model.d_width": 8 if large else 16, "train.batch_size": 32 if large else 64}
 TASKS = ("cgan", "translate", "two-stage", "similarity", "exemplar")
 RECIPES = ("siamese", "triplet", "frozen", "selfsup")
 MINING = ("semihard", "hard", "all")
@@ -189,15 +191,15 @@ SMALL_DATA = 10_000  # below this many training images, a cgan augments D's inpu
 SMALL_DATA_AUGMENT = ["translation", "cutout"]
 # None in a config means "the task's default"; validate() fills these in, so config.yaml shows what ran.
 TASK_DEFAULTS = {
-    "cgan": {"model.arch": "resnet", "model.z_dim": 64,  # widths: default_width(), once the image size is known
+    "cgan": {"model.arch": "resnet", "model.z_dim": 64,  # widths, batch size: size_defaults(), once the size is known
              "train.diversity_weight": 0.5, "train.l1_weight": 0.0},
-    "translate": {"model.arch": "unet", "model.z_dim": 8, "model.g_width": 32, "model.d_width": 32,
+    "translate": {"train.batch_size": 64, "model.arch": "unet", "model.z_dim": 8, "model.g_width": 32, "model.d_width": 32,
                   "train.diversity_weight": 0.0, "train.l1_weight": 10.0, "train.aux_weight": 0.0},
-    "two-stage": {"model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
+    "two-stage": {"train.batch_size": 64, "model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
                   "train.diversity_weight": 0.5, "train.l1_weight": 0.0},
-    "similarity": {"model.arch": "embedder", "model.z_dim": 1, "model.g_width": 1, "model.d_width": 1,
+    "similarity": {"train.batch_size": 64, "model.arch": "embedder", "model.z_dim": 1, "model.g_width": 1, "model.d_width": 1,
                    "train.diversity_weight": 0.0, "train.l1_weight": 0.0, "train.aux_weight": 0.0, "train.augment": []},
-    "exemplar": {"model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
+    "exemplar": {"train.batch_size": 64, "model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
                  "train.diversity_weight": 0.0, "train.l1_weight": 0.0, "train.aux_weight": 0.0},
 }
 TASK_ARCHS = {"cgan": ("resnet", "dcgan", "mlp"), "translate": ("unet",), "two-stage": ("resnet",),
@@ -233,14 +235,15 @@ class Config:
             del out["stages"], out["joint"]
         return out
 
-    def resolve_widths(self, image_size: int) -> list[str]:
-        """Fill model.g_width/d_width left unset (a cgan's defaults depend on the image size, known once the
-        data is loaded); returns the keys it filled."""
+    def resolve_for_size(self, image_size: int) -> list[str]:
+        """Fill model.g_width/d_width and train.batch_size left unset (a cgan's defaults depend on the image
+        size, known once the data is loaded); returns the keys it filled."""
         filled = []
-        for key in ("g_width", "d_width"):
-            if getattr(self.model, key) is None:
-                setattr(self.model, key, default_width(self.model.arch, image_size))
-                filled.append(f"model.{key}")
+        for key, value in size_defaults(self.model.arch, image_size).items():
+            if self.get(key) is None:
+                section, name = key.split(".")
+                setattr(getattr(self, section), name, value)
+                filled.append(key)
         return filled
 
     def get(self, key: str):
@@ -297,8 +300,8 @@ class Config:
              f"train.precision must be auto, fp32, bf16 or fp16, not {self.train.precision!r}"),
             (self.data.channels in (None, 1, 3), "data.channels must be 1 or 3"),
             (self.data.image_size is None or 8 <= self.data.image_size <= 1024, "data.image_size must be between 8 and 1024"),
-            (1 <= self.train.batch_size <= 65536, "train.batch_size must be between 1 and 65536"),
-            (self.model.z_dim >= 1 and (self.model.g_width or 1) >= 1 and (self.model.d_width or 1) >= 1,
+            (self.train.batch_size is None or 1 <= self.train.batch_size <= 65536, "train.batch_size must be between 1 and 65536"),
+            (self.model.z_dim >= 1 and all(w is None or w >= 1 for w in (self.model.g_width, self.model.d_width)),
              "model sizes must be positive"),
             (self.train.lr_g > 0 and self.train.lr_d > 0, "learning rates must be positive"),
             (0 <= self.train.ema_decay < 1, "train.ema_decay must be in [0, 1)"),

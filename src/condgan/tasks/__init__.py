@@ -139,7 +139,7 @@ class ClassConditionalTask(GANTask):
     @staticmethod
     def build(spec: Spec, config: Config, class_head: bool):
         m, image = config.model, spec["image"]
-        config.resolve_widths(image.height)
+        config.resolve_for_size(image.height)
         k = spec["label"].num_classes
         G = build_generator(m.arch, k, m.z_dim, image.channels, image.height, m.g_width)
         D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, class_head=class_head,

@@ -101,6 +101,10 @@ class Run:
         class_fields = self.spec.class_fields()  # the first one names the classes (cgan: label; two-stage: label_a)
         self.class_names = list(self.spec[class_fields[0]].class_names) if class_fields else []
         self.n_items = len(next(iter(fields.values())))
+        filled = config.resolve_for_size(image.height)  # recorded in config.yaml, so a resumed run keeps them
+        if filled and config.model.arch == "resnet" and image.height > 32:
+            self._log(f"model: {image.height} px images: " + ", ".join(f"{k} {config.get(k)}" for k in filled) +
+                      " by default (thinner layers where they cost most CPU time, more steps; set them to change)")
         self.batch_size = min(t.batch_size, self.n_items)
         self.batches_per_epoch = self.n_items // self.batch_size
         if self.batch_size % self.world:
@@ -109,10 +113,6 @@ class Run:
         self.shard = self.batch_size // self.world  # each process's share of every batch
         # Images read from the disk cache (data.cache) stay there; in-memory data goes to the device once.
         self.fields = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in fields.items()}
-        filled = config.resolve_widths(image.height)  # recorded in config.yaml like augment below
-        if filled and config.model.arch == "resnet" and image.height > 32:
-            self._log(f"model: {image.height} px images: G and D widths {config.model.g_width} at full resolution by "
-                      f"default (thinner layers where they cost most; set model.g_width / model.d_width to change)")
         if t.augment is None:  # resolved once, recorded in config.yaml, so a resumed run keeps it
             small = config.task in ("cgan", "exemplar") and self.n_items < SMALL_DATA
             t.augment = list(SMALL_DATA_AUGMENT) if small else []
