@@ -59,6 +59,28 @@ def train_all(names: list[str], variants: dict, minutes: float, out: Path, seed:
             log.close()
 
 
+def score_all(names: list[str], out: Path, n_per_class: int, seed: int, key: str, overrides: dict) -> list[dict]:
+    """Score each finished run with `condgan eval`: one row per run, named under `key`."""
+    from condgan.eval import evaluate_run
+
+    rows = []
+    for name in names:
+        summary = json.loads((out / name / "summary.json").read_text())
+        t0 = time.monotonic()
+        report = evaluate_run(out / name, n_per_class=n_per_class, seed=seed, progress=False)
+        rows.append({key: name, "overrides": overrides[name], "steps": summary["steps"],
+                     "params": summary["params_G"] + summary["params_D"], "images_per_s": summary["images_per_s"],
+                     "eval_seconds": round(time.monotonic() - t0, 1), **headline(report),
+                     "report": str(out / name / "eval" / "report.md"), "grid": str(out / name / "samples" / "latest.png")})
+        print(f"{name}: scored in {rows[-1]['eval_seconds']} s", flush=True)
+    return rows
+
+
+def markdown(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    lines = ["| " + " | ".join(label for _, label, _ in columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(fmt.format(r[k]) for k, _, fmt in columns) + " |" for r in rows])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget of each variant (default 10)")
@@ -69,8 +91,6 @@ def main() -> None:
     parser.add_argument("--out", default="bench-results/class-loss", help="folder for runs and results")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    from condgan.eval import evaluate_run
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     names = args.variants.split(",")
@@ -78,18 +98,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     train_all(names, VARIANTS, args.minutes, out, args.seed, args.parallel, args.threads)
-    rows = []
-    for name in names:
-        summary = json.loads((out / name / "summary.json").read_text())
-        t0 = time.monotonic()
-        report = evaluate_run(out / name, n_per_class=args.n_per_class, seed=args.seed, progress=False)
-        rows.append({"variant": name, "overrides": VARIANTS[name], "steps": summary["steps"],
-                     "images_per_s": summary["images_per_s"], "eval_seconds": round(time.monotonic() - t0, 1),
-                     **headline(report), "report": str(out / name / "eval" / "report.md")})
-        print(f"{name}: scored in {rows[-1]['eval_seconds']} s", flush=True)
-    lines = ["| " + " | ".join(label for _, label, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(fmt.format(r[k]) for k, _, fmt in COLUMNS) + " |" for r in rows]
-    text = "\n".join(lines)
+    rows = score_all(names, out, args.n_per_class, args.seed, "variant", VARIANTS)
+    text = markdown(rows, COLUMNS)
     print("\n" + text)
     (out / "class_loss.json").write_text(json.dumps({"minutes": args.minutes, "parallel": args.parallel, "rows": rows},
                                                     indent=2) + "\n")

@@ -13,19 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from class_loss import train_all  # noqa: E402
-from compare import headline  # noqa: E402
+from class_loss import markdown, score_all, train_all  # noqa: E402
 from make_shoe_folder import build  # noqa: E402
 
-CANDIDATES = {  # name -> overrides of today's folder defaults (resnet, widths 16/16, batch 64, lr 4e-4/8e-4)
-    "default": [],
+# Every candidate starts from the 64-px default before this search (resnet, widths 16/16, batch 64, lr 4e-4/8e-4,
+# EMA 0.99), spelled out so that the search means the same after the defaults changed to its result.
+BEFORE = ["model.g_width=16", "model.d_width=16", "train.batch_size=64"]
+CANDIDATES = {  # name -> overrides of BEFORE
+    "default": [],  # the old default (since 2026-11-30 a folder at 64 px gets g8-b32)
     "g8": ["model.g_width=8", "model.d_width=8"],
     "g8-d16": ["model.g_width=8"],
     "b32": ["train.batch_size=32"],
@@ -34,7 +35,6 @@ CANDIDATES = {  # name -> overrides of today's folder defaults (resnet, widths 1
     "d2": ["train.d_steps=2"],
     "lr-half": ["train.lr_g=2e-4", "train.lr_d=4e-4"],
     "g12": ["model.g_width=12", "model.d_width=12"],
-    "g8-b32": ["model.g_width=8", "model.d_width=8", "train.batch_size=32"],
     "g8-d2": ["model.g_width=8", "model.d_width=8", "train.d_steps=2"],
     "g8-ema999": ["model.g_width=8", "model.d_width=8", "train.ema_decay=0.999"],
     "g8-lr-half": ["model.g_width=8", "model.d_width=8", "train.lr_g=2e-4", "train.lr_d=4e-4"],
@@ -57,8 +57,6 @@ def main() -> None:
     parser.add_argument("--out", default="bench-results/folder-model", help="folder for runs and results")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    from condgan.eval import evaluate_run
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     folder = Path(args.folder) if args.folder else out / "shoes"
@@ -68,21 +66,10 @@ def main() -> None:
     unknown = [n for n in names if n not in CANDIDATES]
     if unknown:
         raise SystemExit(f"unknown candidate(s) {', '.join(unknown)}; choose from {', '.join(CANDIDATES)}")
-    base = [f"data.name={folder.resolve()}", f"data.image_size={args.image_size}"]
+    base = [f"data.name={folder.resolve()}", f"data.image_size={args.image_size}", *BEFORE]
     train_all(names, {n: base + CANDIDATES[n] for n in names}, args.minutes, out, args.seed, args.parallel, args.threads)
-    rows = []
-    for name in names:
-        summary = json.loads((out / name / "summary.json").read_text())
-        t0 = time.monotonic()
-        report = evaluate_run(out / name, n_per_class=args.n_per_class, seed=args.seed, progress=False)
-        rows.append({"candidate": name, "overrides": CANDIDATES[name], "steps": summary["steps"],
-                     "params": summary["params_G"] + summary["params_D"], "images_per_s": summary["images_per_s"],
-                     "eval_seconds": round(time.monotonic() - t0, 1), **headline(report),
-                     "grid": str(out / name / "samples" / "latest.png")})
-        print(f"{name}: scored in {rows[-1]['eval_seconds']} s", flush=True)
-    lines = ["| " + " | ".join(label for _, label, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(fmt.format(r[k]) for k, _, fmt in COLUMNS) + " |" for r in rows]
-    text = "\n".join(lines)
+    rows = score_all(names, out, args.n_per_class, args.seed, "candidate", CANDIDATES)
+    text = markdown(rows, COLUMNS)
     print("\n" + text)
     (out / "folder_model.json").write_text(json.dumps({"minutes": args.minutes, "image_size": args.image_size,
                                                        "parallel": args.parallel, "rows": rows}, indent=2) + "\n")
