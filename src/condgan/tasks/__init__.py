@@ -27,8 +27,6 @@ from pathlib import Path
 
 import torch
 
-import torch
-
 from ..conditions import Spec, class_spec
 from ..config import Config
 from ..data import load_dataset, to_float
@@ -88,6 +86,18 @@ class GANTask:
                     adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching)
 
 
+def build_class_gan(spec: Spec, config: Config, target: str, class_field: str, class_head: bool):
+    """G and D of a class-conditional GAN making field `target` from class field `class_field` (the cgan;
+    stage 1 of two-stage, which makes intermediates from label A)."""
+    m, image = config.model, spec[target]
+    config.resolve_for_size(image.height)
+    k = spec[class_field].num_classes
+    G = build_generator(m.arch, k, m.z_dim, image.channels, image.height, m.g_width)
+    D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, class_head=class_head,
+                            twin_head=class_head and config.train.aux_form == "twin")
+    return G, D
+
+
 def on_device(net: torch.nn.Module, device: torch.device, channels_last: bool | None = None) -> torch.nn.Module:
     """`net` on `device`; NHWC by default on CPU, where oneDNN convolutions run faster in it (docs/benchmarks.md)."""
     if channels_last if channels_last is not None else device.type == "cpu":
@@ -138,13 +148,7 @@ class ClassConditionalTask(GANTask):
 
     @staticmethod
     def build(spec: Spec, config: Config, class_head: bool):
-        m, image = config.model, spec["image"]
-        config.resolve_for_size(image.height)
-        k = spec["label"].num_classes
-        G = build_generator(m.arch, k, m.z_dim, image.channels, image.height, m.g_width)
-        D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, class_head=class_head,
-                                twin_head=class_head and config.train.aux_form == "twin")
-        return G, D
+        return build_class_gan(spec, config, "image", "label", class_head)
 
     @staticmethod
     @torch.no_grad()

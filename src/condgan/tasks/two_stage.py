@@ -26,13 +26,13 @@ from ..conditions import Spec
 from ..config import Config
 from ..data.twolabel import load_two_label
 from ..errors import ConfigError, DataError, UserError
-from ..models import build_discriminator, build_generator, rebuild
+from ..models import rebuild
 from ..models.classifier import Classifier
 from ..models.patch import PatchDiscriminator
 from ..models.unet import UNetGenerator
 from ..train import checkpoint as ckpt
 from ..visual import save_sheet
-from . import GRID_COLUMNS, MAX_GRID_ROWS, Roles, GANTask, class_rows, on_device, pair_rows
+from . import GRID_COLUMNS, MAX_GRID_ROWS, GANTask, Roles, build_class_gan, class_rows, on_device, pair_rows
 from .gan import GANStep
 from .joint import JointStep
 
@@ -67,11 +67,7 @@ class Stage1Task(GANTask):
 
     @staticmethod
     def build(spec: Spec, config: Config, class_head: bool):
-        m, mask = config.model, spec["mask"]
-        k = spec["label_a"].num_classes
-        G = build_generator(m.arch, k, m.z_dim, mask.channels, mask.height, m.g_width)
-        D = build_discriminator(m.arch, k, mask.channels, mask.height, m.d_width, class_head=class_head)
-        return G, D
+        return build_class_gan(spec, config, "mask", "label_a", class_head)
 
     @staticmethod
     def preview(run, path: Path) -> torch.Tensor:
