@@ -32,6 +32,12 @@ VARIANTS = {  # name -> overrides of the default recipe
     "margin-div1": ["train.aux_form=margin", "train.diversity_weight=1.0"],
     "twin-half": ["train.aux_form=twin", "train.twin_weight=0.5"],
     "twin-half-ema": ["train.aux_form=twin", "train.twin_weight=0.5", "train.ema_decay=0.999"],
+    "twin-0.35": ["train.aux_form=twin", "train.twin_weight=0.35"],
+    "twin-half-div0.25": ["train.aux_form=twin", "train.twin_weight=0.5", "train.diversity_weight=0.25"],
+    "twin-half-late": ["train.aux_form=twin", "train.twin_weight=0.5", "train.twin_start=3000"],
+    "twin-late": ["train.aux_form=twin", "train.twin_start=3000"],
+    "aux1.5": ["train.aux_weight=1.5"],
+    "twin-half-aux1.5": ["train.aux_form=twin", "train.twin_weight=0.5", "train.aux_weight=1.5"],
 }
 COLUMNS = [("variant", "variant", "{}"), ("images_per_s", "images/s", "{:.0f}"), ("steps", "steps", "{}"),
            ("fid", "FID", "{:.2f}"), ("per_class_fid", "per-class FID", "{:.2f}"), ("accuracy", "class acc.", "{:.1%}"),
@@ -81,6 +87,22 @@ def markdown(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(fmt.format(r[k]) for k, _, fmt in columns) + " |" for r in rows])
 
 
+def run_name(variant: str, seed: int, base_seed: int) -> str:
+    """A run's folder: the variant's name, with the seed appended unless it is the base seed (reuses older runs)."""
+    return variant if seed == base_seed else f"{variant}-seed{seed}"
+
+
+def seed_means(rows: list[dict], names: list[str], seeds: list[int], base_seed: int) -> list[dict]:
+    """One row per variant: each numeric column averaged over its seeds."""
+    by_run = {r["variant"]: r for r in rows}
+    means = []
+    for name in names:
+        runs = [by_run[run_name(name, s, base_seed)] for s in seeds]
+        mean = {k: sum(r[k] for r in runs) / len(runs) for k, _, _ in COLUMNS[1:]}
+        means.append({"variant": name, **mean, "steps": round(mean["steps"])})
+    return means
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget of each variant (default 10)")
@@ -89,7 +111,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="threads of each training (default: 1 with --parallel > 1, else all)")
     parser.add_argument("--n-per-class", type=int, default=1000, help="generated images per class to score (default 1000)")
     parser.add_argument("--out", default="bench-results/class-loss", help="folder for runs and results")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (runs named after the variant) and scoring seed")
+    parser.add_argument("--seeds", help="train every variant once per seed, e.g. 0,1: seed-to-seed spread, and a mean row")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,11 +120,17 @@ def main() -> None:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    train_all(names, VARIANTS, args.minutes, out, args.seed, args.parallel, args.threads)
-    rows = score_all(names, out, args.n_per_class, args.seed, "variant", VARIANTS)
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    runs = {run_name(n, seed, args.seed): VARIANTS[n] + [f"train.seed={seed}"] for seed in seeds for n in names}
+    train_all(list(runs), runs, args.minutes, out, args.seed, args.parallel, args.threads)
+    rows = score_all(list(runs), out, args.n_per_class, args.seed, "variant", runs)
     text = markdown(rows, COLUMNS)
+    if len(seeds) > 1:
+        means = seed_means(rows, names, seeds, args.seed)
+        text += f"\n\nMean over training seeds {', '.join(map(str, seeds))}:\n\n" + markdown(means, COLUMNS)
     print("\n" + text)
-    (out / "class_loss.json").write_text(json.dumps({"minutes": args.minutes, "parallel": args.parallel, "rows": rows},
+    (out / "class_loss.json").write_text(json.dumps({"minutes": args.minutes, "parallel": args.parallel, "seeds": seeds,
+                                                     "rows": rows, **({"means": means} if len(seeds) > 1 else {})},
                                                     indent=2) + "\n")
     (out / "class_loss.md").write_text(text + "\n")
     print(f"\nwritten: {out / 'class_loss.md'}, {out / 'class_loss.json'}")

@@ -15,11 +15,11 @@ from condgan.train import train
 from conftest import tiny_overrides
 
 
-def _step(form: str, confidence: float = 0.9, twin_weight: float = 1.0) -> GANStep:
+def _step(form: str, confidence: float = 0.9, twin_weight: float = 1.0, twin_start: int = 0) -> GANStep:
     G, D = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)  # class_loss_g reads only D's outputs
     return GANStep(G, D, loss="hinge", lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.99), ema_decay=0.0, ema_start=0,
                    augment_policy=[], z_dim=1, aux_weight=1.0, aux_form=form, aux_confidence=confidence,
-                   twin_weight=twin_weight)
+                   twin_weight=twin_weight, twin_start=twin_start)
 
 
 def test_margin_form_ignores_images_d_already_gives_their_class():
@@ -38,6 +38,18 @@ def test_twin_form_rewards_fooling_the_twin_head(weight):
     got = _step("twin", twin_weight=weight).class_loss_g({"classes": classes, "twin": twin}, labels)
     expected = F.cross_entropy(classes, labels).item() - weight * F.cross_entropy(twin, labels).item()
     assert got.item() == pytest.approx(expected)
+
+
+def test_twin_term_joins_g_loss_at_twin_start():
+    labels = torch.tensor([0, 1])
+    outputs = {"classes": torch.tensor([[2.0, 0.0], [0.0, 2.0]]), "twin": torch.tensor([[0.5, 0.0], [3.0, 0.0]])}
+    ce, twin = F.cross_entropy(outputs["classes"], labels).item(), F.cross_entropy(outputs["twin"], labels).item()
+    step = _step("twin", twin_weight=0.5, twin_start=3)
+    seen = []
+    for steps_done in range(5):
+        step.steps_done = steps_done
+        seen.append(step.class_loss_g(outputs, labels).item())
+    assert seen == pytest.approx([ce] * 3 + [ce - 0.5 * twin] * 2)
 
 
 def test_twin_head_trains_on_generated_images_and_resumes(shoes_dir, tmp_path):
@@ -61,6 +73,7 @@ def test_twin_head_trains_on_generated_images_and_resumes(shoes_dir, tmp_path):
     (["train.aux_form=focal"], "train.aux_form must be one of ce, margin, twin"),
     (["train.aux_form=margin", "train.aux_confidence=1.0"], "train.aux_confidence must be between 0 and 1"),
     (["train.aux_form=twin", "train.twin_weight=2"], "train.twin_weight must be in"),
+    (["train.aux_form=twin", "train.twin_start=-5"], "train.twin_start must be between 0"),
     (["train.aux_form=twin", "model.arch=dcgan"], "train.aux_form=twin needs --task cgan with model.arch=resnet"),
 ])
 def test_bad_class_term_settings_are_refused(overrides, message):

@@ -66,6 +66,8 @@ class TrainConfig:
     aux_confidence: float = 0.9       # aux_form margin: D's probability of the requested class that is enough
     twin_weight: float = 1.0          # aux_form twin: share of the twin term in G's class loss (1 = TAC-GAN; less
                                       # keeps some of AC-GAN's pull towards recognisable images)
+    twin_start: int = 0               # aux_form twin: G steps on plain cross-entropy before the twin term joins (G
+                                      # first learns the classes; D's twin head trains from the start regardless)
     diversity_weight: float | None = None  # mode-seeking term in G's loss: keeps samples of one class varied
                                       # (it offsets the sameness that a strong aux_weight brings); cgan 0.5
     l1_weight: float | None = None    # translate: weight of L1 to the target, 10 (pix2pix used 100: blurrier here,
@@ -276,7 +278,8 @@ class Config:
                 raise ConfigError(f"train.{key} must be a finite number, not {value}")
         sizes = {"model.z_dim": (m.z_dim, 1, 4096), "model.g_width": (m.g_width, 1, 4096), "model.d_width": (m.d_width, 1, 4096),
                  "train.d_steps": (t.d_steps, 1, 100), "train.seed": (t.seed, 0, MAX_SEED),
-                 "train.threads": (t.threads, 1, 1024), "train.keep_checkpoints": (t.keep_checkpoints, 1, 10_000)}
+                 "train.threads": (t.threads, 1, 1024), "train.keep_checkpoints": (t.keep_checkpoints, 1, 10_000),
+                 "train.twin_start": (t.twin_start, 0, 10**9)}
         for key, (value, low, high) in sizes.items():
             if value is not None and not low <= value <= high:
                 raise ConfigError(f"{key} must be between {low:,} and {high:,}, not {shown(value)}")

@@ -81,7 +81,7 @@ class GANTask:
         return dict(loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d, betas=(t.beta1, t.beta2), ema_decay=t.ema_decay,
                     ema_start=t.ema_start, augment_policy=t.augment, z_dim=config.model.z_dim,
                     aux_weight=config.aux_weight(), aux_form=t.aux_form, aux_confidence=t.aux_confidence,
-                    twin_weight=t.twin_weight,
+                    twin_weight=t.twin_weight, twin_start=t.twin_start,
                     diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
                     adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching)
 

@@ -43,7 +43,7 @@ class GANStep:
                  z_dim: int, target: str = "image", g_fields: tuple[str, ...] = ("label",),
                  d_fields: tuple[str, ...] = ("label",), class_field: str | None = "label",
                  aux_weight: float = 0.0, aux_form: str = "ce", aux_confidence: float = 0.9,
-                 twin_weight: float = 1.0,
+                 twin_weight: float = 1.0, twin_start: int = 0,
                  diversity_weight: float = 0.0, l1_weight: float = 0.0,
                  adversarial_weight: float = 1.0, feature_matching_weight: float = 0.0, precision: str = "fp32",
                  frozen: dict[str, nn.Module] | None = None):
@@ -63,6 +63,7 @@ class GANStep:
         self.target, self.g_fields, self.d_fields, self.class_field = target, tuple(g_fields), tuple(d_fields), class_field
         self.aux_weight, self.diversity_weight = aux_weight, diversity_weight
         self.aux_form, self.aux_confidence, self.twin_weight = aux_form, aux_confidence, twin_weight
+        self.twin_start = twin_start
         self.l1_weight, self.adversarial_weight, self.fm_weight = l1_weight, adversarial_weight, feature_matching_weight
         # With no adversarial, class or feature term, D would teach G nothing: skip its update (an L1 regressor).
         self.uses_d = adversarial_weight > 0 or aux_weight > 0 or feature_matching_weight > 0
@@ -198,12 +199,12 @@ class GANStep:
         """G's auxiliary class term (train.aux_form). 'ce': AC-GAN's cross-entropy, which keeps pushing towards
         the most recognisable image of a class; 'margin': the same, but an image stops counting once D gives
         its class train.aux_confidence; 'twin': TAC-GAN, minus (twin_weight times) the twin head's cross-entropy
-        on the fakes."""
+        on the fakes, from step twin_start on."""
         ce = F.cross_entropy(on_fake["classes"], labels, reduction="none")
         if self.aux_form == "margin":
             ce = F.relu(ce + math.log(self.aux_confidence))
         loss = ce.mean()
-        if self.aux_form == "twin":
+        if self.aux_form == "twin" and self.steps_done >= self.twin_start:
             loss = loss - self.twin_weight * F.cross_entropy(on_fake["twin"], labels)
         return loss
 
