@@ -25,8 +25,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from compare import headline  # noqa: E402
 
-VARIANTS = {  # name -> overrides of the default recipe
+VARIANTS = {  # name -> overrides of the default recipe (at 28 px since 2026-11-30: aux_form twin, twin_weight 0.35)
     "default": [],
+    "ce": ["train.aux_form=ce"],  # AC-GAN's term: the default before 2026-11-30
     "margin": ["train.aux_form=margin"],
     "twin": ["train.aux_form=twin"],
     "margin-div1": ["train.aux_form=margin", "train.diversity_weight=1.0"],
@@ -36,8 +37,6 @@ VARIANTS = {  # name -> overrides of the default recipe
     "twin-half-div0.25": ["train.aux_form=twin", "train.twin_weight=0.5", "train.diversity_weight=0.25"],
     "twin-half-late": ["train.aux_form=twin", "train.twin_weight=0.5", "train.twin_start=3000"],
     "twin-late": ["train.aux_form=twin", "train.twin_start=3000"],
-    "aux1.5": ["train.aux_weight=1.5"],
-    "twin-half-aux1.5": ["train.aux_form=twin", "train.twin_weight=0.5", "train.aux_weight=1.5"],
 }
 COLUMNS = [("variant", "variant", "{}"), ("images_per_s", "images/s", "{:.0f}"), ("steps", "steps", "{}"),
            ("fid", "FID", "{:.2f}"), ("per_class_fid", "per-class FID", "{:.2f}"), ("accuracy", "class acc.", "{:.1%}"),

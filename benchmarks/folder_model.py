@@ -23,8 +23,8 @@ from class_loss import markdown, score_all, train_all  # noqa: E402
 from make_shoe_folder import build  # noqa: E402
 
 # Every candidate starts from the 64-px default before this search (resnet, widths 16/16, batch 64, lr 4e-4/8e-4,
-# EMA 0.99), spelled out so that the search means the same after the defaults changed to its result.
-BEFORE = ["model.g_width=16", "model.d_width=16", "train.batch_size=64"]
+# EMA 0.99, G's class term ce), spelled out so that the search means the same after the defaults changed.
+BEFORE = ["model.g_width=16", "model.d_width=16", "train.batch_size=64", "train.aux_form=ce"]
 CANDIDATES = {  # name -> overrides of BEFORE
     "default": [],  # the old default (since 2026-11-30 a folder at 64 px gets g8-b32)
     "g8": ["model.g_width=8", "model.d_width=8"],
@@ -39,6 +39,7 @@ CANDIDATES = {  # name -> overrides of BEFORE
     "g8-ema999": ["model.g_width=8", "model.d_width=8", "train.ema_decay=0.999"],
     "g8-lr-half": ["model.g_width=8", "model.d_width=8", "train.lr_g=2e-4", "train.lr_d=4e-4"],
     "g8-z128": ["model.g_width=8", "model.d_width=8", "model.z_dim=128"],
+    "g8-b32-twin": ["model.g_width=8", "model.d_width=8", "train.batch_size=32", "train.aux_form=twin", "train.twin_weight=0.35"],
 }
 COLUMNS = [("candidate", "candidate", "{}"), ("params", "params (G+D)", "{:,}"), ("images_per_s", "images/s", "{:.0f}"),
            ("steps", "steps", "{}"), ("fid", "FID", "{:.2f}"), ("per_class_fid", "per-class FID", "{:.2f}"),

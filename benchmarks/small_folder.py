@@ -30,7 +30,7 @@ from make_shoe_folder import build  # noqa: E402
 
 RECIPES = {
     "before (RGB, no augmentation, widths 16, batch 64)": ["data.channels=3", "train.augment=[]", "model.g_width=16",
-                                                           "model.d_width=16", "train.batch_size=64"],
+                                                           "model.d_width=16", "train.batch_size=64", "train.aux_form=ce"],
     "after (today's defaults)": [],
 }
 

@@ -57,7 +57,7 @@ def test_training_arithmetic_is_unchanged_since_format_1(tmp_path):
     from condgan.config import load_config
 
     torch.set_num_threads(1)  # the fixture was written with one thread
-    config = load_config(V1 / "run-resnet" / "config.yaml")
+    config = load_config(V1 / "run-resnet" / "config.yaml", of_run=True)  # the recipe it was trained with
     config.train.precision = "fp32"  # format 1 had no bf16 (the default 'auto' picks it on CPUs that have it)
     train(config, tmp_path / "again", quiet=True)
     old = ckpt.safe_load(V1 / "run-resnet" / "checkpoints" / "step_00000006.pt")["state"]

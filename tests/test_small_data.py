@@ -76,9 +76,13 @@ def test_model_widths_follow_the_image_size_unless_set(shoes_dir, tmp_path, caps
 def test_size_defaults_fill_only_what_is_unset():
     config = load_config(None, ["data.name=some/folder"])
     assert (config.model.g_width, config.train.batch_size) == (None, None)  # known once the data is loaded
-    assert config.resolve_for_size(64) == ["model.g_width", "model.d_width", "train.batch_size"]
-    assert (config.model.g_width, config.model.d_width, config.train.batch_size) == (8, 8, 32)
+    assert config.resolve_for_size(64) == ["model.g_width", "model.d_width", "train.batch_size", "train.aux_form"]
+    assert (config.model.g_width, config.model.d_width, config.train.batch_size, config.train.aux_form) == (8, 8, 32, "ce")
     config = load_config(None, ["train.batch_size=128"])
-    assert config.resolve_for_size(28) == ["model.g_width", "model.d_width"]
-    assert (config.model.g_width, config.train.batch_size) == (16, 128)
+    assert config.resolve_for_size(28) == ["model.g_width", "model.d_width", "train.aux_form"]
+    assert (config.model.g_width, config.train.batch_size, config.train.aux_form) == (16, 128, "twin")
+    config = load_config(None, ["train.aux_form=margin"])
+    config.resolve_for_size(28)
+    assert config.train.aux_form == "margin"  # a chosen class term is kept
+    assert load_config(None, ["model.arch=dcgan", "train.loss=lsgan"]).train.aux_form == "ce"  # no class head
     assert load_config(None, ["task=translate"]).train.batch_size == 64  # other tasks: fixed defaults

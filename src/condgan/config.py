@@ -60,12 +60,14 @@ class TrainConfig:
     d_steps: int = 1                  # D updates per G update
     aux_weight: float | None = None   # auxiliary class loss in D and G; default 2.5 for resnet (the
                                       # only D with a class head), 0 for the classic recipes
-    aux_form: str = "ce"              # G's class term: 'ce' (AC-GAN cross-entropy) | 'margin' (stops once D gives the
+    aux_form: str | None = None       # G's class term: 'ce' (AC-GAN cross-entropy) | 'margin' (stops once D gives the
                                       # class aux_confidence: less prototypical) | 'twin' (TAC-GAN: a twin class head
-                                      # on generated images cancels the pull towards prototypes; resnet only)
+                                      # on generated images cancels the pull towards prototypes; resnet cgan only).
+                                      # None: twin for the resnet cgan up to 32 px (more recall, diversity and
+                                      # per-class FID on Fashion-MNIST), ce above (better FID at 64 px) and elsewhere
     aux_confidence: float = 0.9       # aux_form margin: D's probability of the requested class that is enough
-    twin_weight: float = 1.0          # aux_form twin: share of the twin term in G's class loss (1 = TAC-GAN; less
-                                      # keeps some of AC-GAN's pull towards recognisable images)
+    twin_weight: float = 0.35         # aux_form twin: share of the twin term in G's class loss (1 = TAC-GAN, which
+                                      # mixes similar classes; 0.35 keeps most of AC-GAN's pull towards its class)
     twin_start: int = 0               # aux_form twin: G steps on plain cross-entropy before the twin term joins (G
                                       # first learns the classes; D's twin head trains from the start regardless)
     diversity_weight: float | None = None  # mode-seeking term in G's loss: keeps samples of one class varied
@@ -183,9 +185,11 @@ def size_defaults(arch: str, image_size: int) -> dict:
     """A cgan's widths (G and D channels at full resolution) and batch size: 16 and 64, but 8 and 32 for the
     resnet above 32 px, where the full-resolution layers take most of the CPU time: at 64 px that model made
     3.4x the steps of the wider one in the same minutes, with a third of its FID (docs/benchmarks.md, "Your
-    own folder at 64 px")."""
+    own folder at 64 px"). G's class term: the resnet's twin form up to 32 px, where it lifted recall,
+    diversity and per-class FID on Fashion-MNIST; ce above, where twin's FID was worse on the shoe folder."""
     large = arch == "resnet" and image_size > 32
-    return {"model.g_width": 8 if large else 16, "model.d_width": 8 if large else 16, "train.batch_size": 32 if large else 64}
+    return {"model.g_width": 8 if large else 16, "model.d_width": 8 if large else 16, "train.batch_size": 32 if large else 64,
+            "train.aux_form": "twin" if arch == "resnet" and not large else "ce"}
 TASKS = ("cgan", "translate", "two-stage", "similarity", "exemplar")
 RECIPES = ("siamese", "triplet", "frozen", "selfsup")
 MINING = ("semihard", "hard", "all")
@@ -270,6 +274,8 @@ class Config:
                     setattr(self.joint, term, self.aux_weight() if key is None else self.get(key))
         archs = TASK_ARCHS[self.task]
         t, m = self.train, self.model
+        if t.aux_form is None and not (self.task == "cgan" and m.arch == "resnet"):
+            t.aux_form = "ce"  # the resnet cgan's default depends on the image size: size_defaults()
         finite = {k: getattr(t, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "aux_weight", "diversity_weight", "l1_weight",
                                              "adversarial_weight", "feature_matching", "ema_decay", "epochs",
                                              "budget_minutes", "checkpoint_minutes")}
@@ -310,7 +316,7 @@ class Config:
             (0 <= self.train.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
             (self.train.aux_weight is None or self.train.aux_weight >= 0, "train.aux_weight must be >= 0"),
             (self.train.diversity_weight >= 0, "train.diversity_weight must be >= 0"),
-            (t.aux_form in AUX_FORMS, f"train.aux_form must be one of {', '.join(AUX_FORMS)}, not {shown(t.aux_form)}"),
+            (t.aux_form is None or t.aux_form in AUX_FORMS, f"train.aux_form must be one of {', '.join(AUX_FORMS)}, not {shown(t.aux_form)}"),
             (math.isfinite(t.aux_confidence) and 0 < t.aux_confidence < 1,
              f"train.aux_confidence must be between 0 and 1 (exclusive), not {t.aux_confidence}"),
             (math.isfinite(t.twin_weight) and 0 <= t.twin_weight <= 1, f"train.twin_weight must be in [0, 1], not {t.twin_weight}"),

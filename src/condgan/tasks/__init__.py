@@ -86,6 +86,16 @@ class GANTask:
                     adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching)
 
 
+def build_translator(source, image, num_classes: int, z_dim: int, g_width: int, d_width: int, class_head: bool):
+    """The U-Net G and patch D that turn an image field into another (translate; stage 2 of two-stage, which
+    makes the image from the intermediate and label B); source and image are the fields' specs."""
+    G = UNetGenerator(source.channels, image.channels, image.height, image.width, z_dim=z_dim,
+                      base_width=g_width, num_classes=num_classes)
+    D = PatchDiscriminator(image.channels, source.channels, image.height, image.width, base_width=d_width,
+                           num_classes=num_classes, class_head=class_head)
+    return G, D
+
+
 def build_class_gan(spec: Spec, config: Config, target: str, class_field: str, class_head: bool):
     """G and D of a class-conditional GAN making field `target` from class field `class_field` (the cgan;
     stage 1 of two-stage, which makes intermediates from label A)."""
@@ -179,13 +189,9 @@ class TranslationTask(GANTask):
 
     @staticmethod
     def build(spec: Spec, config: Config, class_head: bool):
-        m, source, image = config.model, spec["source"], spec["image"]
+        m = config.model
         k = spec["label"].num_classes if m.use_label else 0
-        G = UNetGenerator(source.channels, image.channels, image.height, image.width, z_dim=m.z_dim,
-                          base_width=m.g_width, num_classes=k)
-        D = PatchDiscriminator(image.channels, source.channels, image.height, image.width, base_width=m.d_width,
-                               num_classes=k, class_head=class_head)
-        return G, D
+        return build_translator(spec["source"], spec["image"], k, m.z_dim, m.g_width, m.d_width, class_head)
 
     @staticmethod
     def preview(run, path: Path) -> torch.Tensor:

@@ -28,11 +28,9 @@ from ..data.twolabel import load_two_label
 from ..errors import ConfigError, DataError, UserError
 from ..models import rebuild
 from ..models.classifier import Classifier
-from ..models.patch import PatchDiscriminator
-from ..models.unet import UNetGenerator
 from ..train import checkpoint as ckpt
 from ..visual import save_sheet
-from . import GRID_COLUMNS, MAX_GRID_ROWS, GANTask, Roles, build_class_gan, class_rows, on_device, pair_rows
+from . import GRID_COLUMNS, MAX_GRID_ROWS, GANTask, Roles, build_class_gan, build_translator, class_rows, on_device, pair_rows
 from .gan import GANStep
 from .joint import JointStep
 
@@ -96,13 +94,9 @@ class Stage2Task(GANTask):
 
     @staticmethod
     def build(spec: Spec, config: Config, class_head: bool):
-        st, mask, image = config.stages, spec["mask"], spec["image"]
-        k = spec["label_b"].num_classes
-        G = UNetGenerator(mask.channels, image.channels, image.height, image.width, z_dim=st.z2_dim,
-                          base_width=st.g2_width, num_classes=k)
-        D = PatchDiscriminator(image.channels, mask.channels, image.height, image.width, base_width=st.d2_width,
-                               num_classes=k, class_head=class_head)
-        return G, D
+        st = config.stages
+        return build_translator(spec["mask"], spec["image"], spec["label_b"].num_classes, st.z2_dim, st.g2_width,
+                                st.d2_width, class_head)
 
     @staticmethod
     def preview(run, path: Path) -> torch.Tensor:

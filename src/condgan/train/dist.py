@@ -103,8 +103,19 @@ def barrier() -> None:
         dist.barrier()
 
 
-def end(created: bool) -> None:
+def end(created: bool, finished: bool = True) -> None:
+    """Leave the process group. After a finished run every rank first waits (a minute at most) for the others:
+    a rank that tore down its connections while another was still in its last collective once aborted at exit.
+    After a failure there is no waiting: the other ranks may never arrive."""
     if created and dist.is_initialized():
+        if finished:
+            try:
+                if dist.get_backend() == "gloo":
+                    dist.monitored_barrier(timeout=timedelta(minutes=1))
+                else:
+                    dist.barrier()
+            except RuntimeError:  # another rank failed or left: tear down all the same
+                pass
         dist.destroy_process_group()
 
 

@@ -102,6 +102,10 @@ class Run:
         self.class_names = list(self.spec[class_fields[0]].class_names) if class_fields else []
         self.n_items = len(next(iter(fields.values())))
         filled = config.resolve_for_size(image.height)  # recorded in config.yaml, so a resumed run keeps them
+        if "train.aux_form" in filled:
+            self._log(f"model: G's class term (train.aux_form) {config.train.aux_form} by default at {image.height} px "
+                      "(twin up to 32 px: more varied images of each class; ce above)")
+            filled.remove("train.aux_form")
         if filled and config.model.arch == "resnet" and image.height > 32:
             self._log(f"model: {image.height} px images: " + ", ".join(f"{k} {config.get(k)}" for k in filled) +
                       " by default (thinner layers where they cost most CPU time, more steps; set them to change)")
@@ -486,6 +490,7 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
                 raise ConfigError(f"{key} must be a positive number, not {value!r}")
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     created = dist.init_from_env(config.train.device)  # under torchrun: join the other processes
+    finished = False
     try:
         # One writer per run directory (rank 0 writes for all), taken before any work so a second writer is told at once.
         with RunLock(out) if dist.rank() == 0 else contextlib.nullcontext() as lock:
@@ -494,8 +499,11 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
             if config.task == "two-stage" and (config.stages.stage == "all" or not resume):
                 from .stages import train_stages  # the stage runs in turn, each by this loop
 
-                return train_stages(config, out, quiet=quiet, resume=resume, more=more)
-            return Run(config, out, resume=resume, quiet=quiet, more=more).fit()
+                summary = train_stages(config, out, quiet=quiet, resume=resume, more=more)
+            else:
+                summary = Run(config, out, resume=resume, quiet=quiet, more=more).fit()
+            finished = True
+            return summary
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
-        dist.end(created)
+        dist.end(created, finished)
