@@ -34,6 +34,7 @@ VARIANTS = {  # name -> overrides of the default recipe (at 28 px since 2026-11-
     "twin-half": ["train.aux_form=twin", "train.twin_weight=0.5"],
     "twin-half-ema": ["train.aux_form=twin", "train.twin_weight=0.5", "train.ema_decay=0.999"],
     "twin-0.35": ["train.aux_form=twin", "train.twin_weight=0.35"],
+    "twin-0.35-b32": ["train.aux_form=twin", "train.twin_weight=0.35", "train.batch_size=32"],
     "twin-half-div0.25": ["train.aux_form=twin", "train.twin_weight=0.5", "train.diversity_weight=0.25"],
     "twin-half-late": ["train.aux_form=twin", "train.twin_weight=0.5", "train.twin_start=3000"],
     "twin-late": ["train.aux_form=twin", "train.twin_start=3000"],
