@@ -1,4 +1,5 @@
-"""G's class term (train.aux_form): AC-GAN cross-entropy, its margin form, and TAC-GAN's twin head."""
+"""G's class term (train.aux_form): AC-GAN cross-entropy, its margin form, TAC-GAN's twin head and ADC-GAN's
+real/generated classes."""
 
 import math
 
@@ -69,12 +70,42 @@ def test_twin_head_trains_on_generated_images_and_resumes(shoes_dir, tmp_path):
     assert images.shape[0] == 6
 
 
+def test_adc_form_rewards_real_of_the_class_over_generated_of_the_class():
+    labels = torch.tensor([0, 1])
+    # two classes -> four logits: real class 0, real class 1, generated class 0, generated class 1
+    classes = torch.tensor([[2.0, 0.0, 1.0, 0.0], [0.0, 0.5, 0.0, 3.0]])
+    got = _step("adc", twin_weight=0.5).class_loss_g({"classes": classes}, labels)
+    expected = F.cross_entropy(classes, labels).item() - 0.5 * F.cross_entropy(classes, labels + 2).item()
+    assert got.item() == pytest.approx(expected)
+    step = _step("adc", twin_weight=0.5, twin_start=2)  # before twin_start: the plain cross-entropy
+    assert step.class_loss_g({"classes": classes}, labels).item() == pytest.approx(F.cross_entropy(classes, labels).item())
+
+
+def test_adc_head_learns_generated_classes_and_resumes(shoes_dir, tmp_path):
+    """D's class head has a logit per (class, real or generated); D learns the generated ones (they exist only
+    through its loss on fakes), and the run resumes and samples from its checkpoint."""
+    overrides = tiny_overrides(shoes_dir, steps=4, **{"train.aux_form": "adc", "train.deterministic": True})
+    train(load_config(None, overrides), tmp_path / "run", quiet=True)
+    state = ckpt.safe_load(tmp_path / "run" / "checkpoints" / "step_00000004.pt")["state"]
+    assert state["D"]["classifier.bias"].shape == (6,)  # 3 classes, real and generated
+    from condgan.models import build_discriminator
+
+    torch.manual_seed(0)
+    init = build_discriminator("resnet", 3, 1, 16, 4, class_head=True, fake_classes=True).state_dict()
+    assert not torch.equal(state["D"]["classifier.bias"][3:], init["classifier.bias"][3:]), "generated classes never learned"
+    summary = train(out=tmp_path / "run", resume=True, stop_overrides={"steps": 2}, quiet=True)
+    assert summary["steps"] == 6
+    images, _ = condgan.load(tmp_path / "run").sample_per_class(2, seed=0)
+    assert images.shape[0] == 6
+
+
 @pytest.mark.parametrize("overrides,message", [
-    (["train.aux_form=focal"], "train.aux_form must be one of ce, margin, twin"),
+    (["train.aux_form=focal"], "train.aux_form must be one of ce, margin, twin, adc"),
     (["train.aux_form=margin", "train.aux_confidence=1.0"], "train.aux_confidence must be between 0 and 1"),
     (["train.aux_form=twin", "train.twin_weight=2"], "train.twin_weight must be in"),
     (["train.aux_form=twin", "train.twin_start=-5"], "train.twin_start must be between 0"),
     (["train.aux_form=twin", "model.arch=dcgan"], "train.aux_form=twin needs --task cgan with model.arch=resnet"),
+    (["train.aux_form=adc", "task=two-stage"], "train.aux_form=adc needs --task cgan with model.arch=resnet"),
 ])
 def test_bad_class_term_settings_are_refused(overrides, message):
     with pytest.raises(UserError, match=message):

@@ -89,7 +89,7 @@ class ProjectionDiscriminator(Network):
     """cond_dim > 0: the projection is onto a linear map of a condition vector instead of a class embedding."""
 
     def __init__(self, num_classes: int, channels: int, image_size: int, width: int = 32, class_head: bool = True,
-                 cond_dim: int = 0, twin_head: bool = False):
+                 cond_dim: int = 0, twin_head: bool = False, fake_classes: bool = False):
         super().__init__()
         _, steps = plan_resolutions(image_size)
         self.num_classes = num_classes
@@ -104,7 +104,10 @@ class ProjectionDiscriminator(Network):
         # Auxiliary classifier head (AC-GAN), built only when train.aux_weight > 0:
         # it teaches D class features from the first steps, which speeds up how
         # fast G learns to obey labels on a small compute budget.
-        self.classifier = spectral_norm(nn.Linear(widths[steps], num_classes)) if class_head else None
+        # fake_classes (ADC-GAN, Hou et al. 2022): the head tells 2 x num_classes apart, real images of each class
+        # (logits 0..k-1) and generated ones (k..2k-1), so it also sees what marks a generated image of a class.
+        outputs = 2 * num_classes if fake_classes else num_classes
+        self.classifier = spectral_norm(nn.Linear(widths[steps], outputs)) if class_head else None
         # Twin classifier (TAC-GAN, Gong et al. 2019), trained on generated images only: G is rewarded for
         # fooling it, which cancels the AC-GAN term's pull towards the easiest-to-classify image of a class.
         self.twin = spectral_norm(nn.Linear(widths[steps], num_classes)) if twin_head else None

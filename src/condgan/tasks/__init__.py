@@ -104,7 +104,8 @@ def build_class_gan(spec: Spec, config: Config, target: str, class_field: str, c
     k = spec[class_field].num_classes
     G = build_generator(m.arch, k, m.z_dim, image.channels, image.height, m.g_width)
     D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, class_head=class_head,
-                            twin_head=class_head and config.train.aux_form == "twin")
+                            twin_head=class_head and config.train.aux_form == "twin",
+                            fake_classes=class_head and config.train.aux_form == "adc")
     return G, D
 
 

@@ -179,6 +179,7 @@ class GANStep:
             both = self._discriminate(torch.cat([real, fake.detach()]), [torch.cat([c, f]) for c, f in zip(d_cond, fake_cond)], gen, self.D_train)
             d_real, d_fake = both["score"].split(len(real))
             class_real = both["classes"][:len(real)] if self.aux_weight > 0 else None
+            class_fake = both["classes"][len(real):] if self.aux_form == "adc" and self.aux_weight > 0 else None
             twin_fake = both["twin"][len(real):] if both.get("twin") is not None else None
             real_features = [f[:len(real)].detach() for f in both.get("features") or []]
         else:  # D has BatchNorm: real and fake must be normalised as separate batches
@@ -187,11 +188,14 @@ class GANStep:
             real_features = [f.detach() for f in on_real.get("features") or []]
             on_fake = self._discriminate(fake.detach(), fake_cond, gen, self.D_train)
             d_fake, twin_fake = on_fake["score"], on_fake.get("twin")
+            class_fake = on_fake["classes"] if self.aux_form == "adc" and self.aux_weight > 0 else None
         loss_d = self.d_loss(d_real, d_fake)
         if class_real is not None:  # D learns classes from real images only
             loss_d = loss_d + self.aux_weight * F.cross_entropy(class_real, labels)
         if twin_fake is not None and self.aux_weight > 0:  # ... and its twin head from generated ones
             loss_d = loss_d + self.aux_weight * F.cross_entropy(twin_fake, labels)
+        if class_fake is not None:  # adc: generated images of class k are a class of their own, k + num_classes
+            loss_d = loss_d + self.aux_weight * F.cross_entropy(class_fake, labels + class_fake.shape[1] // 2)
         self._backward_step(loss_d, self.opt_D, "D")
         return {"loss_d": loss_d.item(), "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}, real_features
 
@@ -199,13 +203,16 @@ class GANStep:
         """G's auxiliary class term (train.aux_form). 'ce': AC-GAN's cross-entropy, which keeps pushing towards
         the most recognisable image of a class; 'margin': the same, but an image stops counting once D gives
         its class train.aux_confidence; 'twin': TAC-GAN, minus (twin_weight times) the twin head's cross-entropy
-        on the fakes, from step twin_start on."""
+        on the fakes, from step twin_start on; 'adc': ADC-GAN, the head's cross-entropy for "real image of the
+        class" minus (twin_weight times) that for "generated image of the class", from step twin_start on."""
         ce = F.cross_entropy(on_fake["classes"], labels, reduction="none")
         if self.aux_form == "margin":
             ce = F.relu(ce + math.log(self.aux_confidence))
         loss = ce.mean()
         if self.aux_form == "twin" and self.steps_done >= self.twin_start:
             loss = loss - self.twin_weight * F.cross_entropy(on_fake["twin"], labels)
+        if self.aux_form == "adc" and self.steps_done >= self.twin_start:
+            loss = loss - self.twin_weight * F.cross_entropy(on_fake["classes"], labels + on_fake["classes"].shape[1] // 2)
         return loss
 
     @torch.no_grad()
