@@ -38,6 +38,10 @@ VARIANTS = {  # name -> overrides of the default recipe (at 28 px since 2026-11-
     "twin-half-div0.25": ["train.aux_form=twin", "train.twin_weight=0.5", "train.diversity_weight=0.25"],
     "twin-half-late": ["train.aux_form=twin", "train.twin_weight=0.5", "train.twin_start=3000"],
     "twin-late": ["train.aux_form=twin", "train.twin_start=3000"],
+    "twin-0.35-aug": ["train.aux_form=twin", "train.twin_weight=0.35", "train.augment=[translation,cutout]"],
+    "twin-0.35-ema0.95": ["train.aux_form=twin", "train.twin_weight=0.35", "train.ema_decay=0.95"],
+    "adc": ["train.aux_form=adc", "train.twin_weight=1.0"],
+    "adc-half": ["train.aux_form=adc", "train.twin_weight=0.5"],
 }
 COLUMNS = [("variant", "variant", "{}"), ("images_per_s", "images/s", "{:.0f}"), ("steps", "steps", "{}"),
            ("fid", "FID", "{:.2f}"), ("per_class_fid", "per-class FID", "{:.2f}"), ("accuracy", "class acc.", "{:.1%}"),
