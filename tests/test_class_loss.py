@@ -1,5 +1,5 @@
-"""G's class term (train.aux_form): AC-GAN cross-entropy, its margin form, TAC-GAN's twin head and ADC-GAN's
-real/generated classes."""
+"""G's class term (train.aux_form): AC-GAN cross-entropy, its margin form, TAC-GAN's twin head, ADC-GAN's
+real/generated classes and ReACGAN's data-to-data cross-entropy."""
 
 import math
 
@@ -10,6 +10,7 @@ import torch.nn.functional as F
 import condgan
 from condgan.config import load_config
 from condgan.errors import UserError
+from condgan.losses import data_to_data_ce
 from condgan.tasks.gan import GANStep
 from condgan.train import checkpoint as ckpt
 from condgan.train import train
@@ -99,8 +100,43 @@ def test_adc_head_learns_generated_classes_and_resumes(shoes_dir, tmp_path):
     assert images.shape[0] == 6
 
 
+def test_data_to_data_ce_is_a_softmax_over_proxy_and_other_classes():
+    e = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    proxy = torch.tensor([[0.8, 0.6], [0.8, 0.6], [0.0, 2.0]])  # not unit length: the loss normalises
+    labels = torch.tensor([0, 0, 1])
+    got = data_to_data_ce(e, proxy, labels, temperature=0.5, positive_margin=0.98)
+    # image 0: positive cos 0.8; its only negative is image 2 (image 1 shares its class), cos 0 -> clamped to 0.02
+    # image 1: positive cos 0.96; negative image 2, cos 0.8.  image 2: positive cos 1 -> capped at 0.98;
+    # negatives images 0 and 1, cos 0 (-> 0.02) and 0.8
+    def term(pos, negs):
+        logits = torch.tensor([pos] + negs) / 0.5
+        return (torch.logsumexp(logits, 0) - logits[0]).item()
+    expected = (term(0.8, [0.02]) + term(0.96, [0.8]) + term(0.98, [0.02, 0.8])) / 3
+    assert got.item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_data_to_data_ce_leaves_easy_images_alone():
+    """An image already within the positive margin of its proxy, with no other class nearby, gets no gradient:
+    it is not pushed further towards a prototype (the reason for the form)."""
+    e = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]], requires_grad=True)
+    proxy = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.7, 0.7], [0.0, 1.0, 0.0]])
+    data_to_data_ce(e, proxy, torch.tensor([0, 1, 2])).backward()
+    assert e.grad[0].abs().max() == 0 and e.grad[2].abs().max() == 0  # cos 1 with their proxies
+    assert e.grad[1].abs().max() > 0  # cos 0.71 with its proxy: still pulled
+
+
+def test_d2d_form_trains_resumes_and_samples(shoes_dir, tmp_path):
+    overrides = tiny_overrides(shoes_dir, steps=3, **{"train.aux_form": "d2d"})
+    train(load_config(None, overrides), tmp_path / "run", quiet=True)
+    state = ckpt.safe_load(tmp_path / "run" / "checkpoints" / "step_00000003.pt")["state"]
+    assert any(k.startswith("proxies.") for k in state["D"]) and not any(k.startswith("classifier.") for k in state["D"])
+    assert train(out=tmp_path / "run", resume=True, stop_overrides={"steps": 2}, quiet=True)["steps"] == 5
+    images, _ = condgan.load(tmp_path / "run").sample_per_class(2, seed=0)
+    assert images.shape[0] == 6
+
+
 @pytest.mark.parametrize("overrides,message", [
-    (["train.aux_form=focal"], "train.aux_form must be one of ce, margin, twin, adc"),
+    (["train.aux_form=focal"], "train.aux_form must be one of ce, margin, twin, adc, d2d"),
     (["train.aux_form=margin", "train.aux_confidence=1.0"], "train.aux_confidence must be between 0 and 1"),
     (["train.aux_form=twin", "train.twin_weight=2"], "train.twin_weight must be in"),
     (["train.aux_form=twin", "train.twin_start=-5"], "train.twin_start must be between 0"),

@@ -64,15 +64,17 @@ class TrainConfig:
                                       # class aux_confidence: less prototypical) | 'twin' (TAC-GAN: a twin class head
                                       # on generated images cancels the pull towards prototypes; resnet cgan only) |
                                       # 'adc' (ADC-GAN: one head tells real and generated images of each class
-                                      # apart; G is rewarded for real-of-its-class over generated-of-its-class).
+                                      # apart; G is rewarded for real-of-its-class over generated-of-its-class) |
+                                      # 'd2d' (ReACGAN's data-to-data cross-entropy on a class embedding in D:
+                                      # stops pulling near the class proxy; twin_weight does not apply).
                                       # None: twin for the resnet cgan up to 32 px (more recall, diversity and
                                       # per-class FID on Fashion-MNIST), ce above (better FID at 64 px) and elsewhere
     aux_confidence: float = 0.9       # aux_form margin: D's probability of the requested class that is enough
     twin_weight: float = 0.35         # aux_form twin: share of the twin term in G's class loss (1 = TAC-GAN, which
                                       # mixes similar classes; 0.35 keeps most of AC-GAN's pull towards its class);
                                       # aux_form adc: share of the generated-class term (1 = ADC-GAN)
-    twin_start: int = 0               # aux_form twin: G steps on plain cross-entropy before the twin term joins (G
-                                      # first learns the classes; D's twin head trains from the start regardless)
+    twin_start: int = 0               # aux_form twin/adc: G steps on plain cross-entropy before the twin (generated-
+                                      # class) term joins (G first learns the classes; D's heads train from the start)
     diversity_weight: float | None = None  # mode-seeking term in G's loss: keeps samples of one class varied
                                       # (it offsets the sameness that a strong aux_weight brings); cgan 0.5
     l1_weight: float | None = None    # translate: weight of L1 to the target, 10 (pix2pix used 100: blurrier here,
@@ -181,7 +183,7 @@ class SimilarityConfig:
     neighbours: int = 10              # exemplar: real images for an exemplar are its k nearest neighbours
 
 
-AUX_FORMS = ("ce", "margin", "twin", "adc")
+AUX_FORMS = ("ce", "margin", "twin", "adc", "d2d")
 
 
 def size_defaults(arch: str, image_size: int) -> dict:
@@ -323,7 +325,7 @@ class Config:
             (math.isfinite(t.aux_confidence) and 0 < t.aux_confidence < 1,
              f"train.aux_confidence must be between 0 and 1 (exclusive), not {t.aux_confidence}"),
             (math.isfinite(t.twin_weight) and 0 <= t.twin_weight <= 1, f"train.twin_weight must be in [0, 1], not {t.twin_weight}"),
-            (t.aux_form not in ("twin", "adc") or (self.task == "cgan" and self.model.arch == "resnet"),
+            (t.aux_form not in ("twin", "adc", "d2d") or (self.task == "cgan" and self.model.arch == "resnet"),
              f"train.aux_form={t.aux_form} needs --task cgan with model.arch=resnet (the D with class heads)"),
             (not self.train.aux_weight or self.model.arch in ("resnet", "unet"),
              "train.aux_weight needs model.arch=resnet (the only class-conditional D with a class head)"),

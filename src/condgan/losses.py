@@ -58,3 +58,17 @@ def feature_matching(fake_features: list[torch.Tensor], real_features: list[torc
         raise ValueError("train.feature_matching needs a discriminator that returns its features (model.arch=unet)")
     terms = [(f - r).abs().mean() for f, r in zip(fake_features, real_features)]
     return torch.stack(terms).mean()
+
+
+def data_to_data_ce(embedding: torch.Tensor, proxy: torch.Tensor, labels: torch.Tensor,
+                    temperature: float = 0.5, positive_margin: float = 0.98) -> torch.Tensor:
+    """ReACGAN's data-to-data cross-entropy (Kang et al. 2021), to minimise: a softmax over one positive, the
+    cosine of each image's embedding with its class proxy, and the cosines with the batch's images of other
+    classes. Unlike AC-GAN's cross-entropy it stops pulling once the cosine reaches positive_margin, and
+    negatives less similar than 1 - positive_margin stop pushing: the image is not driven towards one
+    prototype of its class. Same-class images of the batch are not negatives (false negatives)."""
+    e, p = F.normalize(embedding, dim=1), F.normalize(proxy, dim=1)
+    positive = (e * p).sum(dim=1).clamp(max=positive_margin) / temperature
+    negatives = (e @ e.T).clamp(min=1 - positive_margin) / temperature
+    negatives = negatives.masked_fill(labels[:, None] == labels[None, :], float("-inf"))  # also the diagonal
+    return (torch.logsumexp(torch.cat([positive[:, None], negatives], dim=1), dim=1) - positive).mean()

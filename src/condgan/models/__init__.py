@@ -39,10 +39,12 @@ def build_generator(arch: str, num_classes: int, z_dim: int, channels: int, imag
 
 
 def build_discriminator(arch: str, num_classes: int, channels: int, image_size: int, width: int,
-                        class_head: bool = False, twin_head: bool = False, fake_classes: bool = False) -> nn.Module:
+                        class_head: bool = False, twin_head: bool = False, fake_classes: bool = False,
+                        class_embedding: bool = False) -> nn.Module:
     if arch == "resnet":
         return ProjectionDiscriminator(num_classes, channels, image_size, width, class_head=class_head,
-                                       twin_head=twin_head, fake_classes=fake_classes)
+                                       twin_head=twin_head, fake_classes=fake_classes,
+                                       class_embedding=class_embedding)
     return ARCHITECTURES[arch][1](num_classes, channels, image_size, width)
 
 

@@ -89,7 +89,8 @@ class ProjectionDiscriminator(Network):
     """cond_dim > 0: the projection is onto a linear map of a condition vector instead of a class embedding."""
 
     def __init__(self, num_classes: int, channels: int, image_size: int, width: int = 32, class_head: bool = True,
-                 cond_dim: int = 0, twin_head: bool = False, fake_classes: bool = False):
+                 cond_dim: int = 0, twin_head: bool = False, fake_classes: bool = False,
+                 class_embedding: bool = False):
         super().__init__()
         _, steps = plan_resolutions(image_size)
         self.num_classes = num_classes
@@ -111,6 +112,10 @@ class ProjectionDiscriminator(Network):
         # Twin classifier (TAC-GAN, Gong et al. 2019), trained on generated images only: G is rewarded for
         # fooling it, which cancels the AC-GAN term's pull towards the easiest-to-classify image of a class.
         self.twin = spectral_norm(nn.Linear(widths[steps], num_classes)) if twin_head else None
+        # class_embedding (ReACGAN, Kang et al. 2021): instead of class logits, an embedding of the image and one
+        # proxy vector per class, compared by cosine in the data-to-data cross-entropy (losses.data_to_data_ce).
+        self.class_embed = spectral_norm(nn.Linear(widths[steps], widths[steps])) if class_embedding else None
+        self.proxies = spectral_norm(nn.Embedding(num_classes, widths[steps])) if class_embedding else None
         _init(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -120,7 +125,10 @@ class ProjectionDiscriminator(Network):
         projection = (self.embed(labels) * h).sum(dim=1)  # <- label (or embedding) enters D here: inner product with features
         classes = self.classifier(h) if self.classifier is not None else None
         twin = self.twin(h) if self.twin is not None else None
-        return {"score": self.linear(h).squeeze(1) + projection, "classes": classes, "twin": twin}
+        out = {"score": self.linear(h).squeeze(1) + projection, "classes": classes, "twin": twin}
+        if self.class_embed is not None:
+            out.update(embedding=self.class_embed(h), proxy=self.proxies(labels))
+        return out
 
 
 def _init(module: nn.Module) -> None:

@@ -103,9 +103,9 @@ def build_class_gan(spec: Spec, config: Config, target: str, class_field: str, c
     config.resolve_for_size(image.height)
     k = spec[class_field].num_classes
     G = build_generator(m.arch, k, m.z_dim, image.channels, image.height, m.g_width)
-    D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, class_head=class_head,
-                            twin_head=class_head and config.train.aux_form == "twin",
-                            fake_classes=class_head and config.train.aux_form == "adc")
+    form = config.train.aux_form if class_head else None  # the class heads D needs for G's class term
+    D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, class_head=form not in (None, "d2d"),
+                            twin_head=form == "twin", fake_classes=form == "adc", class_embedding=form == "d2d")
     return G, D
 
 

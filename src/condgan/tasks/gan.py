@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses import LOSSES, feature_matching, mode_seeking
+from ..losses import LOSSES, data_to_data_ce, feature_matching, mode_seeking
 from ..train.augment import augment
 
 
@@ -177,34 +177,43 @@ class GANStep:
         fake_cond = d_cond if fake_cond is None else [c.detach() for c in fake_cond]
         if self.joint_d_pass:  # one D call on [real; fake]: bigger matrices run faster on CPU
             both = self._discriminate(torch.cat([real, fake.detach()]), [torch.cat([c, f]) for c, f in zip(d_cond, fake_cond)], gen, self.D_train)
-            d_real, d_fake = both["score"].split(len(real))
-            class_real = both["classes"][:len(real)] if self.aux_weight > 0 else None
-            class_fake = both["classes"][len(real):] if self.aux_form == "adc" and self.aux_weight > 0 else None
-            twin_fake = both["twin"][len(real):] if both.get("twin") is not None else None
-            real_features = [f[:len(real)].detach() for f in both.get("features") or []]
+            n = len(real)
+            on_real = {k: v if v is None else v[:n] for k, v in both.items() if k != "features"}
+            on_fake = {k: v if v is None else v[n:] for k, v in both.items() if k != "features"}
+            real_features = [f[:n].detach() for f in both.get("features") or []]
         else:  # D has BatchNorm: real and fake must be normalised as separate batches
             on_real = self._discriminate(real, d_cond, gen, self.D_train)
-            d_real, class_real = on_real["score"], on_real["classes"] if self.aux_weight > 0 else None
             real_features = [f.detach() for f in on_real.get("features") or []]
             on_fake = self._discriminate(fake.detach(), fake_cond, gen, self.D_train)
-            d_fake, twin_fake = on_fake["score"], on_fake.get("twin")
-            class_fake = on_fake["classes"] if self.aux_form == "adc" and self.aux_weight > 0 else None
-        loss_d = self.d_loss(d_real, d_fake)
-        if class_real is not None:  # D learns classes from real images only
-            loss_d = loss_d + self.aux_weight * F.cross_entropy(class_real, labels)
-        if twin_fake is not None and self.aux_weight > 0:  # ... and its twin head from generated ones
-            loss_d = loss_d + self.aux_weight * F.cross_entropy(twin_fake, labels)
-        if class_fake is not None:  # adc: generated images of class k are a class of their own, k + num_classes
-            loss_d = loss_d + self.aux_weight * F.cross_entropy(class_fake, labels + class_fake.shape[1] // 2)
+        loss_d = self.d_loss(on_real["score"], on_fake["score"])
+        if self.aux_weight > 0:
+            loss_d = loss_d + self.aux_weight * self.class_loss_d(on_real, on_fake, labels)
         self._backward_step(loss_d, self.opt_D, "D")
-        return {"loss_d": loss_d.item(), "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}, real_features
+        return {"loss_d": loss_d.item(), "d_real": on_real["score"].mean().item(),
+                "d_fake": on_fake["score"].mean().item()}, real_features
+
+    def class_loss_d(self, on_real: dict, on_fake: dict, labels: torch.Tensor) -> torch.Tensor:
+        """D's class term: its class head learns the classes of real images; the twin head (twin) learns them
+        on generated images; with adc, generated images of class k are a class of their own, k + num_classes;
+        with d2d, D's class embedding of real images is pulled to its class proxy, away from other classes."""
+        if self.aux_form == "d2d":
+            return data_to_data_ce(on_real["embedding"], on_real["proxy"], labels)
+        loss = F.cross_entropy(on_real["classes"], labels)
+        if on_fake.get("twin") is not None:
+            loss = loss + F.cross_entropy(on_fake["twin"], labels)
+        if self.aux_form == "adc":
+            loss = loss + F.cross_entropy(on_fake["classes"], labels + on_fake["classes"].shape[1] // 2)
+        return loss
 
     def class_loss_g(self, on_fake: dict, labels: torch.Tensor) -> torch.Tensor:
         """G's auxiliary class term (train.aux_form). 'ce': AC-GAN's cross-entropy, which keeps pushing towards
         the most recognisable image of a class; 'margin': the same, but an image stops counting once D gives
         its class train.aux_confidence; 'twin': TAC-GAN, minus (twin_weight times) the twin head's cross-entropy
         on the fakes, from step twin_start on; 'adc': ADC-GAN, the head's cross-entropy for "real image of the
-        class" minus (twin_weight times) that for "generated image of the class", from step twin_start on."""
+        class" minus (twin_weight times) that for "generated image of the class", from step twin_start on;
+        'd2d': ReACGAN's data-to-data cross-entropy on D's class embedding of the fakes."""
+        if self.aux_form == "d2d":
+            return data_to_data_ce(on_fake["embedding"], on_fake["proxy"], labels)
         ce = F.cross_entropy(on_fake["classes"], labels, reduction="none")
         if self.aux_form == "margin":
             ce = F.relu(ce + math.log(self.aux_confidence))
