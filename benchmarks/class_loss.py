@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from compare import headline  # noqa: E402
 
-VARIANTS = {  # name -> overrides of the default recipe (at 28 px since 2026-11-30: aux_form twin, twin_weight 0.35)
+VARIANTS = {  # name -> overrides of the default recipe (at 28 px: aux_form adc, twin_weight 0.1, diversity_weight
+              # 0.75 since the fourth session of 2026-11-30; twin 0.35 before it, ce before that)
     "default": [],
     "ce": ["train.aux_form=ce"],  # AC-GAN's term: the default before 2026-11-30
     "margin": ["train.aux_form=margin"],
@@ -77,15 +78,21 @@ def train_all(names: list[str], variants: dict, minutes: float, out: Path, seed:
             log.close()
 
 
-def score_all(names: list[str], out: Path, n_per_class: int, seed: int, key: str, overrides: dict) -> list[dict]:
-    """Score each finished run with `condgan eval`: one row per run, named under `key`."""
+def score_all(names: list[str], out: Path, n_per_class: int, seed: int, key: str, overrides: dict,
+              reuse: bool = False) -> list[dict]:
+    """Score each finished run with `condgan eval`: one row per run, named under `key`. reuse: a run whose
+    eval/report.json is newer than its training summary keeps that report (same scoring settings assumed)."""
     from condgan.eval import evaluate_run
 
     rows = []
     for name in names:
         summary = json.loads((out / name / "summary.json").read_text())
         t0 = time.monotonic()
-        report = evaluate_run(out / name, n_per_class=n_per_class, seed=seed, progress=False)
+        kept = out / name / "eval" / "report.json"
+        if reuse and kept.is_file() and kept.stat().st_mtime > (out / name / "summary.json").stat().st_mtime:
+            report = json.loads(kept.read_text())
+        else:
+            report = evaluate_run(out / name, n_per_class=n_per_class, seed=seed, progress=False)
         rows.append({key: name, "overrides": overrides[name], "steps": summary["steps"],
                      "params": summary["params_G"] + summary["params_D"], "images_per_s": summary["images_per_s"],
                      "eval_seconds": round(time.monotonic() - t0, 1), **headline(report),
@@ -125,6 +132,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench-results/class-loss", help="folder for runs and results")
     parser.add_argument("--seed", type=int, default=0, help="training seed (runs named after the variant) and scoring seed")
     parser.add_argument("--seeds", help="train every variant once per seed, e.g. 0,1: seed-to-seed spread, and a mean row")
+    parser.add_argument("--reuse-scores", action="store_true",
+                        help="keep a finished run's eval/report.json instead of scoring it again (same --n-per-class and --seed)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,7 +144,7 @@ def main() -> None:
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
     runs = {run_name(n, seed, args.seed): VARIANTS[n] + [f"train.seed={seed}"] for seed in seeds for n in names}
     train_all(list(runs), runs, args.minutes, out, args.seed, args.parallel, args.threads)
-    rows = score_all(list(runs), out, args.n_per_class, args.seed, "variant", runs)
+    rows = score_all(list(runs), out, args.n_per_class, args.seed, "variant", runs, args.reuse_scores)
     text = markdown(rows, COLUMNS)
     if len(seeds) > 1:
         means = seed_means(rows, names, seeds, args.seed)

@@ -148,16 +148,19 @@ def test_bad_class_term_settings_are_refused(overrides, message):
         load_config(None, overrides)
 
 
-def test_default_class_term_is_twin_up_to_32_px_and_recorded(shoes_dir, tmp_path, capsys):
-    """Unset, G's class term follows the image size (twin at Fashion-MNIST's size, ce on 64-px folders), is
-    logged, and is written to config.yaml, so a resumed run keeps it whatever the defaults become."""
+def test_default_class_term_is_adc_up_to_32_px_and_recorded(shoes_dir, tmp_path, capsys):
+    """Unset, G's class term follows the image size (adc at Fashion-MNIST's size, ce on 64-px folders), is
+    logged, and is written to config.yaml with its weights, so a resumed run keeps it whatever the defaults
+    become."""
     import yaml
 
     overrides = [o for o in tiny_overrides(shoes_dir, steps=1) if not o.startswith("train.aux_form")]
     train(load_config(None, overrides), tmp_path / "small", quiet=False)
-    assert yaml.safe_load((tmp_path / "small" / "config.yaml").read_text())["train"]["aux_form"] == "twin"
-    assert "G's class term (train.aux_form) twin by default" in capsys.readouterr().err
+    recorded = yaml.safe_load((tmp_path / "small" / "config.yaml").read_text())["train"]
+    assert (recorded["aux_form"], recorded["twin_weight"], recorded["diversity_weight"]) == ("adc", 0.1, 0.75)
+    assert "G's class term (train.aux_form) adc by default" in capsys.readouterr().err
     state = ckpt.safe_load(ckpt.list_checkpoints(tmp_path / "small" / "checkpoints")[-1])["state"]
-    assert any(k.startswith("twin.") for k in state["D"])
+    assert state["D"]["classifier.bias"].shape == (6,)  # real and generated classes
     train(load_config(None, overrides + ["data.image_size=64"]), tmp_path / "large", quiet=True)
-    assert yaml.safe_load((tmp_path / "large" / "config.yaml").read_text())["train"]["aux_form"] == "ce"
+    recorded = yaml.safe_load((tmp_path / "large" / "config.yaml").read_text())["train"]
+    assert (recorded["aux_form"], recorded["diversity_weight"]) == ("ce", 0.5)

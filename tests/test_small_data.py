@@ -77,12 +77,16 @@ def test_size_defaults_fill_only_what_is_unset():
     config = load_config(None, ["data.name=some/folder"])
     assert (config.model.g_width, config.train.batch_size) == (None, None)  # known once the data is loaded
     assert config.resolve_for_size(64) == ["model.g_width", "model.d_width", "train.batch_size", "train.aux_form"]
-    assert (config.model.g_width, config.model.d_width, config.train.batch_size, config.train.aux_form) == (8, 8, 32, "ce")
+    assert (config.model.g_width, config.model.d_width, config.train.batch_size, config.train.aux_form,
+            config.train.diversity_weight) == (8, 8, 32, "ce", 0.5)
     config = load_config(None, ["train.batch_size=128"])
-    assert config.resolve_for_size(28) == ["model.g_width", "model.d_width", "train.aux_form"]
-    assert (config.model.g_width, config.train.batch_size, config.train.aux_form) == (16, 128, "twin")
-    config = load_config(None, ["train.aux_form=margin"])
+    assert config.resolve_for_size(28) == ["model.g_width", "model.d_width", "train.aux_form", "train.twin_weight",
+                                           "train.diversity_weight"]
+    t = config.train
+    assert (config.model.g_width, t.batch_size, t.aux_form, t.twin_weight, t.diversity_weight) == (16, 128, "adc", 0.1, 0.75)
+    config = load_config(None, ["train.aux_form=twin", "train.diversity_weight=0.2"])
     config.resolve_for_size(28)
-    assert config.train.aux_form == "margin"  # a chosen class term is kept
+    t = config.train  # a chosen class term is kept, with its own default weight; a chosen diversity weight too
+    assert (t.aux_form, t.twin_weight, t.diversity_weight) == ("twin", 0.35, 0.2)
     assert load_config(None, ["model.arch=dcgan", "train.loss=lsgan"]).train.aux_form == "ce"  # no class head
     assert load_config(None, ["task=translate"]).train.batch_size == 64  # other tasks: fixed defaults

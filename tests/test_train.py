@@ -86,7 +86,7 @@ def test_refuses_to_overwrite_an_existing_run(shoes_dir, tmp_path):
 def test_resume_with_another_model_type_is_refused(shoes_dir, tmp_path):
     train(load_config(None, tiny_overrides(shoes_dir, steps=2)), tmp_path / "run", quiet=True)
     (tmp_path / "run" / "config.yaml").write_text((tmp_path / "run" / "config.yaml").read_text().replace("arch: resnet", "arch: mlp")
-                                                  .replace("aux_form: twin", "aux_form: ce"))  # (twin needs resnet)
+                                                  .replace("aux_form: adc", "aux_form: ce"))  # (adc needs resnet)
     with pytest.raises(CheckpointError, match="is a 'resnet' model but the config asks for 'mlp'"):
         train(out=tmp_path / "run", resume=True, stop_overrides={"steps": 4}, quiet=True)
 

@@ -67,16 +67,18 @@ class TrainConfig:
                                       # apart; G is rewarded for real-of-its-class over generated-of-its-class) |
                                       # 'd2d' (ReACGAN's data-to-data cross-entropy on a class embedding in D:
                                       # stops pulling near the class proxy; twin_weight does not apply).
-                                      # None: twin for the resnet cgan up to 32 px (more recall, diversity and
+                                      # None: adc for the resnet cgan up to 32 px (more recall, better FID and
                                       # per-class FID on Fashion-MNIST), ce above (better FID at 64 px) and elsewhere
     aux_confidence: float = 0.9       # aux_form margin: D's probability of the requested class that is enough
-    twin_weight: float = 0.35         # aux_form twin: share of the twin term in G's class loss (1 = TAC-GAN, which
-                                      # mixes similar classes; 0.35 keeps most of AC-GAN's pull towards its class);
-                                      # aux_form adc: share of the generated-class term (1 = ADC-GAN)
+    twin_weight: float | None = None  # aux_form twin: share of the twin term in G's class loss (1 = TAC-GAN, which
+                                      # mixes similar classes; default 0.35 keeps most of AC-GAN's pull towards its
+                                      # class); aux_form adc: share of the generated-class term (1 = ADC-GAN; default
+                                      # 0.1: more gives up class accuracy, docs/benchmarks.md)
     twin_start: int = 0               # aux_form twin/adc: G steps on plain cross-entropy before the twin (generated-
                                       # class) term joins (G first learns the classes; D's heads train from the start)
     diversity_weight: float | None = None  # mode-seeking term in G's loss: keeps samples of one class varied
-                                      # (it offsets the sameness that a strong aux_weight brings); cgan 0.5
+                                      # (it offsets the sameness that a strong aux_weight brings); cgan 0.5,
+                                      # 0.75 with aux_form adc (FORM_DEFAULTS)
     l1_weight: float | None = None    # translate: weight of L1 to the target, 10 (pix2pix used 100: blurrier here,
                                       # docs/benchmarks.md); cgan: 0
     adversarial_weight: float = 1.0   # weight of the adversarial term in G's loss (0 = a plain L1 regressor)
@@ -184,17 +186,22 @@ class SimilarityConfig:
 
 
 AUX_FORMS = ("ce", "margin", "twin", "adc", "d2d")
+# Settings measured together with a class term: filled in when left unset, once train.aux_form is known.
+FORM_DEFAULTS = {"twin": {"train.twin_weight": 0.35},
+                 "adc": {"train.twin_weight": 0.1, "train.diversity_weight": 0.75}}
+CGAN_DIVERSITY_WEIGHT = 0.5  # the cgan's mode-seeking weight with the other class terms
 
 
 def size_defaults(arch: str, image_size: int) -> dict:
     """A cgan's widths (G and D channels at full resolution) and batch size: 16 and 64, but 8 and 32 for the
     resnet above 32 px, where the full-resolution layers take most of the CPU time: at 64 px that model made
     3.4x the steps of the wider one in the same minutes, with a third of its FID (docs/benchmarks.md, "Your
-    own folder at 64 px"). G's class term: the resnet's twin form up to 32 px, where it lifted recall,
-    diversity and per-class FID on Fashion-MNIST; ce above, where twin's FID was worse on the shoe folder."""
+    own folder at 64 px"). G's class term: the resnet's adc form up to 32 px, where it lifted recall, FID and
+    per-class FID on Fashion-MNIST; ce above, where the twin form's FID was worse on the shoe folder (adc was
+    not measured there)."""
     large = arch == "resnet" and image_size > 32
     return {"model.g_width": 8 if large else 16, "model.d_width": 8 if large else 16, "train.batch_size": 32 if large else 64,
-            "train.aux_form": "twin" if arch == "resnet" and not large else "ce"}
+            "train.aux_form": "adc" if arch == "resnet" and not large else "ce"}
 TASKS = ("cgan", "translate", "two-stage", "similarity", "exemplar")
 RECIPES = ("siamese", "triplet", "frozen", "selfsup")
 MINING = ("semihard", "hard", "all")
@@ -202,8 +209,8 @@ SMALL_DATA = 10_000  # below this many training images, a cgan augments D's inpu
 SMALL_DATA_AUGMENT = ["translation", "cutout"]
 # None in a config means "the task's default"; validate() fills these in, so config.yaml shows what ran.
 TASK_DEFAULTS = {
-    "cgan": {"model.arch": "resnet", "model.z_dim": 64,  # widths, batch size: size_defaults(), once the size is known
-             "train.diversity_weight": 0.5, "train.l1_weight": 0.0},
+    "cgan": {"model.arch": "resnet", "model.z_dim": 64,  # widths, batch size, class terms: size_defaults(), once
+             "train.l1_weight": 0.0},                    # the size is known
     "translate": {"train.batch_size": 64, "model.arch": "unet", "model.z_dim": 8, "model.g_width": 32, "model.d_width": 32,
                   "train.diversity_weight": 0.0, "train.l1_weight": 10.0, "train.aux_weight": 0.0},
     "two-stage": {"train.batch_size": 64, "model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
@@ -255,6 +262,21 @@ class Config:
                 section, name = key.split(".")
                 setattr(getattr(self, section), name, value)
                 filled.append(key)
+        return filled + self.resolve_form_defaults()
+
+    def resolve_form_defaults(self) -> list[str]:
+        """Fill the unset keys that go with the chosen class term (FORM_DEFAULTS); returns those it filled.
+        Nothing before train.aux_form is known (the resnet cgan's depends on the image size)."""
+        t, filled = self.train, []
+        if t.aux_form is None:
+            return filled
+        for key, value in FORM_DEFAULTS.get(t.aux_form, {}).items():
+            if self.get(key) is None:
+                section, name = key.split(".")
+                setattr(getattr(self, section), name, value)
+                filled.append(key)
+        t.twin_weight = 0.0 if t.twin_weight is None else t.twin_weight  # (a form without a twin term)
+        t.diversity_weight = CGAN_DIVERSITY_WEIGHT if t.diversity_weight is None else t.diversity_weight  # (cgan)
         return filled
 
     def get(self, key: str):
@@ -281,6 +303,7 @@ class Config:
         t, m = self.train, self.model
         if t.aux_form is None and not (self.task == "cgan" and m.arch == "resnet"):
             t.aux_form = "ce"  # the resnet cgan's default depends on the image size: size_defaults()
+        self.resolve_form_defaults()
         finite = {k: getattr(t, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "aux_weight", "diversity_weight", "l1_weight",
                                              "adversarial_weight", "feature_matching", "ema_decay", "epochs",
                                              "budget_minutes", "checkpoint_minutes")}
@@ -320,11 +343,12 @@ class Config:
             (self.train.lr_g > 0 and self.train.lr_d > 0, "learning rates must be positive"),
             (0 <= self.train.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
             (self.train.aux_weight is None or self.train.aux_weight >= 0, "train.aux_weight must be >= 0"),
-            (self.train.diversity_weight >= 0, "train.diversity_weight must be >= 0"),
+            (self.train.diversity_weight is None or self.train.diversity_weight >= 0, "train.diversity_weight must be >= 0"),
             (t.aux_form is None or t.aux_form in AUX_FORMS, f"train.aux_form must be one of {', '.join(AUX_FORMS)}, not {shown(t.aux_form)}"),
             (math.isfinite(t.aux_confidence) and 0 < t.aux_confidence < 1,
              f"train.aux_confidence must be between 0 and 1 (exclusive), not {t.aux_confidence}"),
-            (math.isfinite(t.twin_weight) and 0 <= t.twin_weight <= 1, f"train.twin_weight must be in [0, 1], not {t.twin_weight}"),
+            (t.twin_weight is None or (math.isfinite(t.twin_weight) and 0 <= t.twin_weight <= 1),
+             f"train.twin_weight must be in [0, 1], not {t.twin_weight}"),
             (t.aux_form not in ("twin", "adc", "d2d") or (self.task == "cgan" and self.model.arch == "resnet"),
              f"train.aux_form={t.aux_form} needs --task cgan with model.arch=resnet (the D with class heads)"),
             (not self.train.aux_weight or self.model.arch in ("resnet", "unet"),

@@ -33,8 +33,8 @@ import torch
 from torchvision.utils import make_grid
 
 from ..conditions import Spec
-from ..config import (RUNTIME_KEYS, SMALL_DATA, SMALL_DATA_AUGMENT, Config, from_dict, load_config, parse_overrides,
-                      save_config)
+from ..config import (FORM_DEFAULTS, RUNTIME_KEYS, SMALL_DATA, SMALL_DATA_AUGMENT, Config, from_dict, load_config,
+                      parse_overrides, save_config)
 from ..data import to_float
 from ..errors import CheckpointError, ConfigError, DivergenceError, UserError
 from ..models import count_parameters
@@ -102,10 +102,12 @@ class Run:
         self.class_names = list(self.spec[class_fields[0]].class_names) if class_fields else []
         self.n_items = len(next(iter(fields.values())))
         filled = config.resolve_for_size(image.height)  # recorded in config.yaml, so a resumed run keeps them
+        form_keys = ["train.aux_form", *FORM_DEFAULTS.get(config.train.aux_form, {})]
         if "train.aux_form" in filled:
-            self._log(f"model: G's class term (train.aux_form) {config.train.aux_form} by default at {image.height} px "
-                      "(twin up to 32 px: more varied images of each class; ce above)")
-            filled.remove("train.aux_form")
+            extra = "".join(f", {k} {config.get(k)}" for k in form_keys[1:] if k in filled)
+            self._log(f"model: G's class term (train.aux_form) {config.train.aux_form} by default at {image.height} px"
+                      f"{extra} (adc up to 32 px: more varied images of each class; ce above)")
+        filled = [k for k in filled if k not in form_keys]
         if filled and config.model.arch == "resnet" and image.height > 32:
             self._log(f"model: {image.height} px images: " + ", ".join(f"{k} {config.get(k)}" for k in filled) +
                       " by default (thinner layers where they cost most CPU time, more steps; set them to change)")
