@@ -51,6 +51,8 @@ VARIANTS = {  # name -> overrides of the default recipe (at 28 px: aux_form adc,
     "adc-0.15-aux3.5": ["train.aux_form=adc", "train.twin_weight=0.15", "train.aux_weight=3.5"],
     "adc-0.15-div0.75": ["train.aux_form=adc", "train.twin_weight=0.15", "train.diversity_weight=0.75"],
     "adc-0.1-div0.75": ["train.aux_form=adc", "train.twin_weight=0.1", "train.diversity_weight=0.75"],
+    "adc-0.1-div0.75-aux3.5": ["train.aux_form=adc", "train.twin_weight=0.1", "train.diversity_weight=0.75",
+                               "train.aux_weight=3.5"],
 }
 COLUMNS = [("variant", "variant", "{}"), ("images_per_s", "images/s", "{:.0f}"), ("steps", "steps", "{}"),
            ("fid", "FID", "{:.2f}"), ("per_class_fid", "per-class FID", "{:.2f}"), ("accuracy", "class acc.", "{:.1%}"),
