@@ -255,26 +255,24 @@ class Config:
 
     def resolve_for_size(self, image_size: int) -> list[str]:
         """Fill model.g_width/d_width and train.batch_size left unset (a cgan's defaults depend on the image
-        size, known once the data is loaded); returns the keys it filled."""
-        filled = []
-        for key, value in size_defaults(self.model.arch, image_size).items():
-            if self.get(key) is None:
-                section, name = key.split(".")
-                setattr(getattr(self, section), name, value)
-                filled.append(key)
-        return filled + self.resolve_form_defaults()
+        size, known once the data is loaded), then the class term's own defaults; returns the keys it filled."""
+        return self.fill_unset(size_defaults(self.model.arch, image_size)) + self.resolve_form_defaults()
+
+    def fill_unset(self, defaults: dict) -> list[str]:
+        """Set each 'section.key' of `defaults` that is still None; returns the keys it set."""
+        filled = [key for key in defaults if self.get(key) is None]
+        for key in filled:
+            section, name = key.split(".")
+            setattr(getattr(self, section), name, defaults[key])
+        return filled
 
     def resolve_form_defaults(self) -> list[str]:
         """Fill the unset keys that go with the chosen class term (FORM_DEFAULTS); returns those it filled.
         Nothing before train.aux_form is known (the resnet cgan's depends on the image size)."""
-        t, filled = self.train, []
+        t = self.train
         if t.aux_form is None:
-            return filled
-        for key, value in FORM_DEFAULTS.get(t.aux_form, {}).items():
-            if self.get(key) is None:
-                section, name = key.split(".")
-                setattr(getattr(self, section), name, value)
-                filled.append(key)
+            return []
+        filled = self.fill_unset(FORM_DEFAULTS.get(t.aux_form, {}))
         t.twin_weight = 0.0 if t.twin_weight is None else t.twin_weight  # (a form without a twin term)
         t.diversity_weight = CGAN_DIVERSITY_WEIGHT if t.diversity_weight is None else t.diversity_weight  # (cgan)
         return filled
@@ -290,10 +288,7 @@ class Config:
 
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {shown(self.task)}")
-        for key, value in TASK_DEFAULTS[self.task].items():
-            section, name = key.split(".")
-            if getattr(getattr(self, section), name) is None:
-                setattr(getattr(self, section), name, value)
+        self.fill_unset(TASK_DEFAULTS[self.task])
         if self.task == "two-stage":  # joint terms left at None weigh what they weighed in their stage
             for term, key in (("class_mask", None), ("diversity", "train.diversity_weight"),
                               ("class_b", "stages.class_b_weight"), ("l1_teacher", "stages.l1_weight")):
