@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from condgan.config import load_config  # noqa: E402
-from condgan.train import train  # noqa: E402
+from condgan.training import train  # noqa: E402
 
 RECIPES = {
     "condgan-default": ROOT / "configs" / "fashion-mnist.yaml",

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from conftest import write_folders  # noqa: E402  (tiny synthetic dataset)
 
-from condgan.train import checkpoint as ckpt  # noqa: E402
+from condgan.training import checkpoint as ckpt  # noqa: E402
 
 STARTUP_TIMEOUT = 120  # seconds a (re)started run may take to write its first new checkpoint
 TRAIN_ARGS = ["--quiet", "--set", "data.image_size=16", "--set", "model.g_width=4", "--set", "model.d_width=4",

@@ -122,7 +122,7 @@ def child(data: Path, mode: str, steps: int, out: Path) -> dict:
     import torch
 
     from condgan.config import load_config
-    from condgan.train.trainer import Run
+    from condgan.training.trainer import Run
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     overrides = [f"data.name={data}", f"data.image_size={SIZE}", f"train.steps={steps}", "train.log_every=50",

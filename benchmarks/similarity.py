@@ -32,7 +32,7 @@ from condgan.config import Config, DataConfig, load_config  # noqa: E402
 from condgan.eval.exemplar import evaluate_exemplar  # noqa: E402
 from condgan.eval.similarity import evaluate_embedder  # noqa: E402
 from condgan.tasks.similarity import load_images  # noqa: E402
-from condgan.train import train  # noqa: E402
+from condgan.training import train  # noqa: E402
 
 RECIPES = {  # recipe -> overrides (the rest are the defaults)
     "siamese": [],

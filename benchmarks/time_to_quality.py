@@ -29,13 +29,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from compare import RECIPES  # noqa: E402
 
 from condgan.config import load_config  # noqa: E402
-from condgan.train import train  # noqa: E402
+from condgan.training import train  # noqa: E402
 
 
 def curve(name: str, config_path: Path, minutes: float, points: int, out: Path, n_per_class: int, seed: int,
           threads: int | None) -> dict:
     from condgan.eval import evaluate_run
-    from condgan.train import checkpoint as ckpt
+    from condgan.training import checkpoint as ckpt
 
     run = out / name
     settings = {"minutes": minutes, "points": points, "n_per_class": n_per_class, "seed": seed, "threads": threads}

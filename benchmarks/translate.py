@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import condgan  # noqa: E402
 from condgan.config import load_config  # noqa: E402
 from condgan.eval.translation import evaluate_translator  # noqa: E402
-from condgan.train import train  # noqa: E402
+from condgan.training import train  # noqa: E402
 
 PAIRS = {"edges": ROOT / "configs" / "translate-edges.yaml", "masks": ROOT / "configs" / "translate-masks.yaml"}
 VARIANTS = {"adv+L1 (λ=10, default)": [], "adv+L1 (λ=100, pix2pix)": ["train.l1_weight=100"],

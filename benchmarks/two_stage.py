@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import condgan  # noqa: E402
 from condgan.config import load_config  # noqa: E402
 from condgan.eval.two_stage import JointClasses, evaluate_two_stage  # noqa: E402
-from condgan.train import train  # noqa: E402
+from condgan.training import train  # noqa: E402
 
 DATA = "fashion-mnist-colours"
 VARIANTS = {  # short name: (what it is, config overrides)

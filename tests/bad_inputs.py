@@ -58,7 +58,7 @@ class Env:
     def __init__(self, root: Path):
         from condgan.cli import main
         from condgan.config import load_config
-        from condgan.train import train
+        from condgan.training import train
 
         self.root = root
         self.data = write_folders(root / "shoes")

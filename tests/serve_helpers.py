@@ -13,7 +13,7 @@ from PIL import Image
 
 from condgan.config import load_config
 from condgan.serve.app import load_models, make_server
-from condgan.train import train
+from condgan.training import train
 from conftest import tiny_overrides, tiny_translate_overrides, write_folders, write_pairs
 
 

@@ -12,7 +12,7 @@ from condgan.config import load_config
 from condgan.data import load_dataset
 from condgan.data.cache import DiskImages, cache_root
 from condgan.errors import ConfigError, DataError
-from condgan.train import train
+from condgan.training import train
 
 
 @pytest.fixture(autouse=True)
@@ -101,7 +101,7 @@ def test_bf16_training_runs_on_cpu(tmp_path):
 
 
 def test_auto_precision_is_bf16_only_where_the_cpu_computes_it(tmp_path):
-    from condgan.train.trainer import resolve_precision
+    from condgan.training.trainer import resolve_precision
 
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")

@@ -12,8 +12,8 @@ from condgan.config import load_config
 from condgan.errors import UserError
 from condgan.losses import data_to_data_ce
 from condgan.tasks.gan import GANStep
-from condgan.train import checkpoint as ckpt
-from condgan.train import train
+from condgan.training import checkpoint as ckpt
+from condgan.training import train
 from conftest import tiny_overrides
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from condgan.cli import main
 from condgan.config import load_config
-from condgan.train import train
+from condgan.training import train
 from conftest import tiny_overrides
 
 

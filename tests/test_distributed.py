@@ -30,7 +30,7 @@ def _worker(rank: int, world: int, port: int, overrides: list[str], out: str, sc
     torch.set_num_threads(1)
     from condgan.config import load_config
     from condgan.tasks.gan import GANStep
-    from condgan.train import trainer
+    from condgan.training import trainer
 
     fit = trainer.Run.fit
 
@@ -99,7 +99,7 @@ def test_two_processes_stay_identical_stop_together_and_resume_in_one(tmp_path, 
     saved = torch.load(out / "checkpoints" / f"step_{done:08d}.pt", weights_only=True)["state"]
     assert all(torch.equal(saved["G"][k], r0["G"][k]) for k in r0["G"])
 
-    from condgan.train import train
+    from condgan.training import train
 
     summary = train(out=out, resume=True, stop_overrides={"steps": 2}, quiet=True)
     assert summary["steps"] == done + 2 and summary["processes"] == 1
@@ -132,7 +132,7 @@ def test_torchrun_launches_the_cli(tmp_path):
 
 def _batchnorm_worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    from condgan.train import dist
+    from condgan.training import dist
 
     dist.init_from_env("cpu")
     x = torch.randn(8, 3, 5, 5, generator=torch.Generator().manual_seed(0))
@@ -162,7 +162,7 @@ def test_synced_batchnorm_matches_one_process_on_the_whole_batch(tmp_path):
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path, monkeypatch):
     from condgan.config import load_config
     from condgan.errors import ConfigError
-    from condgan.train import dist, train
+    from condgan.training import dist, train
 
     monkeypatch.setattr(dist, "world", lambda: 2)  # what a 2-process job reports, without starting one
     data = write_folders(tmp_path / "shoes", per_class=8, size=16)

@@ -14,8 +14,8 @@ from condgan.config import load_config
 from condgan.errors import ConfigError
 from condgan.models.resnet import ResNetGenerator
 from condgan.tasks.exemplar import nearest_neighbours
-from condgan.train import checkpoint as ckpt
-from condgan.train import train
+from condgan.training import checkpoint as ckpt
+from condgan.training import train
 from conftest import class_pattern
 
 

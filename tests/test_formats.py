@@ -13,8 +13,8 @@ import torch
 
 import condgan
 from condgan.errors import CheckpointError
-from condgan.train import checkpoint as ckpt
-from condgan.train import train
+from condgan.training import checkpoint as ckpt
+from condgan.training import train
 from conftest import needs_fashion, tiny_overrides
 
 V1 = Path(__file__).parent / "fixtures" / "v1"

@@ -19,8 +19,8 @@ import torch
 from condgan.cli import main
 from condgan.config import load_config
 from condgan.tasks.gan import GANStep
-from condgan.train import checkpoint as ckpt
-from condgan.train import train
+from condgan.training import checkpoint as ckpt
+from condgan.training import train
 from conftest import tiny_overrides
 
 EXACT = {"train.deterministic": True, "train.checkpoint_every": 2, "train.threads": 1}

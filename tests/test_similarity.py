@@ -15,8 +15,8 @@ from condgan.config import load_config
 from condgan.errors import ConfigError, DataError, UserError
 from condgan.eval.similarity import best_threshold, lfw_accuracy
 from condgan.tasks.similarity import ClassBalanced
-from condgan.train import checkpoint as ckpt
-from condgan.train import train
+from condgan.training import checkpoint as ckpt
+from condgan.training import train
 from conftest import class_pattern, write_idx
 
 RECIPES = ("siamese", "triplet", "frozen", "selfsup")

@@ -8,7 +8,7 @@ from PIL import Image
 
 from condgan.config import load_config
 from condgan.data import load_dataset
-from condgan.train import train
+from condgan.training import train
 from conftest import class_pattern, tiny_overrides
 
 

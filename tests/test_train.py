@@ -9,8 +9,8 @@ import torch
 import condgan
 from condgan.config import load_config
 from condgan.errors import CheckpointError, DivergenceError, UserError
-from condgan.train import train
-from condgan.train import checkpoint as ckpt
+from condgan.training import train
+from condgan.training import checkpoint as ckpt
 from conftest import tiny_overrides
 
 

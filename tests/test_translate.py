@@ -11,8 +11,8 @@ import condgan
 from condgan.cli import main
 from condgan.config import load_config
 from condgan.errors import ConfigError, UserError
-from condgan.train import checkpoint as ckpt
-from condgan.train import train
+from condgan.training import checkpoint as ckpt
+from condgan.training import train
 from conftest import needs_fashion, tiny_overrides, tiny_translate_overrides
 
 
@@ -128,7 +128,7 @@ def test_feature_matching_and_jitter_train(pairs_dir, tmp_path):
 
 
 def test_jitter_moves_source_and_target_together():
-    from condgan.train.augment import jitter
+    from condgan.training.augment import jitter
 
     x = torch.arange(2 * 8 * 8, dtype=torch.float32).view(2, 1, 8, 8)
     batch = {"source": x.clone(), "image": x.clone() * 2, "label": torch.tensor([0, 1])}

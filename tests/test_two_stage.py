@@ -15,8 +15,8 @@ from condgan.data.twolabel import PALETTE, colourise, grey_detail, load_two_labe
 from condgan.errors import ConfigError, DataError, UserError
 from condgan.eval.two_stage import colour_readout, iou
 from condgan.models import rebuild
-from condgan.train import checkpoint as ckpt
-from condgan.train import train
+from condgan.training import checkpoint as ckpt
+from condgan.training import train
 
 from conftest import needs_fashion
 

@@ -192,7 +192,7 @@ RECIPE_FLAGS = (("task", "task"), ("stage", "stages.stage"), ("data", "data.name
 
 def cmd_train(args) -> int:
     from .config import load_config
-    from .train import train
+    from .training import train
 
     stops = {"steps": args.steps, "epochs": args.epochs, "budget_minutes": args.budget_minutes}
     if args.resume:
@@ -413,7 +413,7 @@ def cmd_export(args) -> int:
     run, out = Path(args.run), Path(args.out)
     if out.resolve() == (run if run.is_dir() else run.parent).resolve():
         raise UserError(f"export into a folder of its own, not into the run directory {run}")
-    from .train.checkpoint import MANIFEST
+    from .training.checkpoint import MANIFEST
 
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise UserError(f"{out} is not empty and is not an earlier export; export into a new or empty folder")

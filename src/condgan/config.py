@@ -283,7 +283,7 @@ class Config:
 
     def validate(self) -> "Config":
         from .losses import LOSSES
-        from .train.augment import JITTER, POLICIES
+        from .training.augment import JITTER, POLICIES
         from .untrusted import device
 
         if self.task not in TASKS:

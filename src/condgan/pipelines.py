@@ -28,7 +28,7 @@ from .errors import CheckpointError, UserError
 from .models import rebuild
 from . import untrusted
 from .progress import progress
-from .train import checkpoint as ckpt
+from .training import checkpoint as ckpt
 
 MAX_SAMPLES = 1_000_000
 

@@ -4,7 +4,7 @@ tasks/gan.py for generators, with the fields' roles; the metric-learning step
 for similarity) and what its preview picture shows (`preview`). A task may also
 choose the items of batch k (`sampler`: class-balanced batches) or what a
 batch holds (`select`: an exemplar's neighbour), always as a pure function of
-(seed, k). The one loop (train/trainer.py) drives every task; `pipelines.py`
+(seed, k). The one loop (training/trainer.py) drives every task; `pipelines.py`
 turns a finished run into the object users call.
 
 | task                 | G is conditioned on          | D sees                       | target |
@@ -34,7 +34,7 @@ from ..errors import ConfigError
 from ..models import build_discriminator, build_generator
 from ..models.patch import PatchDiscriminator
 from ..models.unet import UNetGenerator
-from ..train import dist
+from ..training import dist
 from ..visual import save_grid, save_sheet
 from .gan import GANStep
 

@@ -95,7 +95,7 @@ class ExemplarTask(GANTask):
     @torch.no_grad()
     def preview(run, path):
         """exemplar | 7 outputs (fixed noise) for 8 exemplars spread over the training set."""
-        from ..train.trainer import GRID_COLUMNS
+        from ..training.trainer import GRID_COLUMNS
         from ..visual import save_grid
 
         rows = torch.linspace(0, run.n_items - 1, min(EXEMPLAR_ROWS, run.n_items)).long().to(run.device)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..losses import LOSSES, data_to_data_ce, feature_matching, mode_seeking
-from ..train.augment import augment
+from ..training.augment import augment
 
 
 class GANStep:

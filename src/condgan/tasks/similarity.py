@@ -1,4 +1,4 @@
-"""The similarity task: an embedding network, trained by the one loop (train/trainer.py).
+"""The similarity task: an embedding network, trained by the one loop (training/trainer.py).
 
 Four recipes, chosen by `similarity.recipe`; losses and miners come from
 pytorch-metric-learning (PML):
@@ -190,7 +190,7 @@ class MetricStep:
 
     def _pairs_and_triplets(self, batch: dict, gen: torch.Generator):
         """(embeddings, labels, indices_tuple) of a batch of any kind; selfsup returns the two views' embeddings."""
-        from ..train.augment import view
+        from ..training.augment import view
 
         if self.recipe == "selfsup":
             x = batch["image"]
@@ -235,7 +235,7 @@ class MetricStep:
         """Choose the verification threshold on training data (own fixed generator: the run's random
         streams are untouched, so resuming stays exact)."""
         from ..eval.similarity import best_threshold
-        from ..train.augment import view
+        from ..training.augment import view
 
         c, g = self.calibration, torch.Generator().manual_seed(12345)
         if "similar" in c or "positive" in c:

@@ -1,8 +1,8 @@
 """Task two-stage: G1(label A) -> intermediate, G2(intermediate, label B) -> image, in three runs.
 
-Each stage is an ordinary run of the one loop (train/trainer.py), in its own
+Each stage is an ordinary run of the one loop (training/trainer.py), in its own
 directory under the pipeline's (RUN/stage1, RUN/stage2, RUN/joint), with its
-own config.yaml, previews, metrics and checkpoints; train/stages.py runs them
+own config.yaml, previews, metrics and checkpoints; training/stages.py runs them
 in turn. The networks are condgan's own:
 
 - stage1: G1 is the class-conditional ResNet generator drawing the intermediate
@@ -28,7 +28,7 @@ from ..data.twolabel import load_two_label
 from ..errors import ConfigError, DataError, UserError
 from ..models import rebuild
 from ..models.classifier import Classifier
-from ..train import checkpoint as ckpt
+from ..training import checkpoint as ckpt
 from ..visual import save_sheet
 from . import GRID_COLUMNS, MAX_GRID_ROWS, GANTask, Roles, build_class_gan, build_translator, class_rows, on_device, pair_rows
 from .gan import GANStep
