@@ -515,7 +515,7 @@ def cases() -> list[Case]:
     add(C(cat, "sample an embedder", lambda e: ["sample", str(e.srun), "--out", str(e.path("x.png"))], "makes no images"))
     add(C(cat, "sample --like on a cgan", lambda e: ["sample", str(e.run), "--like", str(png(e)), "--out", str(e.path("x.png"))],
           "--like is for exemplar models"))
-    add(C(cat, "eval --exemplars on an embedder", lambda e: ["eval", str(e.srun), "--exemplars", "5"], "--exemplars is for exemplar runs"))
+    add(C(cat, "eval --exemplars on an embedder", lambda e: ["eval", str(e.srun), "--exemplars", "5"], "--exemplars is for exemplar models"))
     add(C(cat, "embed a string", lambda e: _api(lambda: _load(e.srun).embed("a.png")), "cannot embed a str"))
     add(C(cat, "similarity of 2 and 3 images", lambda e: _api(lambda: _load(e.srun).similarity(
         np.zeros((2, 16, 16), np.uint8), np.zeros((3, 16, 16), np.uint8))), "cannot pair 2 images with 3"))

@@ -16,7 +16,7 @@ from condgan.data import load_dataset, to_uint8
 from condgan.errors import UserError
 from condgan.eval import evaluator as evaluator_mod
 from condgan.cli import main
-from condgan.eval.cli import add_eval_commands
+from condgan.cli.eval import add_eval_commands
 from condgan.eval.evaluator import get_evaluator, train_evaluator
 from condgan.eval.metrics import (compute_metrics, conditioning, fid, kid, look, nearest_pixel_distance, prdc,
                                   real_floor)

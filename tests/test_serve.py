@@ -20,7 +20,8 @@ from condgan.conditions import ClassField, ImageField, Spec
 from condgan.models.unet import UNetGenerator
 from condgan.pipelines import Translator
 from condgan.serve.app import ServedModel, load_models
-from condgan.serve.kinds import KINDS, Kind
+from condgan.registry import get as get_task
+from condgan.serve.kinds import Kind
 from serve_helpers import a_mask, png_b64, request, running, served, tiny_runs  # noqa: F401 (fixtures)
 
 
@@ -99,7 +100,7 @@ def test_translator_takes_an_upload_and_matches_translate(served, tiny_runs):
 def test_a_translator_with_a_label_gets_an_upload_and_a_dropdown():
     net = UNetGenerator(1, 1, 16, 16, z_dim=2, base_width=4, num_classes=3)
     spec = Spec(source=ImageField(1, 16, 16), image=ImageField(1, 16, 16), label=ClassField(("red", "green", "blue")))
-    model = ServedModel("coloured", "memory", Translator(net, spec), KINDS["translate"])
+    model = ServedModel("coloured", "memory", Translator(net, spec), get_task("translate").controls)
     with running([model]) as server:
         fields = json.loads(request(server, "GET", "/api/models")[2])["models"][0]["fields"]
         assert [(f["name"], f["kind"]) for f in fields] == [("source", "image"), ("label", "class")]

@@ -141,7 +141,7 @@ def test_jitter_moves_source_and_target_together():
 def test_translation_config_errors_name_the_key(pairs_dir):
     with pytest.raises(ConfigError, match="model.arch for task translate"):
         load_config(None, tiny_translate_overrides(pairs_dir, **{"model.arch": "resnet"}))
-    with pytest.raises(ConfigError, match="train.l1_weight and train.feature_matching are for task translate"):
+    with pytest.raises(ConfigError, match="train.l1_weight is for --task translate"):
         load_config(None, ["train.l1_weight=10"])
     with pytest.raises(ConfigError, match="data.direction must be AtoB or BtoA"):
         load_config(None, tiny_translate_overrides(pairs_dir, **{"data.direction": "sideways"}))

@@ -230,7 +230,7 @@ def test_two_stage_config_mistakes_name_the_key(world):
         load_config(None, tiny(world["csv"], **{"joint.class_a_updates": "G3"}))
     with pytest.raises(ConfigError, match="stages.fractions must be three shares"):
         load_config(None, tiny(world["csv"], **{"stages.fractions": "0.5,0.5"}))
-    with pytest.raises(ConfigError, match="stages.l1_weight is for task two-stage"):
+    with pytest.raises(ConfigError, match="the stages section is for --task two-stage"):
         load_config(None, ["stages.l1_weight=3"])
     assert "stages" not in load_config(None, []).to_dict(), "other tasks' config.yaml stays as it was"
 

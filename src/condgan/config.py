@@ -20,8 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from . import registry
 from .errors import ConfigError, UserError
-from .untrusted import MAX_SEED, MAX_TEXT_VALUE, load_yaml, printable, read_text, shown
+from .untrusted import MAX_SEED, MAX_TEXT_VALUE, device, load_yaml, printable, read_text, shown
 
 
 @dataclass
@@ -110,81 +111,6 @@ class TrainConfig:
                                       # not each process's share (slower: one all_reduce per BatchNorm layer)
 
 
-@dataclass
-class StagesConfig:
-    """Task two-stage: G1(label A) -> intermediate, G2(intermediate, label B) -> image (docs/two-stage.md).
-    model.* and train.* describe stage 1 (G1, D1) and the shared optimiser settings; G2/D2 are set here."""
-    stage: str = "all"                # what a run trains: all (stage1, stage2, joint in turn) | stage1 | stage2 | joint
-    fractions: list[float] = field(default_factory=lambda: [0.45, 0.25, 0.3])  # shares of a --budget-minutes
-                                      # for stage1, stage2 and joint when stage is all
-    g2_width: int = 32                # G2 (U-Net) channels at full resolution
-    d2_width: int = 32                # D2 (patch D on image + intermediate) channels at full resolution
-    z2_dim: int = 8                   # G2's noise, at its bottleneck
-    l1_weight: float = 10.0           # stage 2: L1 of G2's output to the real image (teacher forcing)
-    class_b_weight: float = 1.0       # stage 2: label-B class loss (D2's class head) in D2 and G2
-    from_scratch: bool = False        # joint: start from untrained networks instead of the stage runs
-                                      # (the "no stages" baseline of benchmarks/two_stage.py)
-
-
-@dataclass
-class JointConfig:
-    """The joint stage: G1 -> G2 on G1's own intermediates. Each loss term of the generators has a weight
-    (0 turns it off; None: the weight the same term had in its stage) and `*_updates`: which generators its
-    gradient updates (G1, G2 or both)."""
-    lr_g: float = 1e-4                # both generators (fine-tuning: lower than the stages' rates)
-    lr_d: float = 2e-4                # both discriminators
-    lr_c: float = 1e-3                # the label-A classifier C (learns from real images, from scratch)
-    adv_mask: float = 1.0             # D1's adversarial loss on G1's intermediates
-    adv_mask_updates: list[str] = field(default_factory=lambda: ["G1"])
-    class_mask: float | None = None   # D1's class head: G1's intermediate shows label A (stage 1: train.aux_weight)
-    class_mask_updates: list[str] = field(default_factory=lambda: ["G1"])
-    diversity: float | None = None    # mode seeking among G1's intermediates of one label A (train.diversity_weight)
-    diversity_updates: list[str] = field(default_factory=lambda: ["G1"])
-    adv_image: float = 1.0            # D2's adversarial loss on (final image, G1's intermediate, label B)
-    adv_image_updates: list[str] = field(default_factory=lambda: ["G2"])
-    class_b: float | None = None      # D2's class head: the final image shows label B (stages.class_b_weight)
-    class_b_updates: list[str] = field(default_factory=lambda: ["G2"])
-    class_a: float = 1.0              # classifier C (trained on real images' grey detail): the final image shows label A
-    class_a_updates: list[str] = field(default_factory=lambda: ["G1", "G2"])
-    l1_teacher: float | None = None   # G2 on the real intermediate: L1 to the real image, keeps G2 on real data
-                                      # (stages.l1_weight)
-    l1_teacher_updates: list[str] = field(default_factory=lambda: ["G2"])
-
-    TERMS = ("adv_mask", "class_mask", "diversity", "adv_image", "class_b", "class_a", "l1_teacher")
-
-
-STAGES = ("all", "stage1", "stage2", "joint")
-GENERATORS = ("G1", "G2")
-
-
-@dataclass
-class SimilarityConfig:
-    """Keys of the similarity task (an embedding network) and of the exemplar task that uses one."""
-
-    recipe: str = "triplet"           # similarity: siamese (contrastive loss on pairs) | triplet (margin loss, mined
-                                      # in the batch) | frozen (the evaluator network frozen, a learned head) |
-                                      # selfsup (two augmented views are the positive pair; no labels)
-    embed_dim: int = 64               # size of an embedding (L2-normalised; similarity = cosine)
-    margin: float | None = None       # siamese: distance negatives are pushed beyond (1.4: about orthogonal);
-                                      # triplet/frozen: 0.2
-    pos_margin: float | None = None   # siamese: distance within which similar pairs stop being pulled together
-                                      # (0.7; 0 pulls every image of a class onto one point: ROC AUC 0.905 vs 0.982
-                                      # in docs/similarity.md)
-    mining: str = "semihard"          # triplet/frozen: which in-batch triplets count: semihard | hard | all
-    per_class: int = 8                # images per class in a batch: batch_size // per_class classes of per_class
-                                      # images each (class-balanced; with labels only)
-    temperature: float = 0.1          # selfsup: NT-Xent temperature
-    projector: int | None = None      # selfsup: hidden width of a projection MLP between the embedding and the
-                                      # NT-Xent loss (SimCLR; 256: ROC AUC 0.82 vs 0.69 without, docs/similarity.md);
-                                      # 0 = the loss sees the embedding itself
-    lr: float = 1e-3                  # Adam learning rate of the embedding network
-    width: int = 32                   # channels of the embedding CNN's first block (doubles twice)
-    pairs: str | None = None          # a CSV of image_a,image_b,similar or of anchor,positive,negative (paths
-                                      # relative to the CSV) instead of pairs made from class labels
-    embedder: str | None = None       # exemplar: the similarity run (or export) whose embedder conditions G
-    neighbours: int = 10              # exemplar: real images for an exemplar are its k nearest neighbours
-
-
 AUX_FORMS = ("ce", "margin", "twin", "adc", "d2d")
 # Settings measured together with a class term: filled in when left unset, once train.aux_form is known.
 FORM_DEFAULTS = {"twin": {"train.twin_weight": 0.35},
@@ -202,26 +128,8 @@ def size_defaults(arch: str, image_size: int) -> dict:
     large = arch == "resnet" and image_size > 32
     return {"model.g_width": 8 if large else 16, "model.d_width": 8 if large else 16, "train.batch_size": 32 if large else 64,
             "train.aux_form": "adc" if arch == "resnet" and not large else "ce"}
-TASKS = ("cgan", "translate", "two-stage", "similarity", "exemplar")
-RECIPES = ("siamese", "triplet", "frozen", "selfsup")
-MINING = ("semihard", "hard", "all")
 SMALL_DATA = 10_000  # below this many training images, a cgan augments D's inputs by default (train.augment)
 SMALL_DATA_AUGMENT = ["translation", "cutout"]
-# None in a config means "the task's default"; validate() fills these in, so config.yaml shows what ran.
-TASK_DEFAULTS = {
-    "cgan": {"model.arch": "resnet", "model.z_dim": 64,  # widths, batch size, class terms: size_defaults(), once
-             "train.l1_weight": 0.0},                    # the size is known
-    "translate": {"train.batch_size": 64, "model.arch": "unet", "model.z_dim": 8, "model.g_width": 32, "model.d_width": 32,
-                  "train.diversity_weight": 0.0, "train.l1_weight": 10.0, "train.aux_weight": 0.0},
-    "two-stage": {"train.batch_size": 64, "model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
-                  "train.diversity_weight": 0.5, "train.l1_weight": 0.0},
-    "similarity": {"train.batch_size": 64, "model.arch": "embedder", "model.z_dim": 1, "model.g_width": 1, "model.d_width": 1,
-                   "train.diversity_weight": 0.0, "train.l1_weight": 0.0, "train.aux_weight": 0.0, "train.augment": []},
-    "exemplar": {"train.batch_size": 64, "model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
-                 "train.diversity_weight": 0.0, "train.l1_weight": 0.0, "train.aux_weight": 0.0},
-}
-TASK_ARCHS = {"cgan": ("resnet", "dcgan", "mlp"), "translate": ("unet",), "two-stage": ("resnet",),
-              "similarity": ("embedder",), "exemplar": ("resnet",)}
 # Keys that may change when a run is resumed: when and how to stop, log and save, and where and how to run.
 # Everything else is the run's recipe (model, data, optimiser) and is fixed by its checkpoint.
 RUNTIME_KEYS = {f"train.{k}" for k in ("steps", "epochs", "budget_minutes", "log_every", "sample_every",
@@ -236,9 +144,26 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    stages: StagesConfig = field(default_factory=StagesConfig)  # task two-stage only
-    joint: JointConfig = field(default_factory=JointConfig)     # task two-stage only
-    similarity: SimilarityConfig = field(default_factory=SimilarityConfig)  # tasks similarity, exemplar
+    sections: dict = field(default_factory=dict)  # the task's own sections by name (two-stage: stages, joint)
+
+    def __post_init__(self):
+        """Every section the task declares exists (with its defaults) from the start."""
+        try:
+            declared = registry.get(self.task).sections
+        except ConfigError:  # an unknown task: validate() says so
+            return
+        self.sections = {name: self.sections.get(name) or cls() for name, cls in declared.items()}
+
+    def __getattr__(self, name: str):
+        """A task's section as an attribute: config.stages, config.similarity."""
+        sections = self.__dict__.get("sections") or {}
+        if name in sections:
+            return sections[name]
+        raise AttributeError(f"the {self.__dict__.get('task')!r} config has no section {name!r}")
+
+    @property
+    def task_class(self):
+        return registry.get(self.task)
 
     def aux_weight(self) -> float:
         """train.aux_weight with its architecture-dependent default resolved."""
@@ -247,10 +172,14 @@ class Config:
         return 2.5 if self.model.arch == "resnet" else 0.0
 
     def to_dict(self) -> dict:
-        """As nested dicts; the two-stage sections only for task two-stage (other runs' config.yaml stay as they were)."""
-        out = dataclasses.asdict(self)
-        if self.task != "two-stage":
-            del out["stages"], out["joint"]
+        """As nested dicts: the keys the task uses, and its own sections (a run's config.yaml records no more)."""
+        task = self.task_class
+        dropped = set(task.unused) | {k for other in registry.tasks() if other is not task for k in other.owns
+                                      if k not in task.owns}
+        out = {"task": self.task}
+        for name in ("data", "model", "train"):
+            out[name] = {k: v for k, v in dataclasses.asdict(getattr(self, name)).items() if f"{name}.{k}" not in dropped}
+        out.update({name: dataclasses.asdict(section) for name, section in self.sections.items()})
         return out
 
     def resolve_for_size(self, image_size: int) -> list[str]:
@@ -282,23 +211,23 @@ class Config:
         return getattr(getattr(self, section), name)
 
     def validate(self) -> "Config":
-        from .losses import LOSSES
-        from .training.augment import JITTER, POLICIES
-        from .untrusted import device
-
-        if self.task not in TASKS:
-            raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {shown(self.task)}")
-        self.fill_unset(TASK_DEFAULTS[self.task])
-        if self.task == "two-stage":  # joint terms left at None weigh what they weighed in their stage
-            for term, key in (("class_mask", None), ("diversity", "train.diversity_weight"),
-                              ("class_b", "stages.class_b_weight"), ("l1_teacher", "stages.l1_weight")):
-                if getattr(self.joint, term) is None:
-                    setattr(self.joint, term, self.aux_weight() if key is None else self.get(key))
-        archs = TASK_ARCHS[self.task]
-        t, m = self.train, self.model
-        if t.aux_form is None and not (self.task == "cgan" and m.arch == "resnet"):
-            t.aux_form = "ce"  # the resnet cgan's default depends on the image size: size_defaults()
+        task = registry.get(self.task)
+        self.fill_unset(task.defaults)
+        task.resolve(self)
         self.resolve_form_defaults()
+        self._check_ranges()
+        checks = [*self._general_checks(), *self._foreign_key_checks(task), *task.checks(self)]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        try:
+            device(self.train.device, "train.device")
+        except UserError as e:
+            raise ConfigError(str(e)) from None
+        return self
+
+    def _check_ranges(self) -> None:
+        t, m = self.train, self.model
         finite = {k: getattr(t, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "aux_weight", "diversity_weight", "l1_weight",
                                              "adversarial_weight", "feature_matching", "ema_decay", "epochs",
                                              "budget_minutes", "checkpoint_minutes")}
@@ -314,126 +243,69 @@ class Config:
                 raise ConfigError(f"{key} must be between {low:,} and {high:,}, not {shown(value)}")
         if self.data.classes is not None and not self.data.classes:
             raise ConfigError("data.classes (--classes) is empty; name at least 2 classes, or leave it out to train on every class")
-        checks = [
+
+    def _general_checks(self) -> list[tuple[bool, str]]:
+        from .losses import LOSSES
+        from .training.augment import JITTER, POLICIES
+
+        t, archs = self.train, registry.get(self.task).archs
+        return [
             (bool(self.data.name.strip()), "data.name must not be empty (fashion-mnist, mnist, or a folder)"),
             (0 <= t.beta1 < 1, f"train.beta1 must be in [0, 1), not {t.beta1}"),
             (0 <= t.beta2 < 1, f"train.beta2 must be in [0, 1), not {t.beta2}"),
             (t.ema_start >= 0, f"train.ema_start must be >= 0, not {t.ema_start}"),
             (t.checkpoint_minutes > 0, "train.checkpoint_minutes must be positive"),
-            (self.task == "translate" or self.data.direction == "AtoB",
-             "--direction is for --task translate (data.direction); a cgan has no source image"),
             (self.model.arch in archs, f"model.arch for task {self.task} must be one of {', '.join(archs)}, not {self.model.arch!r}"),
-            (self.train.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {self.train.loss!r}"),
-            (all(a in POLICIES for a in self.train.augment or []), f"train.augment items must be among {', '.join(POLICIES)}, not {self.train.augment}"),
-            (self.train.on_divergence in ("stop", "rollback"), "train.on_divergence must be 'stop' or 'rollback'"),
+            (t.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {t.loss!r}"),
+            (all(a in POLICIES for a in t.augment or []), f"train.augment items must be among {', '.join(POLICIES)}, not {t.augment}"),
+            (t.on_divergence in ("stop", "rollback"), "train.on_divergence must be 'stop' or 'rollback'"),
             (self.data.bad_files in ("skip", "error"), "data.bad_files must be 'skip' or 'error'"),
             (self.data.cache in ("auto", "memory", "disk"), f"data.cache must be auto, memory or disk, not {self.data.cache!r}"),
-            (self.train.precision in ("auto", "fp32", "bf16", "fp16"),
-             f"train.precision must be auto, fp32, bf16 or fp16, not {self.train.precision!r}"),
+            (t.precision in ("auto", "fp32", "bf16", "fp16"), f"train.precision must be auto, fp32, bf16 or fp16, not {t.precision!r}"),
             (self.data.channels in (None, 1, 3), "data.channels must be 1 or 3"),
             (self.data.image_size is None or 8 <= self.data.image_size <= 1024, "data.image_size must be between 8 and 1024"),
-            (self.train.batch_size is None or 1 <= self.train.batch_size <= 65536, "train.batch_size must be between 1 and 65536"),
-            (self.model.z_dim >= 1 and all(w is None or w >= 1 for w in (self.model.g_width, self.model.d_width)),
+            (t.batch_size is None or 1 <= t.batch_size <= 65536, "train.batch_size must be between 1 and 65536"),
+            ((self.model.z_dim or 1) >= 1 and all(w is None or w >= 1 for w in (self.model.g_width, self.model.d_width)),
              "model sizes must be positive"),
-            (self.train.lr_g > 0 and self.train.lr_d > 0, "learning rates must be positive"),
-            (0 <= self.train.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
-            (self.train.aux_weight is None or self.train.aux_weight >= 0, "train.aux_weight must be >= 0"),
-            (self.train.diversity_weight is None or self.train.diversity_weight >= 0, "train.diversity_weight must be >= 0"),
+            (t.lr_g > 0 and t.lr_d > 0, "learning rates must be positive"),
+            (0 <= t.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
+            (t.aux_weight is None or t.aux_weight >= 0, "train.aux_weight must be >= 0"),
+            (t.diversity_weight is None or t.diversity_weight >= 0, "train.diversity_weight must be >= 0"),
             (t.aux_form is None or t.aux_form in AUX_FORMS, f"train.aux_form must be one of {', '.join(AUX_FORMS)}, not {shown(t.aux_form)}"),
             (math.isfinite(t.aux_confidence) and 0 < t.aux_confidence < 1,
              f"train.aux_confidence must be between 0 and 1 (exclusive), not {t.aux_confidence}"),
             (t.twin_weight is None or (math.isfinite(t.twin_weight) and 0 <= t.twin_weight <= 1),
              f"train.twin_weight must be in [0, 1], not {t.twin_weight}"),
-            (t.aux_form not in ("twin", "adc", "d2d") or (self.task == "cgan" and self.model.arch == "resnet"),
-             f"train.aux_form={t.aux_form} needs --task cgan with model.arch=resnet (the D with class heads)"),
-            (not self.train.aux_weight or self.model.arch in ("resnet", "unet"),
+            (not t.aux_weight or self.model.arch in ("resnet", "unet"),
              "train.aux_weight needs model.arch=resnet (the only class-conditional D with a class head)"),
-            (self.train.l1_weight >= 0 and self.train.feature_matching >= 0 and self.train.adversarial_weight >= 0,
+            ((t.l1_weight or 0) >= 0 and t.feature_matching >= 0 and t.adversarial_weight >= 0,
              "train.l1_weight, train.feature_matching and train.adversarial_weight must be >= 0"),
-            (self.task == "translate" or not (self.train.l1_weight or self.train.feature_matching),
-             "train.l1_weight and train.feature_matching are for task translate (a cgan has no paired target)"),
-            (self.task == "translate" or self.train.adversarial_weight > 0, "train.adversarial_weight=0 is for task translate"),
-            (self.task == "translate" or not self.model.use_label, "model.use_label is for task translate (a cgan always uses its label)"),
             (self.data.direction in ("AtoB", "BtoA"), f"data.direction must be AtoB or BtoA, not {self.data.direction!r}"),
             (all(j in JITTER for j in self.data.jitter), f"data.jitter items must be among {', '.join(JITTER)}, not {self.data.jitter}"),
-            (self.train.d_steps >= 1, "train.d_steps must be at least 1"),
-            (self.train.keep_checkpoints >= 1, "train.keep_checkpoints must be at least 1"),
-            (all(v is None or v > 0 for v in (self.train.steps, self.train.epochs, self.train.budget_minutes)),
+            (t.d_steps >= 1, "train.d_steps must be at least 1"),
+            (t.keep_checkpoints >= 1, "train.keep_checkpoints must be at least 1"),
+            (all(v is None or v > 0 for v in (t.steps, t.epochs, t.budget_minutes)),
              "train.steps, train.epochs and train.budget_minutes must be positive"),
-            (min(self.train.log_every, self.train.sample_every, self.train.checkpoint_every) >= 1, "train.*_every must be at least 1"),
-            *self._two_stage_checks(),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-        self._validate_similarity()
-        try:
-            device(t.device, "train.device")
-        except UserError as e:
-            raise ConfigError(str(e)) from None
-        return self
-
-
-    def _two_stage_checks(self) -> list[tuple[bool, str]]:
-        st, j = self.stages, self.joint
-        changed = [f"{name}.{f.name}" for name, section, default in (("stages", st, StagesConfig()), ("joint", j, JointConfig()))
-                   for f in dataclasses.fields(section) if getattr(section, f.name) != getattr(default, f.name)
-                   and not (name == "stages" and f.name == "stage")]
-        if self.task != "two-stage":
-            return [(not changed, f"{changed[0] if changed else ''} is for task two-stage")]
-        return [
-            (st.stage in STAGES, f"stages.stage must be one of {', '.join(STAGES)}, not {st.stage!r}"),
-            (len(st.fractions) == 3 and all(f >= 0 for f in st.fractions) and sum(st.fractions) > 0,
-             f"stages.fractions must be three shares >= 0 (stage1, stage2, joint), not {st.fractions}"),
-            (min(st.g2_width, st.d2_width, st.z2_dim) >= 1, "stages.g2_width, d2_width and z2_dim must be positive"),
-            (st.l1_weight >= 0 and st.class_b_weight >= 0, "stages.l1_weight and stages.class_b_weight must be >= 0"),
-            (j.lr_g > 0 and j.lr_d > 0 and j.lr_c > 0, "joint.lr_g, joint.lr_d and joint.lr_c must be positive"),
-            *[(getattr(j, t) is not None and getattr(j, t) >= 0, f"joint.{t} must be >= 0 (0 turns the term off)")
-              for t in JointConfig.TERMS],
-            *[(bool(getattr(j, f"{t}_updates")) and all(g in GENERATORS for g in getattr(j, f"{t}_updates")),
-               f"joint.{t}_updates must name the generators the term updates: G1, G2 or G1,G2; not {getattr(j, f'{t}_updates')}")
-              for t in JointConfig.TERMS],
-            (not self.model.use_label, "model.use_label is for task translate (two-stage always uses both labels)"),
-            (not self.data.jitter and self.data.direction == "AtoB", "data.jitter and data.direction are for task translate"),
+            (min(t.log_every, t.sample_every, t.checkpoint_every) >= 1, "train.*_every must be at least 1"),
         ]
 
-    def _validate_similarity(self) -> None:
-        s = self.similarity
-        if self.task not in ("similarity", "exemplar"):
-            if s != SimilarityConfig():
-                raise ConfigError(f"the similarity section is for --task similarity or exemplar, not {self.task}")
-            return
-        if s.margin is None:
-            s.margin = 1.4 if s.recipe == "siamese" else 0.2
-        if s.pos_margin is None:
-            s.pos_margin = 0.7 if s.recipe == "siamese" else 0.0
-        if s.projector is None:
-            s.projector = 256 if s.recipe == "selfsup" else 0
-        checks = [
-            (s.recipe in RECIPES, f"similarity.recipe must be one of {', '.join(RECIPES)}, not {shown(s.recipe)}"),
-            (s.mining in MINING, f"similarity.mining must be one of {', '.join(MINING)}, not {shown(s.mining)}"),
-            (2 <= s.embed_dim <= 4096, f"similarity.embed_dim must be between 2 and 4,096, not {s.embed_dim}"),
-            (1 <= s.width <= 1024, f"similarity.width must be between 1 and 1,024, not {s.width}"),
-            (math.isfinite(s.margin) and s.margin > 0, f"similarity.margin must be a positive number, not {s.margin}"),
-            (s.recipe == "siamese" or s.pos_margin == 0, "similarity.pos_margin is for recipe siamese"),
-            (math.isfinite(s.pos_margin) and 0 <= s.pos_margin < s.margin,
-             f"similarity.pos_margin must be at least 0 and below similarity.margin ({s.margin}), not {s.pos_margin}"),
-            (math.isfinite(s.temperature) and s.temperature > 0, "similarity.temperature must be a positive number"),
-            (0 <= s.projector <= 4096, f"similarity.projector must be between 0 and 4,096, not {s.projector}"),
-            (s.recipe == "selfsup" or s.projector == 0, "similarity.projector is for recipe selfsup"),
-            (math.isfinite(s.lr) and s.lr > 0, "similarity.lr must be a positive number"),
-            (self.task != "similarity" or 2 <= s.per_class <= self.train.batch_size,
-             f"similarity.per_class must be between 2 and train.batch_size ({self.train.batch_size}), not {s.per_class}"),
-            (1 <= s.neighbours <= 1000, f"similarity.neighbours must be between 1 and 1,000, not {s.neighbours}"),
-            (not (s.pairs and s.recipe == "selfsup"), "similarity.pairs is a CSV of labelled pairs; recipe selfsup uses no "
-             "labels (leave out similarity.pairs, or choose recipe siamese, triplet or frozen)"),
-            (self.task == "exemplar" or s.embedder is None, "similarity.embedder is for --task exemplar"),
-            (self.task == "exemplar" or self.train.d_steps == 1, "train.d_steps is for GANs; a similarity run takes 1"),
-            (self.task != "exemplar" or s.pairs is None, "similarity.pairs is for --task similarity"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+    def _foreign_key_checks(self, task) -> list[tuple[bool, str]]:
+        """Keys another task owns (a translator's data.direction, say) keep their defaults in this task's config."""
+        checks = []
+        for other in registry.tasks():
+            for key, what in other.owns.items():
+                if other is task or key in task.owns:
+                    continue
+                value, default = self.get(key), _field_default(key)
+                fine = value == default or value == task.defaults.get(key) or (default is None and not value)
+                checks.append((fine, f"{what or key} is for --task {other.name}" + (f" ({key})" if what else "")))
+        return checks
+
+
+def _field_default(key: str):
+    section, name = key.split(".")
+    f = next(f for f in dataclasses.fields(_SECTIONS[section]) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def from_dict(raw: dict | None) -> Config:
@@ -441,26 +313,33 @@ def from_dict(raw: dict | None) -> Config:
     raw = raw or {}
     if not isinstance(raw, dict):
         raise ConfigError("a config file must be a mapping with sections data, model, train")
+    task = registry.get(raw.get("task", "cgan"))
     sections = {}
-    task = raw.get("task", "cgan")
-    if not isinstance(task, str):
-        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {shown(task)}")
-    for section in dataclasses.fields(Config):
-        if section.name == "task":
+    for name, value in raw.items():
+        if name == "task":
             continue
-        value = raw.get(section.name) or {}
+        owners = [t.name for t in registry.tasks() if name in t.sections]
+        if name not in _SECTIONS and name not in task.sections and not owners:
+            known = ", ".join([*_SECTIONS, *task.sections])
+            raise ConfigError(f"unknown config section {printable(name, 60)!r}; a {task.name} config has task and sections {known}")
+        value = value or {}
         if not isinstance(value, dict):
-            raise ConfigError(f"config section {section.name!r} must be a mapping of keys, not {shown(value)}")
-        sections[section.name] = _build(_SECTIONS[section.name], value, section.name)
-    unknown = [k for k in raw if k not in _SECTIONS and k != "task"]
-    if unknown:
-        raise ConfigError(f"unknown config section {printable(unknown[0], 60)!r}; a config has task and sections {', '.join(_SECTIONS)}")
-    return Config(task=task, **sections).validate()
+            raise ConfigError(f"config section {name!r} must be a mapping of keys, not {shown(value)}")
+        cls = _SECTIONS.get(name) or task.sections.get(name) or registry.get(owners[0]).sections[name]
+        built = _build(cls, value, name)
+        if name not in _SECTIONS and name not in task.sections:
+            if built != cls():  # older condgan wrote every task's sections, with their defaults: those are fine
+                raise ConfigError(f"the {name} section is for --task {' or '.join(owners)}, not {task.name}")
+            continue
+        sections[name] = built
+    core = {name: sections.pop(name) for name in _SECTIONS if name in sections}
+    return Config(task=task.name, **core, sections=sections).validate()
 
 
 # Keys added after runs were first made, with what a run's config.yaml without them was trained with (today's
-# defaults differ). A run keeps its recipe when resumed or evaluated: see load_config(of_run=True).
-ADDED_KEYS = {"similarity": {"pos_margin": 0.0, "projector": 0}, "train": {"aux_form": "ce"}}
+# defaults differ). A run keeps its recipe when resumed or evaluated: see load_config(of_run=True). Tasks add
+# their own (Task.added_keys).
+ADDED_KEYS = {"train": {"aux_form": "ce"}}
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), of_run: bool = False) -> Config:
@@ -481,8 +360,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), of_ru
             raise ConfigError(f"{path} must be a mapping with task and sections data, model, train, "
                               f"not a YAML {type(raw).__name__}")
         if of_run:
-            for section, keys in ADDED_KEYS.items():
-                if isinstance(raw.get(section), dict) and (section != "similarity" or raw.get("task") in ("similarity", "exemplar")):
+            added = {**ADDED_KEYS, **registry.get(raw.get("task", "cgan")).added_keys}
+            for section, keys in added.items():
+                if isinstance(raw.get(section), dict):
                     for key, old in keys.items():
                         raw[section].setdefault(key, old)
     for key, parsed in parse_overrides(overrides):
@@ -517,8 +397,7 @@ def save_config(config: Config, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "stages": StagesConfig, "joint": JointConfig,
-             "similarity": SimilarityConfig}
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}  # every task's; tasks add their own
 
 
 def _build(cls, values: dict, section: str):

@@ -14,6 +14,8 @@ from torchvision.utils import make_grid, save_image
 from .data.imageset import to_float
 from .untrusted import printable
 
+GRID_COLUMNS = 8  # previews: images per row (the fixed noise of a class grid has this many draws)
+
 # Tried in order for each character of a label (matplotlib falls back glyph by glyph); those not installed are skipped.
 LABEL_FONTS = ("DejaVu Sans", "Noto Sans", "Noto Sans CJK JP", "Noto Sans CJK SC", "WenQuanYi Zen Hei",
                "Droid Sans Fallback", "Noto Sans Arabic", "Noto Sans Devanagari", "Liberation Sans")

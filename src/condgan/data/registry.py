@@ -52,10 +52,14 @@ def load_dataset(name: str = "fashion-mnist", split: str = "train", data_dir: st
         data = _load_idx(folder, split, FASHION_MNIST_CLASSES if key == "fashion-mnist" else MNIST_CLASSES, key)
     else:
         path = Path(data_dir or name).expanduser()
-        if not path.exists():
+        if path.suffix.lower() == ".npz" and path.is_file():
+            from .arrays import load_npz
+
+            data = load_npz(path, split)
+        elif not path.exists():
             raise DataError(f"data folder {path} does not exist; give a folder of class sub-folders, "
                             f"or a built-in dataset: fashion-mnist, mnist")
-        if _has_idx(path):
+        elif _has_idx(path):
             data = _load_idx(path, split, _class_names_file(path), str(path))
         else:
             data = load_folder_dataset(path, split, image_size, channels, bad_files, cache)

@@ -4,7 +4,7 @@ condgan trains its own small domain classifier (no Inception download) and
 uses it to compute FID/KID, per-class FID, conditioning accuracy, k-NN
 precision/recall/density/coverage, intra-class diversity and memorisation,
 each beside the same number for real held-out images.
-The command-line entry point is `condgan.eval.cli.add_eval_commands`.
+The command line is `condgan eval` (cli/eval.py); each task says what its models are scored on (Task.evaluate).
 """
 
 from .evaluator import Evaluator, get_evaluator, load_evaluator, train_evaluator

@@ -45,7 +45,7 @@ from ..conditions import ClassField, ImageField
 from ..data.folders import _normalise_mode
 from ..data.imageset import resolve_class, to_uint8
 from ..errors import UserError
-from .kinds import KINDS, Kind, describe_field
+from .kinds import Kind, describe_field, kind_of
 from .limits import Limits
 
 UPLOAD_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # what Pillow may try to decode from a client
@@ -86,16 +86,13 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 def load_models(specs: list[str], device: str = "cpu", say=print) -> list[ServedModel]:
     """Load each `PATH` or `NAME=PATH` once. A model's name is NAME, else the folder's (or file's) name."""
-    import condgan
+    from ..api import load
 
     models: list[ServedModel] = []
     for item in specs:
         name, path = _name_and_path(item)
-        pipeline = condgan.load(path, device=device)
-        kind = KINDS.get(pipeline.task)
-        if kind is None:
-            raise UserError(f"{path}: `condgan serve` does not know how to serve a {pipeline.task!r} model yet "
-                            f"(it serves {', '.join(KINDS)})")
+        pipeline = load(path, device=device)
+        kind = kind_of(pipeline, path)
         if name in {m.name for m in models}:
             name = next(f"{name}-{i}" for i in range(2, len(specs) + 2) if f"{name}-{i}" not in {m.name for m in models})
         models.append(ServedModel(name, str(path), pipeline, kind))

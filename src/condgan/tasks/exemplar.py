@@ -21,28 +21,34 @@ import torch
 from ..conditions import ImageField, Spec, VectorField
 from ..config import Config
 from ..data import to_float
-from ..errors import ConfigError
+from ..errors import ConfigError, UserError
 from ..models.resnet import ProjectionDiscriminator, ResNetGenerator
-from . import GANTask, Roles
-from .similarity import load_images
+from ..pipelines import Embedder, Exemplar, assemble, check_count, read_user_image
+from ..registry import Controls, register
+from ..training import checkpoint as ckpt
+from ..untrusted import printable
+from .base import GRID_COLUMNS, GANTask, Roles, class_term_check
+from .similarity import SimilarityConfig, load_images
+from .similarity import config as section
+
+MAX_GRID = 256
 
 EXEMPLAR_ROWS = 8  # preview: this many fixed exemplars
 
 
 def load_embedder(config: Config):
     """The Embedder pipeline of the run named by similarity.embedder."""
-    from ..pipelines import Embedder, load
-
     path = config.similarity.embedder
     if not path:
         raise ConfigError("--task exemplar needs an embedding network: --embedder RUN (similarity.embedder), a run of "
                           "--task similarity (its selfsup recipe needs no labels)")
     if not Path(path).exists():
         raise ConfigError(f"similarity.embedder {path} does not exist (give a run directory of --task similarity)")
-    embedder = load(path)
-    if not isinstance(embedder, Embedder):
-        raise ConfigError(f"similarity.embedder {path} is a {embedder.task} model; it must be a --task similarity run")
-    return embedder
+    model = ckpt.read_model(path)
+    if model["task"] != Embedder.task:
+        raise ConfigError(f"similarity.embedder {path} is a {printable(str(model['task']), 40)} model; it must be a "
+                          f"--task similarity run")
+    return assemble(model, Embedder)
 
 
 @torch.no_grad()
@@ -52,8 +58,46 @@ def nearest_neighbours(e: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tens
     return torch.cat([(e[i:i + chunk] @ e.T).topk(k, dim=1).indices for i in range(0, len(e), chunk)])
 
 
+@register
 class ExemplarTask(GANTask):
     name = "exemplar"
+    title = 'more like this one (a generator conditioned on a similarity run\'s embedding of an exemplar)'
+    models = "exemplar models"
+    sections = {"similarity": SimilarityConfig}
+    defaults = {"train.batch_size": 64, "model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
+                "train.diversity_weight": 0.0, "train.l1_weight": 0.0, "train.aux_weight": 0.0}
+    archs = ("resnet",)
+    added_keys = {"similarity": {"pos_margin": 0.0, "projector": 0}}
+    pipeline = Exemplar
+    augments_small_data = True
+    flags = {"sample": ("like",), "eval": ("exemplars",)}
+    flag_keys = {"embedder": "similarity.embedder"}
+    controls = Controls(title="more like this one (exemplar-conditioned generator)", conditions=lambda p: ["exemplar"],
+                        generate=lambda p, v, n, seed: p.sample(like=v["exemplar"], n=n, seed=seed),
+                        hints={"exemplar": "an image; the outputs resemble it and its nearest neighbours in the data "
+                                           "(it is resized to the model's size)"})
+
+    @classmethod
+    def resolve(cls, config: Config) -> None:
+        section.resolve(config.similarity)
+        super().resolve(config)
+
+    @classmethod
+    def checks(cls, config: Config) -> list[tuple[bool, str]]:
+        return [*section.checks(config.similarity), class_term_check(config, False),
+                (config.similarity.pairs is None, "similarity.pairs is for --task similarity")]
+
+    @classmethod
+    def add_arguments(cls, command: str, parser) -> None:
+        if command == "train":
+            parser.add_argument("--embedder", metavar="RUN", help="--task exemplar: the similarity run whose embedding "
+                                "conditions the generator (sets similarity.embedder)")
+        if command == "sample":
+            parser.add_argument("--like", action="append", metavar="IMAGE", help="exemplar model: make images like this "
+                                "image file (repeatable: one row each)")
+        if command == "eval":
+            parser.add_argument("--exemplars", type=int, metavar="N", help="exemplar run: how many test images to use as "
+                                "exemplars (default 200)")
 
     @staticmethod
     def load_data(config: Config, split: str = "train"):
@@ -95,7 +139,6 @@ class ExemplarTask(GANTask):
     @torch.no_grad()
     def preview(run, path):
         """exemplar | 7 outputs (fixed noise) for 8 exemplars spread over the training set."""
-        from ..training.trainer import GRID_COLUMNS
         from ..visual import save_grid
 
         rows = torch.linspace(0, run.n_items - 1, min(EXEMPLAR_ROWS, run.n_items)).long().to(run.device)
@@ -107,3 +150,44 @@ class ExemplarTask(GANTask):
         images = torch.cat([exemplars, outputs], dim=1).flatten(0, 1)
         save_grid(images, path, nrow=GRID_COLUMNS, title=f"step {run.step.steps_done}: exemplar | {n} outputs")
         return images
+
+    @classmethod
+    def sample(cls, gen: Exemplar, args, out: Path) -> int:
+        """One row per --like image: the exemplar, then --n images like it."""
+        from ..visual import save_grid
+
+        if not args.like:
+            raise UserError("an exemplar model makes images like a given one: pass --like IMAGE (repeatable)")
+        if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            raise UserError(f"--out must end in .png or .jpg, not {printable(out.name, 80)!r}")
+        n = args.n if args.n is not None else 8
+        check_count(n, "--n", MAX_GRID)
+        exemplars = torch.cat([read_user_image(p, gen.spec["image"], "--like image") for p in args.like])
+        outputs = gen.sample(like=exemplars, n=n, seed=args.seed).view(len(exemplars), n, *exemplars.shape[1:])
+        images = torch.cat([to_float(exemplars)[:, None], outputs], dim=1).flatten(0, 1)
+        save_grid(images, out, nrow=n + 1, title=f"exemplar | {n} images like it (seed {args.seed})")
+        print(f"wrote {n} image(s) like each of {len(exemplars)} exemplar(s) to {out}")
+        return 0
+
+    @classmethod
+    def evaluate(cls, model: Exemplar, args, out: Path) -> int:
+        from ..config import DataConfig
+        from ..eval.exemplar import evaluate_exemplar
+
+        n = 200 if args.exemplars is None else args.exemplars
+        if not 2 <= n <= 10_000:
+            raise UserError(f"--exemplars must be between 2 and 10,000, not {n}")
+        data = Config(task="exemplar", data=DataConfig(**{k: v for k, v in model.data.items() if v is not None}))
+        r = evaluate_exemplar(model, data, out, n, seed=args.seed, progress=not args.quiet, source=str(args.run))
+        m = r["model"]
+        print(f"similarity to exemplar {m['exemplar_similarity']:.3f} (real neighbours {m['neighbour_similarity']:.3f}, "
+              f"random real pairs {m['random_pair_similarity']:.3f})  diversity {m['diversity_ratio']:.2f}x real neighbours"
+              + (f"  class agreement {m['class_agreement']:.1%} (real neighbours {m['neighbour_class_agreement']:.1%})"
+                 if m.get("class_agreement") is not None else "")
+              + f"  suspected copies {m['suspected_copies']:.2%} (real floor {m['suspected_copies_floor']:.2%})")
+        print(f"report: {Path(out) / 'report.md'}")
+        return 0
+
+    @classmethod
+    def next_hint(cls, run: str, summary: dict) -> str:
+        return f"condgan sample {run} --like REF.png --n 16 --out like.png   |   condgan eval {run}"

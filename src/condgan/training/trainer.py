@@ -39,8 +39,7 @@ from ..data import to_float
 from ..errors import CheckpointError, ConfigError, DivergenceError, UserError
 from ..models import count_parameters
 from ..progress import progress, write
-from ..tasks import GRID_COLUMNS, get_task
-from ..visual import loss_plot
+from ..visual import GRID_COLUMNS, loss_plot
 from .. import untrusted
 from . import checkpoint as ckpt
 from . import dist
@@ -92,7 +91,7 @@ class Run:
         self.rank, self.world = dist.rank(), dist.world()
         self.main = self.rank == 0  # the one process that writes logs, pictures and checkpoints
         self.quiet = quiet or not self.main
-        self.task = get_task(config)
+        self.task = config.task_class.trains(config)  # two-stage: the class of the stage this run trains
         fields, self.spec = self.task.load_data(config, "train")
         image = self.spec["image"]
         # Record what was resolved from the data, so sampling needs no dataset.
@@ -120,7 +119,7 @@ class Run:
         # Images read from the disk cache (data.cache) stay there; in-memory data goes to the device once.
         self.fields = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in fields.items()}
         if t.augment is None:  # resolved once, recorded in config.yaml, so a resumed run keeps it
-            small = config.task in ("cgan", "exemplar") and self.n_items < SMALL_DATA
+            small = config.task_class.augments_small_data and self.n_items < SMALL_DATA
             t.augment = list(SMALL_DATA_AUGMENT) if small else []
             if small:
                 self._log(f"data: {self.n_items:,} training images (< {SMALL_DATA:,}): DiffAugment "
@@ -328,8 +327,7 @@ class Run:
 
         writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step.steps_done + 1) if self.main else None
         bar = progress(total=self.target_steps(), initial=self.step.steps_done, unit="step", disable=self.quiet,
-                       desc=f"training {self.config.task} " + (self.config.stages.stage if self.config.task == "two-stage"
-                                                                   else self.config.model.arch))
+                       desc=f"training {self.config.task_class.describe(self.config)}")
         last_ckpt_time, images_seen, t0 = time.monotonic(), 0, time.monotonic()
         rate_start, rate_images = time.monotonic(), 0
         try:
@@ -498,11 +496,9 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
         with RunLock(out) if dist.rank() == 0 else contextlib.nullcontext() as lock:
             if lock is not None and lock.took_over and not quiet:
                 write(f"took over the lock of process {lock.took_over.get('pid')}, which is no longer running")
-            if config.task == "two-stage" and (config.stages.stage == "all" or not resume):
-                from .stages import train_stages  # the stage runs in turn, each by this loop
-
-                summary = train_stages(config, out, quiet=quiet, resume=resume, more=more)
-            else:
+            # a task made of several runs trains them itself (two-stage: its stage runs, each by this loop)
+            summary = config.task_class.fit(config, out, resume=resume, quiet=quiet, more=more)
+            if summary is None:
                 summary = Run(config, out, resume=resume, quiet=quiet, more=more).fit()
             finished = True
             return summary

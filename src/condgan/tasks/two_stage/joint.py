@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses import mode_seeking
-from .gan import GANStep
+from ...losses import mode_seeking
+from ..gan import GANStep
 
 
 def grey_detail(images: torch.Tensor) -> torch.Tensor:

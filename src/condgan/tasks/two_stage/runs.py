@@ -20,9 +20,10 @@ import copy
 import json
 from pathlib import Path
 
-from ..config import RUNTIME_KEYS, Config, load_config, save_config
-from ..errors import UserError
-from . import checkpoint as ckpt
+from ...config import RUNTIME_KEYS, Config, load_config, save_config
+from ...errors import UserError
+from ...training import checkpoint as ckpt
+from ...training.trainer import Run
 
 ORDER = ("stage1", "stage2", "joint")
 
@@ -50,7 +51,7 @@ def finished(run_dir: Path) -> bool:
 
 def train_stages(config: Config, out: Path, quiet: bool = False, resume: bool = False, more: dict | None = None) -> dict:
     """Train the stage(s) config.stages.stage names into out/<stage>; returns the pipeline's summary."""
-    from .trainer import Run
+
 
     out = Path(out)
     whole = config.stages.stage == "all"

@@ -1,4 +1,4 @@
-"""The similarity task: an embedding network, trained by the one loop (training/trainer.py).
+"""How the similarity task trains an embedding network in the one loop (training/trainer.py).
 
 Four recipes, chosen by `similarity.recipe`; losses and miners come from
 pytorch-metric-learning (PML):
@@ -25,13 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import untrusted
-from ..conditions import ClassField, ImageField, Spec
-from ..config import Config, SimilarityConfig
-from ..data import load_dataset, to_float
-from ..data.folders import UNLABELLED, is_unlabelled_folder, load_unlabelled_folder
-from ..errors import ConfigError, DataError
-from ..models.embedder import Embedder, FrozenBackboneEmbedder
+from ... import untrusted
+from ...conditions import ClassField, ImageField, Spec
+from ...config import Config
+from .config import SimilarityConfig
+from ...data import load_dataset, to_float
+from ...data.folders import UNLABELLED, is_unlabelled_folder, load_unlabelled_folder
+from ...errors import ConfigError, DataError
+from ...models.embedder import Embedder, FrozenBackboneEmbedder
 
 MAX_CSV_BYTES = 50_000_000
 CALIBRATION_IMAGES = 2000  # training images (or CSV rows) the verification threshold is chosen on
@@ -55,8 +56,8 @@ def read_csv(path: str | Path, split: str, image_size: int | None, channels: int
 
     Paths are relative to the CSV's folder; every 10th row is held out as the 'test' split. Each image
     file is read once. Every mistake names the file and line."""
-    from ..data.folders import _is_grayscale
-    from ..data.paired import read_image
+    from ...data.folders import _is_grayscale
+    from ...data.paired import read_image
 
     path = Path(path).expanduser()
     text = untrusted.read_text(path, "similarity.pairs CSV", MAX_CSV_BYTES)
@@ -190,7 +191,7 @@ class MetricStep:
 
     def _pairs_and_triplets(self, batch: dict, gen: torch.Generator):
         """(embeddings, labels, indices_tuple) of a batch of any kind; selfsup returns the two views' embeddings."""
-        from ..training.augment import view
+        from ...training.augment import view
 
         if self.recipe == "selfsup":
             x = batch["image"]
@@ -234,8 +235,8 @@ class MetricStep:
     def before_save(self) -> None:
         """Choose the verification threshold on training data (own fixed generator: the run's random
         streams are untouched, so resuming stays exact)."""
-        from ..eval.similarity import best_threshold
-        from ..training.augment import view
+        from ...eval.similarity import best_threshold
+        from ...training.augment import view
 
         c, g = self.calibration, torch.Generator().manual_seed(12345)
         if "similar" in c or "positive" in c:
@@ -275,9 +276,9 @@ def _all_pairs(e: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, tor
     return (e[i] * e[j]).sum(1), labels[i] == labels[j]
 
 
-# ----- the task -------------------------------------------------------------------------------------------
-class SimilarityTask:
-    name = "similarity"
+# ----- training ------------------------------------------------------------------------------------------
+class MetricLearning:
+    """How a similarity run trains: its data, its class-balanced batches, its network, step and preview."""
 
     @staticmethod
     def load_data(config: Config, split: str = "train"):
@@ -312,7 +313,7 @@ class SimilarityTask:
         s, image = config.similarity, spec["image"]
         if s.recipe != "frozen":
             return Embedder(image.channels, s.embed_dim, s.width, s.projector if s.recipe == "selfsup" else 0)
-        from ..eval.evaluator import get_evaluator
+        from ...eval.evaluator import get_evaluator
 
         with torch.random.fork_rng(devices=[]):  # training the evaluator (the first time) must not change this run's init
             ev = get_evaluator({"name": config.data.name, "data_dir": config.data.data_dir,
@@ -334,7 +335,7 @@ class SimilarityTask:
     @torch.no_grad()
     def preview(run, path: Path) -> torch.Tensor:
         """Query | its 7 nearest training images, for 8 fixed queries (the first training images)."""
-        from ..visual import save_grid
+        from ...visual import save_grid
 
         gallery = run.fields["image"][:CALIBRATION_IMAGES]
         e = embed_all(run.step.net, gallery)

@@ -8,29 +8,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError
-from .untrusted import printable
-
-
-def read_user_image(path: str | Path, field, what: str) -> torch.Tensor:
-    """One image file named on the command line, as uint8 (1, C, H, W) fitted to an ImageField; clear errors."""
-    from .data.paired import read_image
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{what} {path} does not exist")
-    if not path.is_file():
-        raise UserError(f"{what} {path} is not a file; give an image file")
-    return torch.from_numpy(np.array(read_image(path, field.channels, field.size)))[None]
+from ..errors import UserError
+from ..pipelines import read_user_image
+from ..untrusted import printable
+from .common import check_writable
 
 
 def load_embedder(run: str, device: str):
-    import condgan
+    from ..api import load
+    from ..pipelines import Embedder
+    from ..untrusted import device as checked_device
 
-    from .untrusted import device as checked_device
-
-    model = condgan.load(run, device=checked_device(device, "--device"))
-    if model.task != "similarity":
+    model = load(run, device=checked_device(device, "--device"))
+    if not isinstance(model, Embedder):
         raise UserError(f"{run} is a {model.task} model; compare and search need a run of --task similarity")
     return model
 
@@ -70,16 +60,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .cli import _check_writable
-    from .search import SearchIndex
-    from .visual import save_grid
+    from ..search import SearchIndex
+    from ..visual import save_grid
 
     if not 1 <= args.k <= 1000:
         raise UserError(f"--k must be between 1 and 1,000, not {args.k}")
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise UserError(f"--out must end in .png or .jpg, not {printable(out.name, 80)!r}")
-    _check_writable(out)
+    check_writable(out)
     model = load_embedder(args.run, args.device)
     field = model.spec["image"]
     query = read_user_image(args.query, field, "query image")
@@ -95,8 +84,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.folder:
         cells += [read_user_image(r["path"], field, "image") for r in results]
     else:
-        from .config import Config, DataConfig
-        from .tasks.similarity import load_images
+        from ..config import Config, DataConfig
+        from ..tasks.similarity import load_images
 
         data = load_images(Config(data=DataConfig(**{k: v for k, v in model.data.items() if v is not None})), "train")
         cells += [data.images[r["index"]][None] for r in results]

@@ -2,7 +2,7 @@
 
 Each stage is an ordinary run of the one loop (training/trainer.py), in its own
 directory under the pipeline's (RUN/stage1, RUN/stage2, RUN/joint), with its
-own config.yaml, previews, metrics and checkpoints; training/stages.py runs them
+own config.yaml, previews, metrics and checkpoints; runs.py trains them
 in turn. The networks are condgan's own:
 
 - stage1: G1 is the class-conditional ResNet generator drawing the intermediate
@@ -12,7 +12,7 @@ in turn. The networks are condgan's own:
   BatchNorm; D2 the patch discriminator on (image, intermediate), projection and
   class head for label B; L1 to the real image (teacher forcing: G2 sees the
   real intermediates). The GAN step of a translator, with source `mask`.
-- joint: both, chained (tasks/joint.py), started from the two stage runs'
+- joint: both, chained (joint.py), started from the two stage runs'
   checkpoints (RUN/stage1, RUN/stage2), or untrained with stages.from_scratch.
 """
 
@@ -22,16 +22,16 @@ from pathlib import Path
 
 import torch
 
-from ..conditions import Spec
-from ..config import Config
-from ..data.twolabel import load_two_label
-from ..errors import ConfigError, DataError, UserError
-from ..models import rebuild
-from ..models.classifier import Classifier
-from ..training import checkpoint as ckpt
-from ..visual import save_sheet
-from . import GRID_COLUMNS, MAX_GRID_ROWS, GANTask, Roles, build_class_gan, build_translator, class_rows, on_device, pair_rows
-from .gan import GANStep
+from ...conditions import Spec
+from ...config import Config
+from ...data.twolabel import load_two_label
+from ...errors import ConfigError, DataError, UserError
+from ...models import rebuild
+from ...models.classifier import Classifier
+from ...training import checkpoint as ckpt
+from ...visual import save_sheet
+from ..base import GRID_COLUMNS, MAX_GRID_ROWS, GANTask, Roles, build_class_gan, build_translator, class_rows, on_device, pair_rows
+from ..gan import GANStep
 from .joint import JointStep
 
 STAGE_FIELDS = {"stage1": ("mask", "label_a"), "stage2": ("image", "mask", "label_b"),

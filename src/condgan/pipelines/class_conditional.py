@@ -1,0 +1,91 @@
+"""A class-conditional generator (the cgan task)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..data.imageset import resolve_class, to_float, to_uint8
+from ..errors import CheckpointError, UserError
+from ..progress import progress
+from .base import Pipeline, as_images, as_output, check_count
+
+
+class ClassConditional(Pipeline):
+    """A class-conditional generator: `sample(labels, n, seed)`."""
+
+    task = "cgan"
+    needs = ("image", "label")
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.spec["label"].class_names)
+
+    # ----- facts about the model ----------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return self.spec["image"].channels
+
+    @property
+    def image_size(self) -> int:
+        return self.spec["image"].height
+
+    @torch.no_grad()
+    def __call__(self, z: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """Images (N, C, H, W) in [-1, 1] for noise `z` and integer `labels`."""
+        labels = torch.as_tensor(labels, dtype=torch.int64)
+        if z.dim() != 2 or z.shape[1] != self.z_dim or len(z) != len(labels):
+            raise UserError(f"expected z of shape (N, {self.z_dim}) and N labels, got {tuple(z.shape)} and {len(labels)} labels")
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise UserError(f"labels must be in 0..{self.num_classes - 1}")
+        out = [self.net(z[i:i + batch_size].to(self.device), labels[i:i + batch_size].to(self.device)).float().cpu()
+               for i in range(0, len(z), batch_size)]
+        return torch.cat(out) if out else torch.empty(0, self.channels, self.image_size, self.image_size)
+
+    def label_ids(self, labels: str | int | Sequence[str | int]) -> torch.Tensor:
+        if isinstance(labels, (str, int)):
+            labels = [labels]
+        return torch.tensor([resolve_class(lbl, self.class_names) for lbl in labels], dtype=torch.int64)
+
+    def sample(self, labels: str | int | Sequence[str | int], n: int = 1, seed: int | None = None,
+               output_type: str = "pt"):
+        """`n` images of each label in `labels` (names or indices), grouped by label.
+
+        output_type: 'pt' (float tensor in [-1, 1]), 'uint8' (tensor), or 'pil' (list of PIL images).
+        """
+        check_count(n, "n")
+        ids = self.label_ids(labels).repeat_interleave(n)
+        check_count(len(ids), "number of images")
+        return as_output(self(self.noise(len(ids), seed), ids), output_type)
+
+    def sample_per_class(self, n_per_class: int, seed: int = 0, batch_size: int = 500,
+                         progress_bar: bool = False, labels: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images (N, C, H, W) and int64 labels: `n_per_class` of every class (or of `labels` only)."""
+        check_count(n_per_class, "n_per_class")
+        classes = torch.arange(self.num_classes) if labels is None else self.label_ids(list(labels))
+        labels = classes.repeat_interleave(n_per_class)
+        check_count(len(labels), "number of images")
+        z = self.noise(len(labels), seed)
+        chunks = []
+        for i in progress(range(0, len(labels), batch_size), desc="sampling", unit="batch", disable=not progress_bar):
+            chunks.append(to_uint8(self(z[i:i + batch_size], labels[i:i + batch_size], batch_size)))
+        return torch.cat(chunks), labels
+
+    def save_npz(self, path: str | Path, n_per_class: int, seed: int = 0, progress: bool = False,
+                 labels: Sequence[str | int] | None = None) -> Path:
+        """Write samples for external evaluation: images uint8 N×H×W[×C], labels, class_names
+        (`n_per_class` of every class, or of `labels` only; class_names always lists them all)."""
+        images, labels = self.sample_per_class(n_per_class, seed, progress_bar=progress, labels=labels)
+        arr = images.permute(0, 2, 3, 1).numpy()
+        if arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        path = Path(path)
+        np.savez_compressed(path, images=arr, labels=labels.numpy(), class_names=np.array(self.class_names))
+        return path

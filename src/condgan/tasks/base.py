@@ -1,0 +1,145 @@
+"""What generator tasks share: the roles fields play in the one GAN step (tasks/gan.py), the networks of a
+class-conditional GAN and of a translator, and their preview pictures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..conditions import Spec
+from ..config import Config
+from ..data import to_float
+from ..models import build_discriminator, build_generator
+from ..models.patch import PatchDiscriminator
+from ..models.unet import UNetGenerator
+from ..registry import Task
+from ..training import dist
+from ..visual import save_grid, save_sheet
+from .gan import GANStep
+
+from ..visual import GRID_COLUMNS
+MAX_GRID_ROWS = 20
+
+
+@dataclass
+class Roles:
+    target: str
+    g_fields: tuple[str, ...]
+    d_fields: tuple[str, ...]
+    class_field: str | None
+
+
+class GANTask(Task):
+    """What every generator task shares: the one GAN step built from its roles and networks."""
+
+    @classmethod
+    def resolve(cls, config: Config) -> None:
+        """G's class term: AC-GAN's cross-entropy unless the task chooses (the resnet cgan's depends on the size)."""
+        if config.train.aux_form is None:
+            config.train.aux_form = "ce"
+
+    @classmethod
+    def make_step(cls, run) -> GANStep:
+        """The training step for this task's networks, for a Run (its spec, config, device, data)."""
+        spec, config, device = run.spec, run.config, run.device
+        roles = cls.roles(spec, config)  # also checks that the fields the config asks for exist
+        run.roles = roles
+        options = {**cls.step_options(config), "precision": run.precision}  # train.precision resolved for the device
+        G, D = cls.build(spec, config, class_head=options["aux_weight"] > 0)
+        if config.train.sync_batchnorm and dist.world() > 1:
+            G = dist.convert_sync_batchnorm(G)
+        G, D = on_device(G, device, config.train.channels_last), on_device(D, device, config.train.channels_last)
+        return GANStep(G, D, target=roles.target, g_fields=roles.g_fields, d_fields=roles.d_fields,
+                       class_field=roles.class_field, frozen=cls.frozen(run), **options)
+
+    @staticmethod
+    def frozen(run) -> dict:
+        """Networks a generator needs at sampling time but does not train (none, except the exemplar's embedder)."""
+        return {}
+
+    @staticmethod
+    def step_options(config: Config) -> dict:
+        """GANStep's settings from the config."""
+        t = config.train
+        return dict(loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d, betas=(t.beta1, t.beta2), ema_decay=t.ema_decay,
+                    ema_start=t.ema_start, augment_policy=t.augment, z_dim=config.model.z_dim,
+                    aux_weight=config.aux_weight(), aux_form=t.aux_form, aux_confidence=t.aux_confidence,
+                    twin_weight=t.twin_weight, twin_start=t.twin_start,
+                    diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
+                    adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching)
+
+
+def build_translator(source, image, num_classes: int, z_dim: int, g_width: int, d_width: int, class_head: bool):
+    """The U-Net G and patch D that turn an image field into another (translate; stage 2 of two-stage, which
+    makes the image from the intermediate and label B); source and image are the fields' specs."""
+    G = UNetGenerator(source.channels, image.channels, image.height, image.width, z_dim=z_dim,
+                      base_width=g_width, num_classes=num_classes)
+    D = PatchDiscriminator(image.channels, source.channels, image.height, image.width, base_width=d_width,
+                           num_classes=num_classes, class_head=class_head)
+    return G, D
+
+
+def build_class_gan(spec: Spec, config: Config, target: str, class_field: str, class_head: bool):
+    """G and D of a class-conditional GAN making field `target` from class field `class_field` (the cgan;
+    stage 1 of two-stage, which makes intermediates from label A)."""
+    m, image = config.model, spec[target]
+    config.resolve_for_size(image.height)
+    k = spec[class_field].num_classes
+    G = build_generator(m.arch, k, m.z_dim, image.channels, image.height, m.g_width)
+    form = config.train.aux_form if class_head else None  # the class heads D needs for G's class term
+    D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, class_head=form not in (None, "d2d"),
+                            twin_head=form == "twin", fake_classes=form == "adc", class_embedding=form == "d2d")
+    return G, D
+
+
+def on_device(net: torch.nn.Module, device: torch.device, channels_last: bool | None = None) -> torch.nn.Module:
+    """`net` on `device`; NHWC by default on CPU, where oneDNN convolutions run faster in it (docs/benchmarks.md)."""
+    if channels_last if channels_last is not None else device.type == "cpu":
+        net = net.to(memory_format=torch.channels_last)
+    return net.to(device)
+
+
+def class_rows(run, G, field: str, path: Path, what: str) -> torch.Tensor:
+    """Preview of a class-conditional G: one row per class of `field`, the same noise along each column."""
+    names = list(run.spec[field].class_names)
+    rows = min(len(names), MAX_GRID_ROWS)
+    z = torch.randn(GRID_COLUMNS, G.arguments["z_dim"], generator=torch.Generator().manual_seed(run.config.train.seed + 2))
+    labels = torch.arange(rows).repeat_interleave(GRID_COLUMNS).to(run.device)
+    images = G(z.repeat(rows, 1).to(run.device), labels).cpu()
+    save_grid(images, path, nrow=GRID_COLUMNS, row_names=names[:rows],
+              title=f"step {run.step.steps_done}: {what}, one row per class, fixed noise")
+    return images
+
+
+def pair_rows(run, G, source: str, cond: tuple[str, ...], path: Path) -> torch.Tensor:
+    """Preview of a translator: source | output | target for the first training pairs, fixed noise."""
+    k = min(GRID_COLUMNS, run.n_items)
+    batch = {name: v[:k] for name, v in run.fields.items()}
+    sources, targets = to_float(batch[source]), to_float(batch["image"])
+    z = torch.randn(k, G.arguments["z_dim"], generator=torch.Generator().manual_seed(run.config.train.seed + 2))
+    images = G(z.to(run.device), sources, *[batch[c] for c in cond]).cpu()
+    names = None
+    if cond:  # say which label each row was asked for
+        names = [run.spec[cond[0]].class_names[int(i)] for i in batch[cond[0]].cpu()]
+    save_sheet([sources.cpu(), images, targets.cpu()], [source, "output", "target"], path,
+               title=f"step {run.step.steps_done}: training pairs", row_names=names)
+    return images
+
+
+def class_term_check(config: Config, heads: bool) -> tuple[bool, str]:
+    """G's class terms with heads of their own on D (twin, adc, d2d) need the resnet cgan's D."""
+    form = config.train.aux_form
+    return (form not in ("twin", "adc", "d2d") or heads,
+            f"train.aux_form={form} needs --task cgan with model.arch=resnet (the D with class heads)")
+
+
+def labels_flag(parser, flag: str, help: str) -> None:
+    """A repeatable flag of class names or indices (`--label sandal,boot --label 3`)."""
+    parser.add_argument(flag, action="append", help=help)
+
+
+def parse_labels(values: list[str] | None) -> list[str] | None:
+    """The class names of a repeatable, comma-separated label flag; None when it was not given."""
+    return [x for item in values for x in item.split(",") if x.strip()] if values else None

@@ -1,0 +1,69 @@
+"""The `similarity` config section: the similarity task's recipe, and the exemplar task's embedder."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ...untrusted import shown
+
+RECIPES = ("siamese", "triplet", "frozen", "selfsup")
+MINING = ("semihard", "hard", "all")
+
+@dataclass
+class SimilarityConfig:
+    """Keys of the similarity task (an embedding network) and of the exemplar task that uses one."""
+
+    recipe: str = "triplet"           # similarity: siamese (contrastive loss on pairs) | triplet (margin loss, mined
+                                      # in the batch) | frozen (the evaluator network frozen, a learned head) |
+                                      # selfsup (two augmented views are the positive pair; no labels)
+    embed_dim: int = 64               # size of an embedding (L2-normalised; similarity = cosine)
+    margin: float | None = None       # siamese: distance negatives are pushed beyond (1.4: about orthogonal);
+                                      # triplet/frozen: 0.2
+    pos_margin: float | None = None   # siamese: distance within which similar pairs stop being pulled together
+                                      # (0.7; 0 pulls every image of a class onto one point: ROC AUC 0.905 vs 0.982
+                                      # in docs/similarity.md)
+    mining: str = "semihard"          # triplet/frozen: which in-batch triplets count: semihard | hard | all
+    per_class: int = 8                # images per class in a batch: batch_size // per_class classes of per_class
+                                      # images each (class-balanced; with labels only)
+    temperature: float = 0.1          # selfsup: NT-Xent temperature
+    projector: int | None = None      # selfsup: hidden width of a projection MLP between the embedding and the
+                                      # NT-Xent loss (SimCLR; 256: ROC AUC 0.82 vs 0.69 without, docs/similarity.md);
+                                      # 0 = the loss sees the embedding itself
+    lr: float = 1e-3                  # Adam learning rate of the embedding network
+    width: int = 32                   # channels of the embedding CNN's first block (doubles twice)
+    pairs: str | None = None          # a CSV of image_a,image_b,similar or of anchor,positive,negative (paths
+                                      # relative to the CSV) instead of pairs made from class labels
+    embedder: str | None = None       # exemplar: the similarity run (or export) whose embedder conditions G
+    neighbours: int = 10              # exemplar: real images for an exemplar are its k nearest neighbours
+
+
+def resolve(s: SimilarityConfig) -> None:
+    """Margins and the projector default by recipe."""
+    if s.margin is None:
+        s.margin = 1.4 if s.recipe == "siamese" else 0.2
+    if s.pos_margin is None:
+        s.pos_margin = 0.7 if s.recipe == "siamese" else 0.0
+    if s.projector is None:
+        s.projector = 256 if s.recipe == "selfsup" else 0
+
+
+def checks(s: SimilarityConfig) -> list[tuple[bool, str]]:
+    """What holds for the section whichever task reads it."""
+    return [
+        (s.recipe in RECIPES, f"similarity.recipe must be one of {', '.join(RECIPES)}, not {shown(s.recipe)}"),
+        (s.mining in MINING, f"similarity.mining must be one of {', '.join(MINING)}, not {shown(s.mining)}"),
+        (2 <= s.embed_dim <= 4096, f"similarity.embed_dim must be between 2 and 4,096, not {s.embed_dim}"),
+        (1 <= s.width <= 1024, f"similarity.width must be between 1 and 1,024, not {s.width}"),
+        (math.isfinite(s.margin) and s.margin > 0, f"similarity.margin must be a positive number, not {s.margin}"),
+        (s.recipe == "siamese" or s.pos_margin == 0, "similarity.pos_margin is for recipe siamese"),
+        (math.isfinite(s.pos_margin) and 0 <= s.pos_margin < s.margin,
+         f"similarity.pos_margin must be at least 0 and below similarity.margin ({s.margin}), not {s.pos_margin}"),
+        (math.isfinite(s.temperature) and s.temperature > 0, "similarity.temperature must be a positive number"),
+        (0 <= s.projector <= 4096, f"similarity.projector must be between 0 and 4,096, not {s.projector}"),
+        (s.recipe == "selfsup" or s.projector == 0, "similarity.projector is for recipe selfsup"),
+        (math.isfinite(s.lr) and s.lr > 0, "similarity.lr must be a positive number"),
+        (1 <= s.neighbours <= 1000, f"similarity.neighbours must be between 1 and 1,000, not {s.neighbours}"),
+        (not (s.pairs and s.recipe == "selfsup"), "similarity.pairs is a CSV of labelled pairs; recipe selfsup uses no "
+         "labels (leave out similarity.pairs, or choose recipe siamese, triplet or frozen)"),
+    ]
