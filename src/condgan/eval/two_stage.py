@@ -32,7 +32,7 @@ import torch
 from scipy import ndimage as ndi
 
 from ..data import ImageSet, to_uint8
-from ..data.paired import MASK_LEVEL, derive_source
+from ..data.derive import MASK_LEVEL, derive_source
 from ..data.twolabel import BUILTIN, TwoLabelSet, grey_detail, load_two_label
 from ..errors import UserError
 from ..visual import save_sheet

@@ -42,7 +42,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.utils import make_grid
 
 from ..conditions import ClassField, ImageField
-from ..data.folders import _normalise_mode
+from ..data.images import normalise_mode
 from ..data.imageset import resolve_class, to_uint8
 from ..errors import UserError
 from .kinds import KINDS, Kind, describe_field
@@ -207,7 +207,7 @@ def decode_image(value, name: str, f: ImageField, limits: Limits) -> Image.Image
         image = Image.open(io.BytesIO(raw), formats=UPLOAD_FORMATS)  # reads the header only
         if image.width * image.height > limits.max_upload_pixels:
             raise too_many
-        return _normalise_mode(ImageOps.exif_transpose(image), 1 if f.channels == 1 else 3)
+        return normalise_mode(ImageOps.exif_transpose(image), 1 if f.channels == 1 else 3)
     except HTTPError:
         raise
     except Image.DecompressionBombError:
