@@ -1,6 +1,7 @@
 # condgan — every target does its own setup on a fresh machine.
 #   make demo   train the default model on Fashion-MNIST (~9 min on 2 CPU cores), write a class grid
-#   make test   the test suite (installs Debian's chromium + chromium-driver for the browser test when root)
+#   make test   the layers (lint-imports, pyproject.toml) and the test suite (installs Debian's chromium +
+#               chromium-driver for the browser test when root)
 #   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only, two stages vs
 #               one generator and vs no stages, the similarity recipes and "more like this one", time to quality,
 #               G's class-term forms, the 64 px model search and a small folder before/after, training speed settings (hours; memory: benchmarks/memory.py, docs/benchmarks.md)
@@ -46,6 +47,7 @@ demo: $(STAMP) data
 	@echo "  prove it obeys its labels     : $(PY) -m condgan eval runs/demo   (about 3 minutes; report in runs/demo/eval/report.md)"
 
 test: $(STAMP) data browser
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 bench: $(STAMP) data

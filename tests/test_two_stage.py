@@ -13,7 +13,7 @@ from condgan.cli import main
 from condgan.config import load_config
 from condgan.data.twolabel import PALETTE, colourise, grey_detail, load_two_label, palette_rgb
 from condgan.errors import ConfigError, DataError, UserError
-from condgan.eval.two_stage import colour_readout, iou
+from condgan.eval.two_stage_judges import colour_readout, iou
 from condgan.models import rebuild
 from condgan.training import checkpoint as ckpt
 from condgan.training import train

@@ -45,7 +45,7 @@ def collect_inputs(inputs: list[Path]) -> list[tuple[Path, Path]]:
 
 def apply_to_files(tr, inputs: list[Path], out: Path, seed: int = 0, label: str | None = None) -> tuple[list[Path], list[str]]:
     """Translate every input image; unreadable files are skipped with a warning, never half-written."""
-    from .data.paired import read_image
+    from .data.images import read_image
 
     found = collect_inputs(inputs)
     sources = {f.resolve() for f, _ in found}

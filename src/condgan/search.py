@@ -103,7 +103,7 @@ class SearchIndex:
     @classmethod
     def of_folder(cls, embedder, folder: Path, progress: bool = False) -> "SearchIndex":
         """The cached index of a folder, or a new one (cached) when there is none or the folder changed."""
-        from .data.paired import read_image
+        from .data.images import read_image
         from .progress import progress as bar
 
         folder = Path(folder)

@@ -18,12 +18,9 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import DataError
+from .images import MAX_PIXELS, normalise_mode
 from .imageset import ImageSet
 
-# Pillow warns above MAX_IMAGE_PIXELS and raises above twice that. We turn the
-# warning into an error too: a 90-megapixel "photo" in a dataset is an attack
-# or a mistake, not a training image.
-MAX_PIXELS = 64_000_000
 log = logging.getLogger(__name__)  # decisions made while loading (channels), shown in the run's log
 HELD_OUT_EVERY = 10  # every 10th file of a class forms the 'test' split
 
@@ -48,7 +45,7 @@ def load_image(path: Path, channels: int, size: int) -> np.ndarray:
                 if im.width * im.height > MAX_PIXELS:
                     raise DataError(f"{path}: {im.width}x{im.height} pixels is too large (limit {MAX_PIXELS}); possible decompression bomb")
                 im.load()
-                im = _normalise_mode(ImageOps.exif_transpose(im), channels)  # phone photos: upright, as viewers show them
+                im = normalise_mode(ImageOps.exif_transpose(im), channels)  # phone photos: upright, as viewers show them
     except DataError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -56,19 +53,6 @@ def load_image(path: Path, channels: int, size: int) -> np.ndarray:
     im = _center_square(im).resize((size, size), Image.Resampling.LANCZOS)
     arr = np.asarray(im, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-
-
-def _normalise_mode(im: Image.Image, channels: int) -> Image.Image:
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    if im.mode == "P" and "transparency" in im.info:
-        im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA", "PA"):  # transparent pixels become white, as viewers show them
-        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, im.convert("RGBA"))
-    return im.convert("L" if channels == 1 else "RGB")
 
 
 def _center_square(im: Image.Image) -> Image.Image:
@@ -104,14 +88,7 @@ def load_folder_dataset(root: Path, split: str = "train", image_size: int | None
         raise DataError(f"data.cache must be one of {', '.join(CACHE_MODES)}, not {cache!r}")
     root = Path(root)
     folders = list_class_folders(root)
-    files_per_class = []
-    for folder in folders:
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-        if not files:
-            raise DataError(f"class folder {folder} is empty; remove it or add images to it")
-        files_per_class.append(files)
-    if len(folders) < 2:
-        raise DataError(f"{root} has a single class ({folders[0].name}); a conditional model needs at least 2 class folders")
+    files_per_class = _files_per_class(root, folders)
     size = image_size or 64
     if channels is None:
         channels = decide_channels(files_per_class)
@@ -121,36 +98,10 @@ def load_folder_dataset(root: Path, split: str = "train", image_size: int | None
     if cache == "auto":
         cache = "disk" if len(chosen) * channels * size * size > AUTO_DISK_BYTES else "memory"
     class_names = [f.name for f in folders]
-
     if cache == "memory":
-        images = np.empty((len(chosen), *shape), dtype=np.uint8)
-
-        def store(i: int, image: np.ndarray) -> None:
-            images[i] = image
-
-        labels, skipped = _decode(chosen, channels, size, bad_files, store, folders, split)
-        kept = torch.from_numpy(images[:len(labels)])
+        kept, labels, skipped = _decode_to_memory(chosen, shape, bad_files, folders, split)
     else:
-        from .cache import cache_key, open_or_build
-
-        def write_rows(f) -> dict:
-            buffer = np.empty((DECODE_CHUNK, *shape), dtype=np.uint8)
-            pending = [0]
-
-            def store(i: int, image: np.ndarray) -> None:
-                buffer[pending[0]] = image
-                pending[0] += 1
-                if pending[0] == DECODE_CHUNK:
-                    f.write(buffer.tobytes())
-                    pending[0] = 0
-
-            labels, skipped = _decode(chosen, channels, size, bad_files, store, folders, split)
-            f.write(buffer[:pending[0]].tobytes())
-            return {"count": len(labels), "labels": labels, "skipped": skipped}
-
-        key = cache_key([f for f, _ in chosen], root, split=split, size=size, channels=channels, bad_files=bad_files)
-        kept, meta = open_or_build(key, shape, len(chosen), write_rows)
-        labels, skipped = meta["labels"], meta["skipped"]
+        kept, labels, skipped = _decode_to_disk(chosen, shape, bad_files, folders, split, root)
     for msg in skipped[:10]:
         warnings.warn(f"skipped {msg}", stacklevel=2)
     if len(skipped) > 10:
@@ -158,6 +109,56 @@ def load_folder_dataset(root: Path, split: str = "train", image_size: int | None
     if not labels:
         raise DataError(f"no images in the {split!r} split of {root}")
     return ImageSet(kept, torch.tensor(labels, dtype=torch.int64), class_names, name=str(root))
+
+
+def _files_per_class(root: Path, folders: list[Path]) -> list[list[Path]]:
+    """The image files of each class folder, sorted; an empty class folder, or a single class, is refused."""
+    files_per_class = []
+    for folder in folders:
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise DataError(f"class folder {folder} is empty; remove it or add images to it")
+        files_per_class.append(files)
+    if len(folders) < 2:
+        raise DataError(f"{root} has a single class ({folders[0].name}); a conditional model needs at least 2 class folders")
+    return files_per_class
+
+
+def _decode_to_memory(chosen: list[tuple[Path, int]], shape: tuple[int, int, int], bad_files: str,
+                      folders: list[Path], split: str) -> tuple[torch.Tensor, list[int], list[str]]:
+    """data.cache=memory: every image decoded into one array in RAM."""
+    images = np.empty((len(chosen), *shape), dtype=np.uint8)
+
+    def store(i: int, image: np.ndarray) -> None:
+        images[i] = image
+
+    labels, skipped = _decode(chosen, shape[0], shape[1], bad_files, store, folders, split)
+    return torch.from_numpy(images[:len(labels)]), labels, skipped
+
+
+def _decode_to_disk(chosen: list[tuple[Path, int]], shape: tuple[int, int, int], bad_files: str,
+                    folders: list[Path], split: str, root: Path) -> tuple[torch.Tensor, list[int], list[str]]:
+    """data.cache=disk: decoded once, in chunks, into a file of the cache (reused while the files are unchanged)."""
+    from .cache import cache_key, open_or_build
+
+    def write_rows(f) -> dict:
+        buffer = np.empty((DECODE_CHUNK, *shape), dtype=np.uint8)
+        pending = [0]
+
+        def store(i: int, image: np.ndarray) -> None:
+            buffer[pending[0]] = image
+            pending[0] += 1
+            if pending[0] == DECODE_CHUNK:
+                f.write(buffer.tobytes())
+                pending[0] = 0
+
+        labels, skipped = _decode(chosen, shape[0], shape[1], bad_files, store, folders, split)
+        f.write(buffer[:pending[0]].tobytes())
+        return {"count": len(labels), "labels": labels, "skipped": skipped}
+
+    key = cache_key([f for f, _ in chosen], root, split=split, size=shape[1], channels=shape[0], bad_files=bad_files)
+    kept, meta = open_or_build(key, shape, len(chosen), write_rows)
+    return kept, meta["labels"], meta["skipped"]
 
 
 def _decode(chosen: list[tuple[Path, int]], channels: int, size: int, bad_files: str, store, folders: list[Path],

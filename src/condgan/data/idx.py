@@ -1,4 +1,4 @@
-"""Reader for the IDX format used by MNIST and Fashion-MNIST (plain or .gz)."""
+"""Reader for the IDX format used by MNIST and Fashion-MNIST (plain or .gz), and an IDX folder as an ImageSet."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import DataError
+from .imageset import ImageSet
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -65,3 +67,28 @@ def load_idx_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
             f"{folder}: images {images.shape} and labels {labels.shape} do not match"
         )
     return images.astype(np.uint8), labels
+
+
+def has_idx(path: Path) -> bool:
+    """Whether `path` holds the train split of an IDX dataset."""
+    try:
+        find_idx_pair(path, "train")
+        return True
+    except DataError:
+        return False
+
+
+def load_idx_set(folder: Path, split: str, class_names: list[str] | None, name: str) -> ImageSet:
+    """The IDX dataset in `folder` as an ImageSet.
+
+    class_names None: name classes "0".."K-1" after the labels found in the train split."""
+    splits = ["train", "test"] if split == "all" else [split]
+    parts = [load_idx_split(folder, s) for s in splits]
+    images = torch.from_numpy(np.concatenate([p[0] for p in parts]))[:, None]
+    labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
+    if class_names is None:
+        top = int(load_idx_split(folder, "train")[1].max()) if split == "test" else int(labels.max())
+        class_names = [str(i) for i in range(top + 1)]
+    elif labels.numel() and int(labels.max()) >= len(class_names):
+        raise DataError(f"{folder}: label {int(labels.max())} has no name in classes.txt ({len(class_names)} names)")
+    return ImageSet(images.contiguous(), labels, class_names, name)

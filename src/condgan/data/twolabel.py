@@ -6,7 +6,7 @@ image. Two sources:
 
 * built in, derived from real Fashion-MNIST (its own train/test split):
   `fashion-mnist-colours` (the intermediate is the garment's silhouette mask)
-  and `fashion-mnist-colours-edges` (its edge map), both by `paired.derive_source`.
+  and `fashion-mnist-colours-edges` (its edge map), both by `derive.derive_source`.
   Label A is the garment category; label B is a colour of PALETTE, drawn for
   every garment from a fixed seed, and the image is the garment's grey levels
   times that colour: every colour has a component of 255, so the grey detail
@@ -31,10 +31,13 @@ import torch
 
 from ..conditions import ClassField, ImageField, Spec
 from ..errors import DataError
+from .derive import derive_source
 from .folders import HELD_OUT_EVERY
+from .images import read_image
 from .imageset import ImageSet, resolve_class
+from .mnist import load_mnist
 
-# name -> intermediate kind (a paired.derive_source kind)
+# name -> intermediate kind (a derive.derive_source kind)
 BUILTIN = {"fashion-mnist-colours": "masks", "fashion-mnist-colours-edges": "edges"}
 # Saturated colours, 60 degrees apart in hue; each has a component of 255, so grey x colour keeps the grey.
 PALETTE = {"red": (255, 0, 0), "yellow": (255, 255, 0), "green": (0, 255, 0),
@@ -144,12 +147,9 @@ def _label_a(name: str, names: list[str]) -> int:
 # ---------------------------------------------------------------- built in
 
 def _builtin(name: str, split: str, data_dir: str | None, classes: list[str] | None) -> TwoLabelSet:
-    from . import registry
-    from .paired import derive_source
-
     parts = []
     for i, s in enumerate(["train", "test"] if split == "all" else [split]):
-        garments = registry.load_dataset("fashion-mnist", s, data_dir)
+        garments = load_mnist("fashion-mnist", s, data_dir)
         # colours are drawn for the whole split before any class subset, so a garment keeps its colour
         rng = np.random.default_rng([COLOUR_SEED, ("train", "test").index(s)])
         colours = torch.from_numpy(rng.integers(0, len(PALETTE), len(garments)))
@@ -174,8 +174,6 @@ def _builtin(name: str, split: str, data_dir: str | None, classes: list[str] | N
 
 def _manifest(path: Path, split: str, classes: list[str] | None, image_size: int | None) -> TwoLabelSet:
     """Read a CSV manifest; every problem is a DataError naming the row (as numbered in the file) and the fix."""
-    from .paired import read_image
-
     rows = _manifest_rows(path)
     names_a = sorted({r["label_a"] for _, r in rows})
     names_b = sorted({r["label_b"] for _, r in rows})

@@ -42,6 +42,7 @@ def _mean_pairwise(features: torch.Tensor) -> float:
 @torch.no_grad()
 def evaluate_exemplar(model, data_config, out: str | Path, n_exemplars: int = 200, seed: int = 0,
                       progress: bool = True, source: str = "model") -> dict:
+    """Score an exemplar generator on n_exemplars test images; write report.json, report.md and two sheets."""
     from ..tasks.similarity import load_images
     from .report import write_report
 
@@ -66,8 +67,23 @@ def evaluate_exemplar(model, data_config, out: str | Path, n_exemplars: int = 20
         "random_pair_similarity": (e_test[a] * e_test[b]).sum(1).mean().item(),
     }
 
-    labelled = test.num_classes > 1
-    features_used = "embedder"
+    more, features_used = _class_and_diversity(data_config, test.num_classes > 1, train, exemplars, outputs,
+                                                neighbours, e_out, e_train, progress)
+    metrics.update(more)
+    metrics.update(_memorisation(test, train, outputs, g))
+    _sheets(out, exemplars, outputs, train, neighbours)
+    report = {"kind": "exemplar", "source": source, "exemplars": n, "outputs_per_exemplar": OUTPUTS,
+              "diversity_features": features_used, "copy_quantile": COPY_QUANTILE, "model": metrics,
+              "pictures": {"exemplars": "exemplars.png", "neighbours": "neighbours.png"},
+              "timing_s": {"total": round(time.time() - started, 2)}}
+    return write_report(report, out, render_markdown, progress)
+
+
+def _class_and_diversity(data_config, labelled: bool, train, exemplars: torch.Tensor, outputs: torch.Tensor,
+                         neighbours: torch.Tensor, e_out: torch.Tensor, e_train: torch.Tensor,
+                         progress: bool) -> tuple[dict, str]:
+    """Class agreement (data with classes only) and diversity: (metrics, whose features measured diversity)."""
+    n, metrics = len(exemplars), {}
     if labelled:  # the evaluator judges class and diversity; it learned the labels, the generator did not
         from .evaluator import get_evaluator
 
@@ -83,17 +99,26 @@ def evaluate_exemplar(model, data_config, out: str | Path, n_exemplars: int = 20
         features_used = "evaluator"
     else:
         f_out, f_nn = e_out, e_train[neighbours]
+        features_used = "embedder"
     metrics["diversity_outputs"] = _mean_pairwise(f_out)
     metrics["diversity_neighbours"] = _mean_pairwise(f_nn)
     metrics["diversity_ratio"] = metrics["diversity_outputs"] / max(metrics["diversity_neighbours"], 1e-12)
+    return metrics, features_used
 
+
+def _memorisation(test, train, outputs: torch.Tensor, g: torch.Generator) -> dict:
+    """Suspected copies: outputs closer to a training image than COPY_QUANTILE of real test images are."""
     floor_idx = torch.randperm(len(test), generator=g)[:FLOOR_IMAGES]
     floor, _ = nearest_pixel_distance(test.images[floor_idx], train.images)
     threshold = torch.quantile(floor.double(), COPY_QUANTILE).item()
     dist, _ = nearest_pixel_distance(to_uint8(outputs), train.images)
-    metrics.update(copy_threshold=threshold, suspected_copies=(dist < threshold).double().mean().item(),
-                   suspected_copies_floor=(floor < threshold).double().mean().item(), exact_copies=int((dist == 0).sum()))
+    return dict(copy_threshold=threshold, suspected_copies=(dist < threshold).double().mean().item(),
+                suspected_copies_floor=(floor < threshold).double().mean().item(), exact_copies=int((dist == 0).sum()))
 
+
+def _sheets(out: Path, exemplars: torch.Tensor, outputs: torch.Tensor, train, neighbours: torch.Tensor) -> None:
+    """exemplars.png (each exemplar and its outputs) and neighbours.png (each exemplar and its real neighbours)."""
+    n = len(exemplars)
     rows = min(SHEET_ROWS, n)
     grouped = outputs.view(n, OUTPUTS, *outputs.shape[1:])[:rows]
     save_grid(torch.cat([to_float(exemplars[:rows])[:, None], grouped], 1).flatten(0, 1), out / "exemplars.png",
@@ -101,11 +126,6 @@ def evaluate_exemplar(model, data_config, out: str | Path, n_exemplars: int = 20
     real = to_float(train.images[neighbours[:rows].flatten()]).view(rows, OUTPUTS, *outputs.shape[1:])
     save_grid(torch.cat([to_float(exemplars[:rows])[:, None], real], 1).flatten(0, 1), out / "neighbours.png",
               nrow=OUTPUTS + 1, title=f"test exemplar | its {OUTPUTS} nearest real training images (embedder)")
-    report = {"kind": "exemplar", "source": source, "exemplars": n, "outputs_per_exemplar": OUTPUTS,
-              "diversity_features": features_used, "copy_quantile": COPY_QUANTILE, "model": metrics,
-              "pictures": {"exemplars": "exemplars.png", "neighbours": "neighbours.png"},
-              "timing_s": {"total": round(time.time() - started, 2)}}
-    return write_report(report, out, render_markdown, progress)
 
 
 def render_markdown(r: dict) -> str:

@@ -146,17 +146,8 @@ def _class_names(test: PairSet, evaluator_data: dict) -> list[str]:
     return list(load_splits(evaluator_data)[0].class_names)
 
 
-def evaluate_translation(translate: Callable[[torch.Tensor], torch.Tensor], test: PairSet, out_dir: str | Path, *,
-                         evaluator_data: dict | None = None, seed: int = 0, progress: bool = True,
-                         source: str = "run", batch_size: int = 256, max_pairs: int | None = None) -> dict:
-    """Score a translator on test pairs; write report.json, report.md and pictures to out_dir.
-
-    translate maps uint8 sources (n, Cs, H, W) to float outputs (n, Ct, H, W) in [-1, 1]
-    (the caller fixes its seeds). evaluator_data (name, data_dir, classes, image_size,
-    channels) names the class-labelled dataset whose evaluator judges the targets' domain;
-    without it only pixel metrics and sharpness are reported.
-    """
-    started = time.time()
+def _pairs_to_score(test: PairSet, max_pairs: int | None, batch_size: int) -> int:
+    """How many of the test pairs are scored (the first max_pairs, or all); bad settings are refused."""
     if max_pairs is not None and max_pairs < 1:
         raise UserError(f"max_pairs must be at least 1, not {max_pairs}")
     if batch_size < 1:
@@ -164,11 +155,14 @@ def evaluate_translation(translate: Callable[[torch.Tensor], torch.Tensor], test
     n = len(test) if max_pairs is None else min(max_pairs, len(test))
     if n == 0:
         raise UserError(f"{test.name}: no test pairs to evaluate")
-    sources, targets = test.sources[:n], test.targets[:n]
-    labels = test.labels[:n] if test.labels is not None else None
-    names = list(test.class_names) if labels is not None and test.class_names else None
-    timing = {}
+    return n
 
+
+def _judge_targets(evaluator_data: dict | None, test: PairSet, targets: torch.Tensor, labels: torch.Tensor | None,
+                   names: list[str] | None, seed: int, progress: bool,
+                   timing: dict) -> tuple[Context | None, list[str] | None, dict, dict | None]:
+    """The evaluator (None without evaluator_data), the class names, and the real targets judged by it:
+    (ctx, names, the floor's evaluator metrics, the floor's conditioning). Adds the time taken to timing."""
     ctx, floor_cond = None, None
     judged_floor = {}
     if evaluator_data is not None:
@@ -183,6 +177,44 @@ def evaluate_translation(translate: Callable[[torch.Tensor], torch.Tensor], test
         # the real targets first: a size or channel mismatch with the evaluator stops here, before translating
         judged_floor, floor_cond = _judge(ctx, targets, labels, seed, "real target features" if progress else None)
         timing["setup"] += time.time() - t0
+    return ctx, names, judged_floor, floor_cond
+
+
+def _pictures(out: Path, test: PairSet, outputs: torch.Tensor, names: list[str] | None, by_class: bool,
+              cond: dict | None) -> dict:
+    """The sheet of pairs (source | output | target) and, when the evaluator judged classes, the confusion matrix."""
+    n = len(outputs)
+    sources, targets = test.sources[:n], test.targets[:n]
+    # evenly spaced pairs, so a test set sorted by class shows more than its first class
+    shown = torch.linspace(0, n - 1, min(16, n)).round().long().unique()
+    row_names = [names[int(test.labels[i])] if by_class else test.names[i] for i in shown.tolist()]
+    pictures = {"sheet": save_sheet([sources[shown], outputs[shown], targets[shown]], ["source", "output", "target"],
+                                    out / "translation.png", title=f"{len(shown)} of {n} test pairs",
+                                    row_names=row_names).name}
+    if cond is not None:
+        pictures["confusion"] = confusion_png(cond["confusion"], names, out / "confusion.png",
+                                              "outputs: pair's label vs evaluator verdict").name
+    return pictures
+
+
+def evaluate_translation(translate: Callable[[torch.Tensor], torch.Tensor], test: PairSet, out_dir: str | Path, *,
+                         evaluator_data: dict | None = None, seed: int = 0, progress: bool = True,
+                         source: str = "run", batch_size: int = 256, max_pairs: int | None = None) -> dict:
+    """Score a translator on test pairs; write report.json, report.md and pictures to out_dir.
+
+    translate maps uint8 sources (n, Cs, H, W) to float outputs (n, Ct, H, W) in [-1, 1]
+    (the caller fixes its seeds). evaluator_data (name, data_dir, classes, image_size,
+    channels) names the class-labelled dataset whose evaluator judges the targets' domain;
+    without it only pixel metrics and sharpness are reported.
+    """
+    started = time.time()
+    n = _pairs_to_score(test, max_pairs, batch_size)
+    sources, targets = test.sources[:n], test.targets[:n]
+    labels = test.labels[:n] if test.labels is not None else None
+    names = list(test.class_names) if labels is not None and test.class_names else None
+    timing = {}
+    ctx, names, judged_floor, floor_cond = _judge_targets(evaluator_data, test, targets, labels, names, seed,
+                                                          progress, timing)
 
     t0 = time.time()
     outputs = _translate_all(translate, sources, targets, batch_size, progress)
@@ -200,15 +232,7 @@ def evaluate_translation(translate: Callable[[torch.Tensor], torch.Tensor], test
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # evenly spaced pairs, so a test set sorted by class shows more than its first class
-    shown = torch.linspace(0, n - 1, min(16, n)).round().long().unique()
-    row_names = [names[int(labels[i])] if per_class else test.names[i] for i in shown.tolist()]
-    pictures = {"sheet": save_sheet([sources[shown], outputs[shown], targets[shown]], ["source", "output", "target"],
-                                    out / "translation.png", title=f"{len(shown)} of {n} test pairs",
-                                    row_names=row_names).name}
-    if cond is not None:
-        pictures["confusion"] = confusion_png(cond["confusion"], names, out / "confusion.png",
-                                              "outputs: pair's label vs evaluator verdict").name
+    pictures = _pictures(out, test, outputs, names, bool(per_class), cond)
     timing["total"] = time.time() - started
 
     report = {

@@ -18,148 +18,30 @@ stay), stage 1 alone (label-A accuracy of G1's intermediates by an evaluator
 trained on real intermediates) and FID of the final images' grey detail. Every
 number stands beside its real floor: the same measurement of the held-out real
 test split.
+
+Who judges each label, and the shape measures, are in two_stage_judges.py; report.md in two_stage_markdown.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from scipy import ndimage as ndi
 
-from ..data import ImageSet, to_uint8
-from ..data.paired import MASK_LEVEL, derive_source
-from ..data.twolabel import BUILTIN, TwoLabelSet, grey_detail, load_two_label
+from ..data import to_uint8
+from ..data.twolabel import grey_detail, load_two_label
 from ..errors import UserError
 from ..visual import save_sheet
-from .evaluator import get_evaluator
-from .metrics import fid, get_reference
+from .metrics import fid
 from .pictures import confusion_png
-from .report import Context, _fmt, prepare, write_report
+from .report import write_report
+from .two_stage_judges import Judges, build_judges, image_silhouettes, intermediate_silhouettes, iou
+from .two_stage_markdown import cross_png, render_markdown
 
 SWAP_PER_LABEL = 20   # intermediates per label A (swap B) and noises per label B (swap A) in the swap tests
 MAX_PICTURE_ROWS = 10
-INTERMEDIATE_EPOCHS = 3  # the intermediates' evaluator: silhouettes are learnt quickly, and it is trained once
-INTERMEDIATE_TRAIN_MAX = 20_000  # ... on the first 20,000 real train intermediates
 
-
-# --------------------------------------------------------------------------- judges
-
-def colour_readout(images: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
-    """Nearest palette colour (index) of each uint8 (N, 3, H, W) image's garment: the brightness-weighted mean
-    chromaticity (RGB / max RGB) of its pixels above the silhouette level. -1 for an image with no such pixel."""
-    x = images.float() / 255.0
-    value = x.amax(dim=1)                                   # (N, H, W)
-    weight = value * (value > MASK_LEVEL / 255.0)
-    chroma = x / value.clamp(min=1e-6)[:, None]
-    mean = (chroma * weight[:, None]).sum(dim=(2, 3)) / weight.sum(dim=(1, 2)).clamp(min=1e-6)[:, None]
-    ref = palette.float() / palette.float().amax(dim=1, keepdim=True).clamp(min=1)
-    pred = torch.cdist(mean, ref).argmin(dim=1)
-    return torch.where(weight.sum(dim=(1, 2)) > 0, pred, torch.full_like(pred, -1))
-
-
-@dataclass
-class Judge:
-    """Predicts one label of images, in the pipeline's own label indices (-1: none of them)."""
-
-    describe: str
-    predict_fn: object
-    info: dict
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return self.predict_fn(images)
-
-
-def evaluator_judge(ctx: Context, transform=lambda x: x) -> Judge:
-    def predict(images: torch.Tensor) -> torch.Tensor:
-        _, logits = ctx.ev.run(transform(images))
-        to_model = torch.full((logits.shape[1],), -1, dtype=torch.int64)
-        to_model[ctx.class_map] = torch.arange(len(ctx.class_map))
-        return to_model[logits.argmax(1)]
-
-    return Judge(f"condgan evaluator {ctx.ev.info.get('key')} (test accuracy {_fmt(ctx.ev.info.get('test_accuracy'), 'pct')})",
-                 predict, {"key": ctx.ev.info.get("key"), "test_accuracy": ctx.ev.info.get("test_accuracy"),
-                           "path": str(ctx.ev.path) if ctx.ev.path else None})
-
-
-def _own_context(key: str, train: ImageSet, test: ImageSet, epochs: int | None, progress: bool) -> Context:
-    """An evaluator trained (once, cached under `key`) on these splits, and its real side."""
-    ev = get_evaluator({"name": key}, epochs=epochs, splits=(train, test), progress=progress, key=key)
-    class_map = ev.class_map(list(train.class_names))
-    return Context(ev, get_reference(ev, train, test, progress), train, list(train.class_names), class_map)
-
-
-def _cache_key(data: dict, what: str, sample: ImageSet) -> str:
-    name = data["name"]
-    if name.lower() in BUILTIN:
-        base = name.lower()
-    else:  # a manifest: its name and a hash of its absolute path
-        path = Path(name).expanduser().resolve()
-        base = f"{re.sub(r'[^a-z0-9]+', '-', path.stem.lower()).strip('-') or 'data'}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-    return f"{base}-{what}-{sample.image_size}px-{sample.channels}ch"
-
-
-@dataclass
-class Judges:
-    label_a: Judge          # category, on the grey detail
-    label_b: Judge          # colour (readout) or an evaluator of label B
-    stage1: Judge           # category, on intermediates
-    detail_ctx: Context     # features for FID of the final images
-    mask_ctx: Context       # features for FID of the intermediates
-
-
-def build_judges(ts, train: TwoLabelSet, test: TwoLabelSet, epochs: int | None, progress: bool) -> Judges:
-    data = ts.data
-    names_a = list(ts.label_a_names)
-    if data["name"].lower() in BUILTIN:  # the garments' grey detail is Fashion-MNIST itself: its own evaluator
-        detail_ctx = prepare({"name": "fashion-mnist", "data_dir": data.get("data_dir"), "image_size": None,
-                              "channels": None}, names_a, progress)
-    else:
-        details = train.details()
-        detail_ctx = _own_context(_cache_key(data, "detail", details), details, test.details(), epochs, progress)
-    label_a = evaluator_judge(detail_ctx, grey_detail)
-    palette = ts.label_b_rgb
-    if palette is not None:
-        label_b = Judge("colour readout: brightness-weighted mean chromaticity of the garment, nearest palette colour",
-                        lambda images: colour_readout(images, palette), {"palette": palette.tolist()})
-    else:
-        b_train = ImageSet(train.images, train.labels_b, list(train.label_b_names), f"{train.name} (label B)")
-        b_test = ImageSet(test.images, test.labels_b, list(test.label_b_names), f"{test.name} (label B)")
-        label_b = evaluator_judge(_own_context(_cache_key(data, "label-b", b_train), b_train, b_test, epochs, progress))
-    masks = train.intermediates()
-    if len(masks) > INTERMEDIATE_TRAIN_MAX:  # plenty for silhouettes; keeps the one-off training to a minute or two
-        masks = ImageSet(masks.images[:INTERMEDIATE_TRAIN_MAX], masks.labels[:INTERMEDIATE_TRAIN_MAX],
-                         masks.class_names, masks.name)
-    mask_ctx = _own_context(_cache_key(data, f"{train.intermediate}-intermediates", masks), masks,
-                            test.intermediates(), epochs or INTERMEDIATE_EPOCHS, progress)
-    return Judges(label_a, label_b, evaluator_judge(mask_ctx), detail_ctx, mask_ctx)
-
-
-# --------------------------------------------------------------------------- shape consistency
-
-def image_silhouettes(images: torch.Tensor) -> torch.Tensor:
-    """bool (N, H, W): the garment shape of each uint8 colour image, by the rule that made the built-in masks."""
-    return derive_source(grey_detail(images), "masks")[:, 0] > 0
-
-
-def intermediate_silhouettes(masks: torch.Tensor) -> torch.Tensor:
-    """bool (N, H, W): an intermediate's foreground (its bright half), holes filled (an edge map's inside counts)."""
-    on = (masks.amax(dim=1) > 127).numpy()
-    filled = ndi.binary_fill_holes(on, structure=ndi.generate_binary_structure(2, 1)[None])
-    return torch.from_numpy(filled)
-
-
-def iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image intersection over union of two bool (N, H, W) stacks (1 when both are empty)."""
-    inter, union = (a & b).flatten(1).sum(1).float(), (a | b).flatten(1).sum(1).float()
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-
-
-# --------------------------------------------------------------------------- the evaluation
 
 def _accuracy(pred: torch.Tensor, want: torch.Tensor) -> float | None:
     return (pred == want).float().mean().item() if len(want) else None
@@ -176,6 +58,29 @@ def _cells(ok: torch.Tensor, a: torch.Tensor, b: torch.Tensor, ka: int, kb: int)
     """Mean of `ok` per (label A, label B) cell."""
     return [[ok[(a == i) & (b == j)].float().mean().item() if ((a == i) & (b == j)).any() else None
              for j in range(kb)] for i in range(ka)]
+
+
+def _score(judges: Judges, x: torch.Tensor, m: torch.Tensor | None, la: torch.Tensor, lb: torch.Tensor,
+           ka: int, kb: int) -> tuple[dict, dict]:
+    """Every measure of one side (the pipeline's images, or the real floor): (numbers, cross-accuracy cells)."""
+    pa, pb = judges.label_a(x), judges.label_b(x)
+    ok_a, ok_b = pa == la, pb == lb
+    target = dict(label_a_accuracy=ok_a.float().mean().item(), label_b_accuracy=ok_b.float().mean().item(),
+                  both_accuracy=(ok_a & ok_b).float().mean().item(), iou=None, iou_below_085=None,
+                  stage1_accuracy=None, stage1_fid=None)
+    features, _ = judges.detail_ctx.ev.run(grey_detail(x))
+    target["fid"] = fid(judges.detail_ctx.ref.train_features, features)
+    if m is not None:  # a model with intermediates (a single generator given both labels has none)
+        ious = iou(image_silhouettes(x), intermediate_silhouettes(m))
+        mask_features, _ = judges.mask_ctx.ev.run(m)
+        target.update(iou=ious.mean().item(), iou_below_085=(ious < 0.85).float().mean().item(),
+                      stage1_accuracy=_accuracy(judges.stage1(m), la),
+                      stage1_fid=fid(judges.mask_ctx.ref.train_features, mask_features))
+    cross = {"label_a_accuracy": _cells(ok_a, la, lb, ka, kb), "label_b_accuracy": _cells(ok_b, la, lb, ka, kb),
+             "confusion_a": _confusion(pa, la, ka)}
+    target["per_label_a"] = [ok_a[la == i].float().mean().item() if (la == i).any() else None for i in range(ka)]
+    target["per_label_b"] = [ok_b[lb == j].float().mean().item() if (lb == j).any() else None for j in range(kb)]
+    return target, cross
 
 
 @torch.no_grad()
@@ -253,27 +158,9 @@ def evaluate_two_stage(ts, out_dir: str | Path, n_per_pair: int = 100, seed: int
     timing["sampling"] = time.time() - t0
     t0 = time.time()
     ka, kb = len(ts.label_a_names), len(ts.label_b_names)
-    model, floor = {}, {}
-    cross = {}
-    for name, x, m, la, lb in (("model", images, masks, a, b), ("floor", test.images, test.masks, test.labels_a, test.labels_b)):
-        target = model if name == "model" else floor
-        pa, pb = judges.label_a(x), judges.label_b(x)
-        ok_a, ok_b = pa == la, pb == lb
-        target.update(label_a_accuracy=ok_a.float().mean().item(), label_b_accuracy=ok_b.float().mean().item(),
-                      both_accuracy=(ok_a & ok_b).float().mean().item(), iou=None, iou_below_085=None,
-                      stage1_accuracy=None, stage1_fid=None)
-        features, _ = judges.detail_ctx.ev.run(grey_detail(x))
-        target["fid"] = fid(judges.detail_ctx.ref.train_features, features)
-        if m is not None:  # a model with intermediates (a single generator given both labels has none)
-            ious = iou(image_silhouettes(x), intermediate_silhouettes(m))
-            mask_features, _ = judges.mask_ctx.ev.run(m)
-            target.update(iou=ious.mean().item(), iou_below_085=(ious < 0.85).float().mean().item(),
-                          stage1_accuracy=_accuracy(judges.stage1(m), la),
-                          stage1_fid=fid(judges.mask_ctx.ref.train_features, mask_features))
-        cross[name] = {"label_a_accuracy": _cells(ok_a, la, lb, ka, kb), "label_b_accuracy": _cells(ok_b, la, lb, ka, kb),
-                       "confusion_a": _confusion(pa, la, ka)}
-        target["per_label_a"] = [ok_a[la == i].float().mean().item() if (la == i).any() else None for i in range(ka)]
-        target["per_label_b"] = [ok_b[lb == j].float().mean().item() if (lb == j).any() else None for j in range(kb)]
+    model, model_cross = _score(judges, images, masks, a, b, ka, kb)
+    floor, floor_cross = _score(judges, test.images, test.masks, test.labels_a, test.labels_b, ka, kb)
+    cross = {"model": model_cross, "floor": floor_cross}
     timing["scoring"] = time.time() - t0
 
     out = Path(out_dir)
@@ -305,31 +192,6 @@ def evaluate_two_stage(ts, out_dir: str | Path, n_per_pair: int = 100, seed: int
         "timing_s": {k: round(v, 2) for k, v in timing.items()},
     }
     return write_report(report, out, render_markdown, progress)
-
-
-def cross_png(cross: dict, names_a: list[str], names_b: list[str], path: Path) -> Path:
-    """Two heat maps side by side: label-A and label-B accuracy for each requested (A, B) pair."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(2.5 + 0.9 * len(names_b), 1.5 + 0.4 * len(names_a)), dpi=100)
-    FigureCanvasAgg(fig)
-    for k, (key, title) in enumerate((("label_a_accuracy", "label-A accuracy"), ("label_b_accuracy", "label-B accuracy"))):
-        ax = fig.add_subplot(1, 2, k + 1)
-        m = torch.tensor([[float("nan") if v is None else v for v in row] for row in cross[key]])
-        ax.imshow(m.numpy(), cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(len(names_b)), names_b, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(names_a)), names_a if k == 0 else [""] * len(names_a), fontsize=8)
-        ax.set_title(title, fontsize=9)
-        for i in range(m.shape[0]):
-            for j in range(m.shape[1]):
-                if m[i, j] == m[i, j]:
-                    ax.text(j, i, f"{100 * m[i, j]:.0f}", ha="center", va="center", fontsize=6,
-                            color="white" if m[i, j] > 0.5 else "black")
-    fig.suptitle("requested label A (rows) x label B (columns): % of images showing each label", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
 
 
 class JointClasses:
@@ -372,85 +234,3 @@ class JointClasses:
         columns = [images.view(ka, kb, *images.shape[1:])[:, j] for j in range(kb)]
         return save_sheet(columns, self.label_b_names, Path(path), row_names=self.label_a_names,
                           title="rows: label A, columns: label B (one generator, joint classes)")
-
-
-# --------------------------------------------------------------------------- markdown
-
-SUMMARY_ROWS = [  # key, label, how to read it, format
-    ("label_a_accuracy", "label-A accuracy (category of the final image)", "higher", "pct"),
-    ("label_b_accuracy", "label-B accuracy (colour of the final image)", "higher", "pct"),
-    ("both_accuracy", "both labels right", "higher", "pct"),
-    ("iou", "silhouette IoU, final image vs its intermediate", "higher; 1 = G2 kept the shape exactly", "num"),
-    ("iou_below_085", "images with IoU below 0.85", "lower", "pct"),
-    ("stage1_accuracy", "stage 1: label-A accuracy of G1's intermediates", "higher", "pct"),
-    ("fid", "FID of the final images (grey detail, evaluator features)", "lower", "num"),
-    ("stage1_fid", "FID of the intermediates (intermediates' evaluator features)", "lower", "num"),
-]
-
-
-def render_markdown(r: dict) -> str:
-    m, f, sw = r["model"], r["real_floor"], r["swap_tests"]
-    p = r["pictures"]
-    lines = [
-        f"# condgan two-stage evaluation: {r['source']}", "",
-        f"{r['settings']['n_images']} images of **{r['dataset']}**: {r['settings']['n_per_pair']} for each of "
-        f"{len(r['label_a_names'])} labels A x {len(r['label_b_names'])} labels B. The **real floor** measures "
-        f"{r['settings']['floor']} the same way: the best a perfect pipeline could expect.", "",
-        f"- label A is judged by {r['judges']['label_a']} on the grey detail (maximum over the channels);",
-        f"- label B by {r['judges']['label_b']};",
-        f"- G1's intermediates by {r['judges']['stage1']}, trained on real intermediates.", "",
-        "| metric | model | real floor | how to read |", "|---|---:|---:|---|",
-    ]
-    for key, label, note, kind in SUMMARY_ROWS:
-        lines.append(f"| {label} | {_fmt(m.get(key), kind)} | {_fmt(f.get(key), kind)} | {note} |")
-    b, a = sw["swap_b"], sw["swap_a"]
-    lines += [
-        "", "## Swap tests", "",
-        f"**Swap B** — {b['intermediates']} intermediates from G1, each drawn by G2 under every label B with the same noise: "
-        "the colour must follow label B while the shape and category stay.", "",
-        "| measure | value | should be |", "|---|---:|---|",
-        f"| label-B accuracy under the swap | {_fmt(b['label_b_accuracy'], 'pct')} | high: the colour changes |",
-        f"| intermediates whose every colour came out right | {_fmt(b['colour_changes'], 'pct')} | high |",
-        f"| silhouette IoU with the intermediate | {_fmt(b['iou_mean'])} | high: the shape stays |",
-        f"| IoU spread across labels B (max - min, mean) | {_fmt(b['iou_spread'])} | near 0 |",
-        f"| silhouette IoU between the images of one noise under different labels B | {_fmt(b.get('iou_across_b'))} | high: the shape stays |",
-        f"| label-A accuracy under the swap | {_fmt(b['label_a_kept'], 'pct')} | high: the category stays |", "",
-        f"![swap B]({p['swap_b']})", "",
-        f"**Swap A** — for each label B, {a['noises'] // max(1, len(r['label_b_names']))} noises drawn under every label A: "
-        "the category must follow label A while the colour stays.", "",
-        "| measure | value | should be |", "|---|---:|---|",
-        f"| label-A accuracy under the swap | {_fmt(a['label_a_accuracy'], 'pct')} | high: the category changes |",
-        f"| noises whose every category came out right | {_fmt(a['category_changes'], 'pct')} | high |",
-        f"| label-B accuracy under the swap | {_fmt(a['label_b_accuracy'], 'pct')} | high: the colour stays |",
-        f"| noises whose colour stayed the requested one for every label A | {_fmt(a['colour_kept'], 'pct')} | high |", "",
-        f"![swap A]({p['swap_a']})", "",
-        "## Per label", "",
-        "| label A | accuracy | floor |", "|---|---:|---:|",
-        *[f"| {row['label_a']} | {_fmt(row['accuracy'], 'pct')} | {_fmt(row['floor'], 'pct')} |" for row in r["per_label_a"]],
-        "", "| label B | accuracy | floor |", "|---|---:|---:|",
-        *[f"| {row['label_b']} | {_fmt(row['accuracy'], 'pct')} | {_fmt(row['floor'], 'pct')} |" for row in r["per_label_b"]],
-        "", "## Cross-accuracy", "",
-        "Requested label A (rows) x requested label B (columns): the share of images whose category (left) and colour "
-        "(right) came out as requested; report.json has the real floor of every cell (`cross.floor`).", "",
-        f"![cross accuracy]({p['cross']})", "",
-        "| A \\ B | " + " | ".join(r["label_b_names"]) + " |", "|---|" + "---:|" * len(r["label_b_names"]),
-    ]
-    cm = r["cross"]["model"]
-    for i, name in enumerate(r["label_a_names"]):
-        cells = [f"{_fmt(cm['label_a_accuracy'][i][j], 'pct')} / {_fmt(cm['label_b_accuracy'][i][j], 'pct')}"
-                 for j in range(len(r["label_b_names"]))]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "(each cell: label-A accuracy / label-B accuracy)", "",
-              "## Pictures", "",
-              "**Grid** — rows: label A, columns: label B, each image with G1's intermediate on its left.", "",
-              f"![grid]({p['grid']})", "",
-              "**Category confusion of the final images** — rows: requested label A; columns: the evaluator's verdict.", "",
-              f"![confusion]({p['confusion_a']})", "",
-              "## Notes", "",
-              "- IoU compares the final image's silhouette (grey detail above the mask level, holes filled, specks "
-              "dropped: the rule that made the built-in masks) with the intermediate's foreground (its bright half, "
-              "holes filled). For the built-in data the floor is 1 by construction.",
-              "- FID is computed on the grey detail in the category evaluator's feature space against the real train "
-              "split; colour is measured by label-B accuracy instead.",
-              f"- Timing (s): {', '.join(f'{k} {v}' for k, v in r['timing_s'].items())}.", ""]
-    return "\n".join(lines)

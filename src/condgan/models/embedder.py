@@ -6,7 +6,7 @@ carrying `threshold`, the cosine similarity above which two images are called
 travels with the weights into exports):
 
 - `Embedder`: a small CNN trained end to end (siamese, triplet, selfsup recipes).
-- `FrozenBackboneEmbedder`: condgan's evaluator network (eval/evaluator.py),
+- `FrozenBackboneEmbedder`: condgan's evaluator network (evaluator_net.py),
   frozen, with a learned two-layer head (the "pre-trained backbone" recipe; the
   backbone comes from the evaluator cache, never from a download).
 """
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Network
+from .evaluator_net import FEATURE_DIM, EvaluatorNet
 
 
 class _Thresholded(Network):
@@ -69,8 +70,6 @@ class FrozenBackboneEmbedder(_Thresholded):
 
     def __init__(self, channels: int, num_classes: int, embed_dim: int = 64):
         super().__init__()
-        from ..eval.evaluator import FEATURE_DIM, EvaluatorNet
-
         self.backbone = EvaluatorNet(channels, num_classes).requires_grad_(False)
         self.head = nn.Sequential(nn.Linear(FEATURE_DIM, 256), nn.ReLU(inplace=True), nn.Linear(256, embed_dim))
         self._add_threshold()

@@ -1,5 +1,6 @@
 """`condgan serve`: a web page and a JSON API for trained models.
 
-app.py is the HTTP server, kinds.py says how each kind of model is driven (its fields become the page's
-controls), limits.py bounds what a client can make it spend, static/ is the page. See docs/serving.md.
+app.py is the HTTP server, served.py loads the models it serves, request.py reads and checks a generate
+request, kinds.py says how each kind of model is driven (its fields become the page's controls), limits.py
+bounds what a client can make it spend, static/ is the page. See docs/serving.md.
 """
