@@ -541,13 +541,48 @@ def load(path: str | Path, device: str = "cpu") -> Pipeline:
             raise CheckpointError(f"{source}: no {component} weights")
         untrusted.finite_weights(weights, source)
         net = rebuild(model["networks"].get(component), source)
-        try:
-            net.load_state_dict(weights)
-        except (RuntimeError, KeyError) as e:
-            raise CheckpointError(f"{source}: {component} weights do not fit the recorded network "
-                                  f"({untrusted.printable(str(e).splitlines()[0], 160)})") from None
+        check_spec_fits(task, component, net.arguments, spec, source)
+        misfit = untrusted.weights_misfit(net, weights)
+        if misfit:
+            raise CheckpointError(f"{source}: {component} weights do not fit the recorded {type(net).__name__} ({misfit}); "
+                                  f"the file was damaged or edited: use another checkpoint, or export the run again")
+        net.load_state_dict(weights)
         nets[component] = net
     return pipeline.from_components(nets, spec, model["data"], device)
+
+
+# What each task's networks were built for, from its spec: component -> (argument, field, what of the field).
+# A class count of 0 means the network takes no label (a translator trained without model.use_label).
+SPEC_ARGUMENTS = {
+    "cgan": {"generator": [("num_classes", "label", "num_classes"), ("channels", "image", "channels"),
+                           ("image_size", "image", "height"), ("image_size", "image", "width")]},
+    "translate": {"generator": [("num_classes", "label", "num_classes"), ("source_channels", "source", "channels"),
+                                ("channels", "image", "channels"), ("height", "image", "height"), ("width", "image", "width")]},
+    "two-stage": {"generator1": [("num_classes", "label_a", "num_classes"), ("channels", "mask", "channels"),
+                                 ("image_size", "mask", "height")],
+                  "generator2": [("num_classes", "label_b", "num_classes"), ("source_channels", "mask", "channels"),
+                                 ("channels", "image", "channels"), ("height", "image", "height"), ("width", "image", "width")]},
+    "exemplar": {"generator": [("channels", "image", "channels"), ("image_size", "image", "height"),
+                               ("cond_dim", "embedding", "dim")],
+                 "embedder": [("channels", "image", "channels")]},
+    "similarity": {"embedder": [("channels", "image", "channels")]},
+}
+
+
+def check_spec_fits(task: str, component: str, arguments: dict, spec: Spec, source: str) -> None:
+    """Refuse a model whose spec and network disagree (2 class names for a 3-class network would sample
+    without a word, and the third class could never be asked for): the file was edited or mixed up."""
+    for argument, field, what in SPEC_ARGUMENTS.get(task, {}).get(component, []):
+        built = arguments.get(argument)
+        if field not in spec or not isinstance(built, int) or (what == "num_classes" and built == 0 and task == "translate"):
+            continue
+        declared = getattr(spec[field], what)
+        if built != declared:
+            says = {"num_classes": "has {} class names", "channels": "has {} channels", "height": "is {} px high",
+                    "width": "is {} px wide", "dim": "has {} dimensions"}[what].format(declared)
+            raise CheckpointError(f"{source}: inconsistent model: its spec says {field!r} {says}, but its {component} "
+                                  f"network was built for {built} ({argument}={built}); the file was edited or mixed up: "
+                                  f"use another checkpoint, or export the run again")
 
 
 def as_images(images, field, verb: str = "use") -> torch.Tensor:
