@@ -117,9 +117,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report = evaluate_generator(model, args.out or (run if run.is_dir() else run.parent) / "eval", n,
                                     args.seed, not args.quiet, source=str(run))
     m, f = report["model"], report["real_floor"]
-    print(f"FID {m['fid']:.3f} (real {f['fid']:.3f})  mean class FID {m['class_fid_mean']:.3f} (real {f['class_fid_mean']:.3f})  "
-          f"conditioning accuracy {m['conditioning_accuracy']:.1%} (real {f['conditioning_accuracy']:.1%})")
+    print(f"FID {_vs(m, f, 'fid', '.3f')}  mean class FID {_vs(m, f, 'class_fid_mean', '.3f')}  "
+          f"conditioning accuracy {_vs(m, f, 'conditioning_accuracy', '.1%')}")
     return 0
+
+
+def _vs(model: dict, floor: dict, key: str, spec: str) -> str:
+    """'0.812 (real 0.250)'; a metric too few images could give reads 'n/a', as in report.md."""
+    def show(v):
+        return "n/a" if v is None else format(v, spec)
+
+    return f"{show(model.get(key))} (real {show(floor.get(key))})"
 
 
 def _eval_similarity(model, args: argparse.Namespace) -> int:
