@@ -144,7 +144,8 @@ def classes_present(path, labels: torch.Tensor, class_names: list[str]) -> tuple
     if missing:
         warnings.warn(f"{path} has no images of {len(missing)} of its {len(class_names)} classes "
                       f"({', '.join(printable(m, 40) for m in missing[:10])}{', ...' if len(missing) > 10 else ''}); "
-                      f"scoring the {len(keep)} present against real images of those classes only", stacklevel=2)
+                      f"scoring only the classes present ({', '.join(printable(class_names[c], 40) for c in keep[:10])}"
+                      f"{', ...' if len(keep) > 10 else ''}), the real floor too", stacklevel=2)
     renumber = torch.full((len(class_names),), -1, dtype=torch.int64)
     renumber[keep] = torch.arange(len(keep))
     return renumber[labels], [class_names[c] for c in keep], missing
