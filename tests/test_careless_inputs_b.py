@@ -106,7 +106,8 @@ def test_summary_line_shows_missing_numbers_as_na():
 
 def test_samples_of_some_classes_are_scored_on_those_classes_only(shapes, trained_evaluator, tmp_path, capsys):
     npz = _npz(tmp_path / "two.npz", {2: 2, 3: 2})  # disc and ring, two images each: too few for the k-NN metrics
-    with pytest.warns(UserWarning, match=r"no images of 2 of its 4 classes \(bars, cross\); scoring only the classes present \(disc, ring\)"):
+    warning = r"no images of 2 of its 4 classes \(bars, cross\); scoring only the classes present \(disc, ring\)"
+    with pytest.warns(UserWarning, match=warning):
         report = evaluate_samples(npz, {"name": str(shapes["data"])}, out_dir=tmp_path / "r", progress=False)
     assert report["classes"] == ["disc", "ring"] and report["missing_classes"] == ["bars", "cross"]
     assert report["real_floor"]["n_images"] == 8  # the test images of disc and ring only, not all four classes

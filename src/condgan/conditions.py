@@ -116,7 +116,8 @@ _KEYS = {"kind": "'kind': class, image or vector",
 
 def _missing(name, key) -> str:
     what = _KEYS.get(key, printable(repr(key), 40))
-    return f"field {printable(name, 40)!r} of the spec lacks {what} (was the file edited?); export the run again with `condgan export`"
+    return (f"field {printable(name, 40)!r} of the spec lacks {what} (was the file edited?); "
+            f"export the run again with `condgan export`")
 
 
 def class_spec(class_names, channels: int, size: int) -> Spec:

@@ -271,9 +271,10 @@ def _neither_run_nor_export(folder: Path) -> str:
     from ..untrusted import printable
 
     weights = sorted(p.name for p in folder.glob("*.safetensors"))
-    hint = f" It holds {printable(weights[0], 60)} but no {MANIFEST}: an incomplete export? Export the run again." if weights else ""
-    return (f"{printable(folder, 200)} is neither a run (no checkpoints/ folder) nor an export (no {MANIFEST}); give a run directory, "
-            f"a checkpoint file or an exported folder.{hint}")
+    hint = (f" It holds {printable(weights[0], 60)} but no {MANIFEST}: an incomplete export? Export the run again."
+            if weights else "")
+    return (f"{printable(folder, 200)} is neither a run (no checkpoints/ folder) nor an export (no {MANIFEST}); "
+            f"give a run directory, a checkpoint file or an exported folder.{hint}")
 
 
 def builtin_data_names() -> set[str]:
