@@ -100,9 +100,24 @@ class Spec(dict):
                     spec[name] = VectorField(f["dim"])
                 else:
                     raise ValueError(f"unknown kind {f['kind']!r}")
-            except (KeyError, TypeError, ValueError) as e:
+            except KeyError as e:
+                raise CheckpointError(_missing(name, e.args[0])) from None
+            except (TypeError, ValueError) as e:
                 raise CheckpointError(f"field {printable(name, 40)!r} of the spec is malformed ({e})") from None
         return spec
+
+
+# What each key of a field needs, for "field 'label' of the spec lacks ..." (a hand-edited manifest, say)
+_KEYS = {"kind": "'kind': class, image or vector",
+         "class_names": "its class names: 'class_names' must list them, distinct strings in label order",
+         "channels": "'channels': 1 to 4", "height": "'height': 1 to 4096 pixels", "width": "'width': 1 to 4096 pixels",
+         "dim": "'dim': the vector's length"}
+
+
+def _missing(name, key) -> str:
+    what = _KEYS.get(key, printable(repr(key), 40))
+    return (f"field {printable(name, 40)!r} of the spec lacks {what} (was the file edited?); "
+            f"export the run again with `condgan export`")
 
 
 def class_spec(class_names, channels: int, size: int) -> Spec:

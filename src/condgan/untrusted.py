@@ -203,3 +203,27 @@ def finite_weights(state: dict, source: str) -> None:
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
             raise UserError(f"{source}: weight {printable(key, 80)} contains NaN or Inf; the model is broken "
                             f"(a diverged run? use an earlier checkpoint)")
+
+
+def weights_misfit(net, weights: dict, limit: int = 3) -> str | None:
+    """Why `weights` cannot be loaded into `net`, in one line naming the first few keys (wrong shapes first, then
+    missing and extra tensors), or None when they fit. torch's own message spreads every key over many lines."""
+    import torch
+
+    own = net.state_dict()
+    wrong, missing = [], []
+    for key, expected in own.items():
+        if key not in weights:
+            missing.append(f"{printable(key, 60)} missing")
+            continue
+        found = weights[key]
+        if not isinstance(found, torch.Tensor):
+            wrong.append(f"{printable(key, 60)} is {type(found).__name__}, not a tensor")
+        elif found.shape != expected.shape:
+            wrong.append(f"{printable(key, 60)}: expected {tuple(expected.shape)}, found {tuple(found.shape)}")
+    extra = [f"{printable(key, 60)} unexpected" for key in weights if key not in own]
+    problems = wrong + missing + extra
+    if not problems:
+        return None
+    more = len(problems) - limit
+    return "; ".join(problems[:limit]) + (f" (and {more} more)" if more > 0 else "")

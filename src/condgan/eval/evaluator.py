@@ -34,6 +34,7 @@ ARCH_VERSION = 1  # bump when EvaluatorNet changes: cached evaluators of other v
 DEFAULT_EPOCHS = 6
 BUILTIN = ("fashion-mnist", "mnist")
 SHIPPED = Path(__file__).parent / "shipped"  # evaluators shipped with the package, by cache key
+MIN_IMAGE_SIZE = 4  # EvaluatorNet halves the image twice (two 2x2 max-pools): smaller images pool to nothing
 
 
 @dataclass
@@ -210,8 +211,17 @@ def fingerprint(*sets: ImageSet) -> str:
     return h.hexdigest()[:16]
 
 
+def check_image_size(size: int | None, what: str = "the images") -> None:
+    """Refuse sizes the evaluator cannot take before any data is loaded or any evaluator trained
+    (otherwise the failure comes from inside a convolution, minutes later)."""
+    if size is not None and size < MIN_IMAGE_SIZE:
+        raise UserError(f"{what} are {size}x{size} pixels; condgan's evaluator needs at least "
+                        f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} (it halves the image twice). Evaluate larger images")
+
+
 def load_splits(data_cfg: dict) -> tuple[ImageSet, ImageSet]:
     """Train and held-out test split of a run's dataset, with ALL its classes (subsets are mapped later)."""
+    check_image_size(data_cfg.get("image_size"))
     cfg = {k: data_cfg.get(k) for k in ("name", "data_dir", "image_size", "channels")}
     cfg["name"] = cfg["name"] or "fashion-mnist"
     return load_dataset(**cfg, split="train"), load_dataset(**cfg, split="test")
@@ -222,6 +232,7 @@ def get_evaluator(data_cfg: dict, epochs: int | None = None, force: bool = False
     """The cached evaluator for a run's dataset, trained (once, with a message) if there is none yet.
     `key` names the cache folder when the splits are not the dataset itself (e.g. a dataset's intermediates)."""
     train, test = splits or load_splits(data_cfg)
+    check_image_size(train.image_size, f"the images of {train.name}")
     key = key or dataset_key(data_cfg.get("name") or "fashion-mnist", data_cfg.get("data_dir"), train.image_size, train.channels)
     folder = cache_root() / key
     fp = fingerprint(train, test)

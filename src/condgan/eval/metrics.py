@@ -35,6 +35,9 @@ PRDC_MAX = 10_000  # sets are subsampled to this size for the k-NN metrics (thei
 DIVERSITY_MAX = 1_000  # per class, for the mean pairwise distance
 COPY_QUANTILE = 0.01  # a generated image closer to the train set than 99% of real test images is a suspected copy
 REFERENCE_VERSION = 2
+# Fewest images a metric needs (FID/KID: a covariance; the k-NN metrics: k neighbours besides oneself); with
+# fewer it is reported as not computable, with this minimum, instead of a number made of nothing
+MIN_IMAGES = {"fid": 2, "kid": 2, **{m: K_NEAREST + 1 for m in ("precision", "recall", "density", "coverage")}}
 
 
 class _Precomputed(nn.Module):
@@ -301,6 +304,7 @@ def compute_metrics(seen: Seen, ref: Reference, class_map: torch.Tensor, seed: i
         "nn_distance_ratio": seen.nn_distance.median().item() / test_median
         if len(seen.nn_distance) and test_median > 0 else None,
         "copy_threshold": threshold,
+        "not_computable": {m: f"needs ≥ {n} images" for m, n in MIN_IMAGES.items() if len(seen.features) < n},
         "per_class": {"fid": per_fid, "conditioning_accuracy": cond["per_class"],
                       "diversity_ratio": div_ratio},
         "confusion": cond["confusion"],

@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from ..progress import progress as tqdm
 
-from ..data import ImageSet, to_uint8
-from ..errors import UserError
-from .evaluator import Evaluator, get_evaluator, load_splits
+from ..data import ImageSet, resolve_class, to_uint8
+from ..errors import DataError, UserError
+from ..untrusted import printable
+from .evaluator import Evaluator, check_image_size, get_evaluator, load_splits
 from .metrics import COPY_QUANTILE, K_NEAREST, Reference, compute_metrics, get_reference, look, real_floor
 from .pictures import confusion_png, interference_grid, latent_traversal, sample_sheets
 from .samples import load_samples_npz
@@ -35,14 +37,31 @@ class Context:
     class_map: torch.Tensor  # model class index -> evaluator class index
 
 
-def prepare(data_cfg: dict, class_names: list[str], progress: bool = True) -> Context:
-    """Load the data, find or train the evaluator, build or load the cached real side."""
+def prepare(data_cfg: dict, class_names: list[str], progress: bool = True, shape: tuple[int, int] | None = None) -> Context:
+    """Load the data, find or train the evaluator, build or load the cached real side.
+    shape: (channels, size) of the images to score, checked against the data before any evaluator is trained."""
     train, test = load_splits(data_cfg)
+    check_compatible(train, class_names, shape)
     ev = get_evaluator(data_cfg, splits=(train, test), progress=progress)
     class_map = ev.class_map(class_names)
     if list(class_names) != list(train.class_names):
         train, test = train.subset(list(class_names)), test.subset(list(class_names))
     return Context(ev, get_reference(ev, train, test, progress), train, list(class_names), class_map)
+
+
+def check_compatible(data: ImageSet, class_names: list[str], shape: tuple[int, int] | None = None) -> None:
+    """Refuse images the dataset cannot judge (other classes, another size) now, not after minutes of
+    evaluator training and sampling."""
+    try:
+        for name in class_names:
+            resolve_class(name, data.class_names)
+    except DataError as e:
+        raise UserError(f"{data.name} cannot judge these images: {e}; evaluate against the dataset they were "
+                        f"made for (--data)") from None
+    if shape is not None and tuple(shape) != (data.channels, data.image_size):
+        raise UserError(f"the images to score are {shape[1]}x{shape[1]} with {shape[0]} channel(s), but {data.name} loads "
+                        f"as {data.image_size}x{data.image_size} with {data.channels}; evaluate against the dataset they "
+                        f"were made for, at their own size")
 
 
 @torch.no_grad()
@@ -74,7 +93,7 @@ def evaluate_generator(gen, out_dir: str | Path, n_per_class: int = 1000, seed: 
     if n_per_class < 2:
         raise UserError(f"--n-per-class must be at least 2 (FID needs two images per class), not {n_per_class}")
     started = time.time()
-    ctx = prepare(gen.data, list(gen.class_names), progress)
+    ctx = prepare(gen.data, list(gen.class_names), progress, shape=(gen.channels, gen.image_size))
     t0 = time.time()
     images, labels = sample(gen, n_per_class, seed, progress=progress)
     sampling_s = time.time() - t0
@@ -92,20 +111,49 @@ def evaluate_samples(npz_path: str | Path, data_cfg: dict, out_dir: str | Path |
     """Evaluate images from a samples .npz against a dataset (data_cfg: name, data_dir, classes, ...)."""
     started = time.time()
     images, labels, class_names = load_samples_npz(npz_path)
+    check_image_size(images.shape[-1], f"the images in {npz_path}")
     cfg = dict(data_cfg)
     if cfg.get("classes") and [c.lower() for c in cfg["classes"]] != [c.lower() for c in class_names]:
         raise UserError(f"--classes {','.join(cfg['classes'])} does not match the classes stored in {npz_path}: "
                         f"{','.join(class_names)}")
+    labels, present, missing = classes_present(npz_path, labels, class_names)
     cfg.setdefault("image_size", None)
     cfg["image_size"] = cfg["image_size"] or images.shape[-1]
     cfg["channels"] = cfg.get("channels") or images.shape[1]
-    ctx = prepare(cfg, class_names, progress)
+    ctx = prepare(cfg, present, progress, shape=(images.shape[1], images.shape[-1]))
     out = Path(out_dir) if out_dir else Path(npz_path).with_suffix("").parent / (Path(npz_path).stem + "-eval")
-    return _score_and_write(ctx, images, labels, out, seed, progress, str(npz_path), "samples", started, {}, {}, None)
+    return _score_and_write(ctx, images, labels, out, seed, progress, str(npz_path), "samples", started, {}, {}, None,
+                            missing)
+
+
+MIN_PER_CLASS = 2  # per-class FID and diversity compare a class's images with each other
+
+
+def classes_present(path, labels: torch.Tensor, class_names: list[str]) -> tuple[torch.Tensor, list[str], list[str]]:
+    """(labels renumbered over the classes that have images, those classes, the missing ones). A file with
+    images of some classes only is scored on those (the real floor too), with a warning naming the others;
+    a class with too few images to score is refused before any work starts."""
+    counts = torch.bincount(labels, minlength=len(class_names)).tolist()
+    few = [printable(name, 40) for name, n in zip(class_names, counts) if 0 < n < MIN_PER_CLASS]
+    if few:
+        raise UserError(f"{path} has fewer than {MIN_PER_CLASS} images of {len(few)} class(es) ({', '.join(few[:5])}"
+                        f"{', ...' if len(few) > 5 else ''}); evaluation needs at least {MIN_PER_CLASS} of each class it "
+                        f"scores: write more (condgan sample RUN --n-per-class 1000 --out FILE.npz)")
+    keep = [c for c, n in enumerate(counts) if n > 0]
+    missing = [name for name, n in zip(class_names, counts) if n == 0]
+    if missing:
+        warnings.warn(f"{path} has no images of {len(missing)} of its {len(class_names)} classes "
+                      f"({', '.join(printable(m, 40) for m in missing[:10])}{', ...' if len(missing) > 10 else ''}); "
+                      f"scoring only the classes present ({', '.join(printable(class_names[c], 40) for c in keep[:10])}"
+                      f"{', ...' if len(keep) > 10 else ''}), the real floor too", stacklevel=2)
+    renumber = torch.full((len(class_names),), -1, dtype=torch.int64)
+    renumber[keep] = torch.arange(len(keep))
+    return renumber[labels], [class_names[c] for c in keep], missing
 
 
 def _score_and_write(ctx: Context, images, labels, out: Path, seed: int, progress: bool, source: str, kind: str,
-                     started: float, timing: dict, pictures: dict, traversal: dict | None) -> dict:
+                     started: float, timing: dict, pictures: dict, traversal: dict | None,
+                     missing: list[str] | None = None) -> dict:
     t0 = time.time()
     seen = look(ctx.ev, images, labels, ctx.train.images, progress)
     model = compute_metrics(seen, ctx.ref, ctx.class_map, seed)
@@ -128,6 +176,7 @@ def _score_and_write(ctx: Context, images, labels, out: Path, seed: int, progres
         per_class.append(row)
     report = {
         "kind": kind, "source": source, "dataset": ctx.train.name, "classes": ctx.class_names,
+        "missing_classes": list(missing or []),
         "evaluator": {"path": str(ctx.ev.path) if ctx.ev.path else None, "test_accuracy": ctx.ev.info.get("test_accuracy"),
                       "key": ctx.ev.info.get("key")},
         "settings": {"seed": seed, "k_nearest": K_NEAREST, "copy_quantile": COPY_QUANTILE,
@@ -204,9 +253,16 @@ def _fmt(v, kind: str = "num") -> str:
     return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
 
 
+def _model_cell(m: dict, key: str, kind: str) -> str:
+    """A model's number, or why there is none ('n/a (needs ≥ 6 images)')."""
+    why = (m.get("not_computable") or {}).get(key)
+    return f"n/a ({why})" if m.get(key) is None and why else _fmt(m.get(key), kind)
+
+
 def render_markdown(r: dict) -> str:
     m, f = r["model"], r["real_floor"]
     what = "samples file" if r["kind"] == "samples" else "run"
+    missing = r.get("missing_classes") or []
     lines = [
         f"# condgan evaluation: {r['source']}",
         "",
@@ -215,6 +271,8 @@ def render_markdown(r: dict) -> str:
         f"(test accuracy {_fmt(r['evaluator']['test_accuracy'], 'pct')}; no Inception network is used, so numbers are "
         f"comparable between condgan runs on this dataset, not with published Inception FIDs).",
         "",
+        *([f"**Classes without images** ({len(missing)}, left out of every number, the real floor's too): "
+           f"{', '.join(printable(c, 40) for c in missing)}.", ""] if missing else []),
         f"The **real floor** column scores the held-out real test split ({f['n_images']} images) exactly as if a model "
         "had generated it: the best a perfect model could expect.",
         "",
@@ -222,7 +280,7 @@ def render_markdown(r: dict) -> str:
         "|---|---:|---:|---|",
     ]
     for key, label, note, kind in SUMMARY_ROWS:
-        lines.append(f"| {label} | {_fmt(m.get(key), kind)} | {_fmt(f.get(key), kind)} | {note} |")
+        lines.append(f"| {label} | {_model_cell(m, key, kind)} | {_fmt(f.get(key), kind)} | {note} |")
     if r.get("latent_traversal"):
         lines.append(f"| latent traversal: frames keeping the label | {_fmt(r['latent_traversal']['fraction_kept'], 'pct')} "
                      f"| — | higher; class must not change along a path |")

@@ -32,6 +32,8 @@ class Pipeline:
     task = ""
     needs: tuple[str, ...] = ()  # fields the spec must have for this pipeline to work
     components = ("generator",)  # the networks it is made of, by component name in checkpoints and exports
+    # what each component's network was built for, from the spec: component -> [(argument, field, what of the field)]
+    spec_arguments: dict[str, list[tuple[str, str, str]]] = {}
 
     def __init__(self, net: torch.nn.Module, spec: Spec, data: dict | None = None, device: str | torch.device = "cpu"):
         self.net = net.eval().requires_grad_(False).to(device)
@@ -104,13 +106,31 @@ def assemble(model: dict, pipeline: type[Pipeline], device: str | torch.device =
             raise CheckpointError(f"{source}: no {component} weights")
         untrusted.finite_weights(weights, source)
         net = rebuild(model["networks"].get(component), source)
-        try:
-            net.load_state_dict(weights)
-        except (RuntimeError, KeyError) as e:
-            raise CheckpointError(f"{source}: {component} weights do not fit the recorded network "
-                                  f"({untrusted.printable(str(e).splitlines()[0], 160)})") from None
+        check_spec_fits(pipeline, component, net.arguments, spec, source)
+        misfit = untrusted.weights_misfit(net, weights)
+        if misfit:
+            raise CheckpointError(f"{source}: {component} weights do not fit the recorded {type(net).__name__} ({misfit}); "
+                                  f"the file was damaged or edited: use another checkpoint, or export the run again")
+        net.load_state_dict(weights)
         nets[component] = net
     return pipeline.from_components(nets, spec, model["data"], device)
+
+
+def check_spec_fits(pipeline: type[Pipeline], component: str, arguments: dict, spec: Spec, source: str) -> None:
+    """Refuse a model whose spec and network disagree (2 class names for a 3-class network would sample
+    without a word, and the third class could never be asked for): the file was edited or mixed up.
+    A class count of 0 means the network takes no label (a translator trained without model.use_label)."""
+    for argument, field, what in pipeline.spec_arguments.get(component, []):
+        built = arguments.get(argument)
+        if field not in spec or not isinstance(built, int) or (what == "num_classes" and built == 0):
+            continue
+        declared = getattr(spec[field], what)
+        if built != declared:
+            says = {"num_classes": "has {} class names", "channels": "has {} channels", "height": "is {} px high",
+                    "width": "is {} px wide", "dim": "has {} dimensions"}[what].format(declared)
+            raise CheckpointError(f"{source}: inconsistent model: its spec says {field!r} {says}, but its {component} "
+                                  f"network was built for {built} ({argument}={built}); the file was edited or mixed up: "
+                                  f"use another checkpoint, or export the run again")
 
 
 def as_images(images, field, verb: str = "use") -> torch.Tensor:

@@ -19,6 +19,8 @@ class ClassConditional(Pipeline):
 
     task = "cgan"
     needs = ("image", "label")
+    spec_arguments = {"generator": [("num_classes", "label", "num_classes"), ("channels", "image", "channels"),
+                                    ("image_size", "image", "height"), ("image_size", "image", "width")]}
 
     @property
     def class_names(self) -> list[str]:

@@ -25,6 +25,7 @@ class Embedder(Pipeline):
     task = "similarity"
     needs = ("image",)
     components = ("embedder",)
+    spec_arguments = {"embedder": [("channels", "image", "channels")]}
 
     def networks(self) -> dict:
         return {"embedder": self.net}
@@ -86,6 +87,9 @@ class Exemplar(Pipeline):
     task = "exemplar"
     needs = ("image", "embedding")
     components = ("generator", "embedder")
+    spec_arguments = {"generator": [("channels", "image", "channels"), ("image_size", "image", "height"),
+                                    ("cond_dim", "embedding", "dim")],
+                      "embedder": [("channels", "image", "channels")]}
 
     def __init__(self, net, spec, data=None, device="cpu", embedder: torch.nn.Module | None = None):
         # the exemplar is an input image shaped like the outputs; naming it in the spec lets `condgan serve` ask for it

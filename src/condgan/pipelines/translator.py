@@ -19,6 +19,9 @@ class Translator(Pipeline):
 
     task = "translate"
     needs = ("image", "source")
+    spec_arguments = {"generator": [("num_classes", "label", "num_classes"), ("source_channels", "source", "channels"),
+                                    ("channels", "image", "channels"), ("height", "image", "height"),
+                                    ("width", "image", "width")]}
 
     @property
     def data(self) -> dict:

@@ -24,6 +24,11 @@ class TwoStage(Pipeline):
     task = "two-stage"
     needs = ("image", "mask", "label_a", "label_b")
     components = ("generator1", "generator2")
+    spec_arguments = {"generator1": [("num_classes", "label_a", "num_classes"), ("channels", "mask", "channels"),
+                                     ("image_size", "mask", "height")],
+                      "generator2": [("num_classes", "label_b", "num_classes"), ("source_channels", "mask", "channels"),
+                                     ("channels", "image", "channels"), ("height", "image", "height"),
+                                     ("width", "image", "width")]}
 
     def __init__(self, g1: torch.nn.Module, g2: torch.nn.Module, spec: Spec, data: dict | None = None,
                  device: str | torch.device = "cpu"):

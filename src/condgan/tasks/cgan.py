@@ -15,7 +15,7 @@ from ..pipelines import ClassConditional, check_count
 from ..registry import Controls, register
 from ..untrusted import printable
 from ..visual import save_grid
-from .base import GANTask, Roles, build_class_gan, class_rows, class_term_check, labels_flag, parse_labels
+from .base import GANTask, Roles, build_class_gan, class_rows, class_term_check, labels_flag, parse_labels, versus
 
 MAX_GRID = 256  # images per label in one PNG grid; more belong in an NPZ
 MAX_EVAL_BYTES = 4_000_000_000  # generated images held at once by `condgan eval`
@@ -131,5 +131,5 @@ def _sample_npz(gen: ClassConditional, args, out: Path, labels) -> int:
 def print_summary(report: dict) -> None:
     """The one line `condgan eval` prints for a class-conditional model (or a samples file)."""
     m, f = report["model"], report["real_floor"]
-    print(f"FID {m['fid']:.3f} (real {f['fid']:.3f})  mean class FID {m['class_fid_mean']:.3f} (real {f['class_fid_mean']:.3f})  "
-          f"conditioning accuracy {m['conditioning_accuracy']:.1%} (real {f['conditioning_accuracy']:.1%})")
+    print(f"FID {versus(m, f, 'fid', '.3f')}  mean class FID {versus(m, f, 'class_fid_mean', '.3f')}  "
+          f"conditioning accuracy {versus(m, f, 'conditioning_accuracy', '.1%')}")

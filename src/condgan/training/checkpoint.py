@@ -241,6 +241,8 @@ def read_model(path: str | Path) -> dict:
         return _read_export(path)
     if path.is_dir() and not (path / "checkpoints").is_dir() and any((path / s).is_dir() for s in PIPELINE_STAGES):
         return _read_pipeline(path)
+    if path.is_dir() and not (path / "checkpoints").is_dir() and not list_checkpoints(path):
+        raise CheckpointError(_neither_run_nor_export(path))
     if path.is_dir():
         state, found = load_latest(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
     elif path.is_file():
@@ -262,6 +264,17 @@ def read_model(path: str | Path) -> dict:
                 "networks": networks, "weights": weights, "source": str(found)}
     except (KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{found}: checkpoint lacks {e}") from None
+
+
+def _neither_run_nor_export(folder: Path) -> str:
+    """Why a folder is no model, and what would be: 'no checkpoints in X' made users look for the wrong thing."""
+    from ..untrusted import printable
+
+    weights = sorted(p.name for p in folder.glob("*.safetensors"))
+    hint = (f" It holds {printable(weights[0], 60)} but no {MANIFEST}: an incomplete export? Export the run again."
+            if weights else "")
+    return (f"{printable(folder, 200)} is neither a run (no checkpoints/ folder) nor an export (no {MANIFEST}); "
+            f"give a run directory, a checkpoint file or an exported folder.{hint}")
 
 
 def builtin_data_names() -> set[str]:

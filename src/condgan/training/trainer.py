@@ -212,6 +212,7 @@ class Run:
             for part, weights in state["state"].items():  # G, D, G_ema (joint: G1, D1, ...; similarity: the embedder)
                 if not part.startswith("opt") and isinstance(weights, dict):
                     untrusted.finite_weights(weights, f"checkpoint ({part})")
+            self._check_weights_fit(state["state"])
             self.step.load_state_dict(state["state"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"checkpoint does not match this model ({str(e).splitlines()[0][:160]})") from None
@@ -222,6 +223,14 @@ class Run:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.batches_done = int(state["batches_done"])
         self.elapsed = float(state["elapsed"])
+
+    def _check_weights_fit(self, state: dict) -> None:
+        """Name the tensors that do not fit (torch's own message is cut to its first line, which names none)."""
+        for name, net in self.step.networks().items():
+            for part in (name, name + "_ema"):  # a generator's EMA copy has its shapes
+                misfit = untrusted.weights_misfit(net, state[part]) if isinstance(state.get(part), dict) else None
+                if misfit:
+                    raise CheckpointError(f"checkpoint does not match this model: {part} {misfit}")
 
     def save_checkpoint(self) -> Path:
         if hasattr(self.step, "before_save"):  # e.g. the similarity threshold, chosen on the current weights
