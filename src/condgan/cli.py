@@ -136,9 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "--n-per-pair images of every (A, B) pair.")
     s.add_argument("run", help="run directory, checkpoint file (.pt) or exported folder")
     s.add_argument("--split", choices=("train", "test"), help="translator: which split's pairs to show (default test)")
-    s.add_argument("--label", action="append", help="class name or index (repeatable or comma-separated; default: every class)")
-    s.add_argument("--label-a", action="append", help="two-stage: label A names (repeatable or comma-separated; default: all)")
-    s.add_argument("--label-b", action="append", help="two-stage: label B names (repeatable or comma-separated; default: all)")
+    s.add_argument("--label", action="append", help=f"{LABEL_HELP}; default: every class")
+    s.add_argument("--label-a", action="append", help=f"two-stage: label A, {LABEL_HELP}; default: all")
+    s.add_argument("--label-b", action="append", help=f"two-stage: label B, {LABEL_HELP}; default: all")
     s.add_argument("--n", type=int, default=None, help=f"images per label in a PNG grid, at most {MAX_GRID} (default 8; "
                    "a translator: pairs in the sheet; two-stage: rows per label A, default 1)")
     s.add_argument("--like", action="append", metavar="IMAGE", help="exemplar model: make images like this image file "
@@ -242,7 +242,9 @@ def cmd_train(args) -> int:
     elif summary["task"] == "exemplar":
         print(f"  next          : condgan sample {summary['run']} --like REF.png --n 16 --out like.png   |   condgan eval {summary['run']}")
     else:
-        print(f"  next          : condgan sample {summary['run']} --label {printable(summary['class_names'][0], 60)} --n 16 --out sample.png")
+        first = printable(summary["class_names"][0], 60)
+        label = f"'\"{first}\"'" if "," in first else first  # (a name with a comma is given quoted)
+        print(f"  next          : condgan sample {summary['run']} --label {label} --n 16 --out sample.png")
     return 130 if summary["interrupted"] else 0
 
 
@@ -271,7 +273,7 @@ def cmd_sample(args) -> int:
         raise UserError("--like is for exemplar models (--task exemplar); this model takes --label")
     if args.split is not None:
         raise UserError("--split is for translators (which show pairs of a data split); this is a class-conditional model")
-    labels = [x for item in (args.label or []) for x in item.split(",") if x.strip()] or gen.class_names
+    labels = _labels(args.label, "--label", gen.class_names) or gen.class_names
     if out.suffix.lower() == ".npz":
         if args.n is not None and args.n_per_class is not None and args.n != args.n_per_class:
             raise UserError("give --n-per-class (images per label in the .npz) or --n, not both")
@@ -301,8 +303,41 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def _names(values: list[str] | None) -> list[str] | None:
-    return [x for item in values for x in item.split(",") if x] if values else None
+LABEL_HELP = ("class name or index (repeatable or comma-separated; a name with a comma in double quotes: "
+              "--label '\"red, dark\"')")
+
+
+def _labels(values: list[str] | None, flag: str, known: list[str], what: str = "") -> list[str] | None:
+    """The class names (or indices) of a repeatable, comma-separated flag, checked against `known`; None when
+    it is not given. Each value is split as a CSV line, so a name with a comma is chosen in double quotes;
+    a value that names no class ("", " , ") is a mistake, not "every class"."""
+    import csv
+
+    from .data.imageset import resolve_class
+
+    if values is None:
+        return None
+    names = []
+    for value in values:
+        try:
+            cells = [c.strip() for row in csv.reader([value], skipinitialspace=True, strict=True) for c in row]
+        except csv.Error as e:
+            raise UserError(f"{flag} {printable(value, 60)!r} cannot be read ({e}); {_label_hint(known)}") from None
+        if not any(cells):
+            raise UserError(f"{flag} {printable(value, 60)!r} names no class; known classes: "
+                            f"{', '.join(printable(c, 40) for c in known[:50])} (or leave {flag} out for every class)")
+        names += [c for c in cells if c]
+    for name in names:
+        try:
+            resolve_class(name, known)
+        except UserError as e:
+            raise UserError(f"{what}{e}" + (f"; {_label_hint(known)}" if any("," in c for c in known) else "")) from None
+    return names
+
+
+def _label_hint(known: list[str]) -> str:
+    comma = next((c for c in known if "," in c), "red, dark")
+    return f"a class name with a comma goes in double quotes (--label '\"{printable(comma, 40)}\"'), or give its index"
 
 
 def _two_stage_samples(ts, args, out: Path) -> int:
@@ -325,7 +360,9 @@ def _two_stage_samples(ts, args, out: Path) -> int:
         raise UserError("--n-per-pair is for an NPZ export; a PNG grid takes --n (rows per label A)")
     n = 1 if args.n is None else args.n
     check_count(n, "--n", 64)
-    ts.save_grid(out, _names(args.label_a), _names(args.label_b), n=n, seed=args.seed)
+    ts.save_grid(out, _labels(args.label_a, "--label-a", ts.label_a_names, "label A: "),
+                 _labels(args.label_b, "--label-b", ts.label_b_names, "label B: "),
+                 n=n, seed=args.seed)
     print(f"wrote a grid (rows: label A, columns: label B, each image beside its intermediate) to {out}")
     return 0
 
@@ -449,6 +486,10 @@ def add_serve_command(sub) -> None:
                    f"it is dropped (default {d.timeout:g})")
     v.add_argument("--max-connections", type=int, default=d.max_connections, help=f"open connections served at once; "
                    f"more get a 503 at once (default {d.max_connections})")
+    v.add_argument("--allow-host", action="append", default=[], metavar="NAME", help="also answer requests addressed "
+                   "to this name (the Host header, any port; repeatable), e.g. the name a proxy forwards. By default "
+                   "only the --host address, localhost, 127.0.0.1 and [::1] are answered; other names get a 403 "
+                   "(a guard against DNS rebinding, docs/serving.md)")
     v.add_argument("--quiet", action="store_true", help="no access log (errors are still logged)")
     v.set_defaults(func=cmd_serve)
 
@@ -465,9 +506,13 @@ def cmd_serve(args) -> int:
     if not (args.timeout > 0 and math.isfinite(args.timeout)) or args.max_connections < 1:
         raise UserError("--timeout and --max-connections must be positive")
     limits = dataclasses.replace(Limits(), timeout=args.timeout, max_connections=args.max_connections)
+    for name in args.allow_host:
+        if not name.strip() or any(c in name for c in "/ @") or printable(name) != name:
+            raise UserError(f"--allow-host takes a host name or address as a browser sends it (e.g. models.example.com), "
+                            f"not {printable(name, 80)!r}")
     models = load_models(args.models, device=args.device)
     try:
-        server = make_server(models, args.host, args.port, limits, quiet=args.quiet)
+        server = make_server(models, args.host, args.port, limits, quiet=args.quiet, allow_hosts=args.allow_host)
     except OSError as e:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); "
                         "choose another --port, or a --host address of this machine") from None
@@ -527,8 +572,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
                         format="condgan: %(message)s", stream=sys.stderr)
     logging.getLogger("PIL").setLevel(logging.WARNING)
+    from .progress import silenced
+
     try:
-        return args.func(args)
+        with silenced(getattr(args, "quiet", False)):  # --quiet: no progress bar anywhere, data decoding included
+            return args.func(args)
     except UserError as e:
         return fail("error", e, e.exit_code)
     except DivergenceError as e:
