@@ -22,7 +22,7 @@ import yaml
 
 from . import registry
 from .errors import ConfigError, UserError
-from .untrusted import MAX_SEED, MAX_TEXT_VALUE, device, load_yaml, printable, read_text, shown
+from .untrusted import MAX_SEED, MAX_TEXT_VALUE, PATHS_OUTSIDE, device, load_yaml, printable, read_text, shown
 
 
 @dataclass
@@ -38,6 +38,8 @@ class DataConfig:
                                       # 'auto': disk when the decoded images would exceed 2 GiB
     direction: str = "AtoB"           # translate: AtoB (A is the source) or BtoA
     jitter: list[str] = field(default_factory=list)  # translate: random 'flip', 'shift' of each pair, the same for source and target
+    paths_outside: str = "warn"       # CSV rows (two-stage manifests, similarity.pairs) naming files outside the
+                                      # CSV's folder ('../x.png', '/abs/x.png'): 'warn' (one warning) or 'error'
 
 
 @dataclass
@@ -128,6 +130,26 @@ def size_defaults(arch: str, image_size: int) -> dict:
     large = arch == "resnet" and image_size > 32
     return {"model.g_width": 8 if large else 16, "model.d_width": 8 if large else 16, "train.batch_size": 32 if large else 64,
             "train.aux_form": "adc" if arch == "resnet" and not large else "ce"}
+
+
+def check_image_size(arch: str, height: int, width: int | None = None, given: bool = True) -> None:
+    """Refuse an image size the networks of `arch` cannot be built at, as a ConfigError naming data.image_size,
+    instead of a ValueError from a constructor: the resnet and DCGAN halve the image until a 4 to 7 px base,
+    so it must be even and at least 8; the U-Net, patch D and embedder pool it to a few pixels (at least 4).
+    given: the size is the config's data.image_size (checked before any data is read), else the data's own."""
+    width = height if width is None else width
+    halving = arch in ("resnet", "dcgan")
+    low = 8 if halving else 4 if arch in ("unet", "embedder") else 1
+    if min(height, width) >= low and not (halving and (height % 2 or width % 2)):
+        return
+    allowed = f"an even number of at least {low} (e.g. 28, 32, 64)" if halving else f"at least {low}"
+    if given:
+        raise ConfigError(f"data.image_size {height} does not fit model.arch {arch}: it must be {allowed}")
+    shape = f"{height}" if height == width else f"{height}x{width}"
+    raise ConfigError(f"the images are {shape} px (data.image_size unset: their own size), but model.arch {arch} "
+                      f"needs a size of {allowed}: set data.image_size to resize them")
+
+
 SMALL_DATA = 10_000  # below this many training images, a cgan augments D's inputs by default (train.augment)
 SMALL_DATA_AUGMENT = ["translation", "cutout"]
 # Keys that may change when a run is resumed: when and how to stop, log and save, and where and how to run.
@@ -135,7 +157,7 @@ SMALL_DATA_AUGMENT = ["translation", "cutout"]
 RUNTIME_KEYS = {f"train.{k}" for k in ("steps", "epochs", "budget_minutes", "log_every", "sample_every",
                                         "checkpoint_every", "checkpoint_minutes", "keep_checkpoints",
                                         "on_divergence", "device", "threads", "deterministic", "precision",
-                                        "sync_batchnorm", "channels_last", "compile")} | {"data.cache"}
+                                        "sync_batchnorm", "channels_last", "compile")} | {"data.cache", "data.paths_outside"}
 
 
 @dataclass
@@ -220,6 +242,8 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        if self.data.image_size is not None:  # before any data is read: a size the networks cannot take
+            check_image_size(self.model.arch, self.data.image_size)
         try:
             device(self.train.device, "train.device")
         except UserError as e:
@@ -261,6 +285,8 @@ class Config:
             (t.on_divergence in ("stop", "rollback"), "train.on_divergence must be 'stop' or 'rollback'"),
             (self.data.bad_files in ("skip", "error"), "data.bad_files must be 'skip' or 'error'"),
             (self.data.cache in ("auto", "memory", "disk"), f"data.cache must be auto, memory or disk, not {self.data.cache!r}"),
+            (self.data.paths_outside in PATHS_OUTSIDE,
+             f"data.paths_outside must be {' or '.join(PATHS_OUTSIDE)}, not {shown(self.data.paths_outside)}"),
             (t.precision in ("auto", "fp32", "bf16", "fp16"), f"train.precision must be auto, fp32, bf16 or fp16, not {t.precision!r}"),
             (self.data.channels in (None, 1, 3), "data.channels must be 1 or 3"),
             (self.data.image_size is None or 8 <= self.data.image_size <= 1024, "data.image_size must be between 8 and 1024"),
@@ -391,6 +417,22 @@ def parse_overrides(overrides) -> list[tuple[str, object]]:
             parsed = value
         parsed_items.append((key, parsed))
     return parsed_items
+
+
+def recipe_change(saved: dict, config: Config) -> tuple[str, object, object] | None:
+    """The first recipe key (any but RUNTIME_KEYS) whose value in `config` differs from `saved`, a checkpoint's
+    config as written: (key, saved value, value now), or None. A key the checkpoint lacks or left unset
+    (None: a default filled in since) was not chosen when it was written, and is not compared."""
+    now = config.to_dict()
+    for section, values in saved.items():
+        if not isinstance(values, dict) or not isinstance(now.get(section), dict):
+            continue  # task is compared on its own (with its own message)
+        for key, old in values.items():
+            if f"{section}.{key}" in RUNTIME_KEYS or key not in now[section] or old is None:
+                continue
+            if now[section][key] != old:
+                return f"{section}.{key}", old, now[section][key]
+    return None
 
 
 def save_config(config: Config, path: Path) -> None:

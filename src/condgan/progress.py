@@ -11,12 +11,28 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import contextmanager
 
 from tqdm import tqdm
+
+_silenced = False
+
+
+@contextmanager
+def silenced(on: bool = True):
+    """No progress bars while inside (--quiet): every bar is disabled, also those deep in the data loaders,
+    which are not handed a quiet flag of their own."""
+    global _silenced
+    before, _silenced = _silenced, _silenced or on
+    try:
+        yield
+    finally:
+        _silenced = before
 
 
 def progress(iterable=None, *, total: int | None = None, desc: str | None = None, disable: bool = False, **kwargs):
     """tqdm on a terminal, `Lines` otherwise; same use: iterate, or update()/set_postfix()/close()."""
+    disable = disable or _silenced
     if disable or sys.stderr.isatty():
         return tqdm(iterable, total=total, desc=desc, disable=disable, dynamic_ncols=True, **kwargs)
     return Lines(iterable, total=total, desc=desc, initial=kwargs.get("initial", 0), unit=kwargs.get("unit", "it"))

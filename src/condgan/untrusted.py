@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError, UserError
+from .errors import ConfigError, DataError, UserError
 
 MAX_CONFIG_BYTES = 1_000_000
 MAX_YAML_ALIASES = 20      # configs need none; 20 expand to at most ~1,600 items, a "billion laughs" needs more
@@ -139,6 +139,30 @@ def inside(folder: Path, name) -> Path:
     if not isinstance(name, str) or not name or Path(name).is_absolute() or Path(name).name != name or name in (".", ".."):
         raise UserError(f"{folder}: file name {shown(name)} must be a plain name inside the export folder")
     return Path(folder) / name
+
+
+PATHS_OUTSIDE = ("warn", "error")  # data.paths_outside: what a CSV row naming a file outside the CSV's folder gets
+
+
+def paths_outside(csv_file: Path, rows, policy: str | None = "warn") -> None:
+    """Check the file paths a CSV names, given as (line number, path text) pairs: each is meant to be inside
+    the CSV's folder. One that leads elsewhere (`../x.png`, an absolute path) reads whatever the CSV's author
+    chose: a warning counts such rows and names the first, or with policy 'error' (data.paths_outside) they
+    are refused. The check is on the path as written (symbolic links inside the folder are followed as usual)."""
+    import os
+    import warnings
+
+    folder = os.path.normpath(os.path.abspath(Path(csv_file).parent))
+    outside = [(line, text) for line, text in rows
+               if os.path.commonpath([folder, os.path.normpath(os.path.join(folder, os.path.expanduser(text)))]) != folder]
+    if not outside:
+        return
+    (line, text), n = outside[0], len({line for line, _ in outside})
+    if policy == "error":
+        raise DataError(f"{csv_file}, line {line}: {shown(text, 120)} is outside the CSV's folder {folder} ({n} row(s) "
+                        f"name such files); data.paths_outside=error refuses them (set it to warn to read them)")
+    warnings.warn(f"{csv_file}: {n} row(s) name files outside its folder {folder}, the first on line {line}: "
+                  f"{shown(text, 120)} (data.paths_outside=error refuses such rows)", stacklevel=3)
 
 
 # ----- numbers and choices --------------------------------------------------------------------------------

@@ -96,8 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
                         format="condgan: %(message)s", stream=sys.stderr)
     logging.getLogger("PIL").setLevel(logging.WARNING)
+    from ..progress import silenced
+
     try:
-        return args.func(args)
+        with silenced(getattr(args, "quiet", False)):  # --quiet: no progress bar anywhere, data decoding included
+            return args.func(args)
     except UserError as e:
         return fail("error", e, e.exit_code)
     except DivergenceError as e:

@@ -7,6 +7,7 @@ import math
 import sys
 
 from ..errors import UserError
+from ..untrusted import printable
 
 
 def add_serve_command(sub) -> None:
@@ -35,6 +36,10 @@ def add_serve_command(sub) -> None:
                    f"it is dropped (default {d.timeout:g})")
     v.add_argument("--max-connections", type=int, default=d.max_connections, help=f"open connections served at once; "
                    f"more get a 503 at once (default {d.max_connections})")
+    v.add_argument("--allow-host", action="append", default=[], metavar="NAME", help="also answer requests addressed "
+                   "to this name (the Host header, any port; repeatable), e.g. the name a proxy forwards. By default "
+                   "only the --host address, localhost, 127.0.0.1 and [::1] are answered; other names get a 403 "
+                   "(a guard against DNS rebinding, docs/serving.md)")
     v.add_argument("--quiet", action="store_true", help="no access log (errors are still logged)")
     v.set_defaults(func=cmd_serve)
 
@@ -51,9 +56,13 @@ def cmd_serve(args) -> int:
     if not (args.timeout > 0 and math.isfinite(args.timeout)) or args.max_connections < 1:
         raise UserError("--timeout and --max-connections must be positive")
     limits = dataclasses.replace(Limits(), timeout=args.timeout, max_connections=args.max_connections)
+    for name in args.allow_host:
+        if not name.strip() or any(c in name for c in "/ @") or printable(name) != name:
+            raise UserError(f"--allow-host takes a host name or address as a browser sends it (e.g. models.example.com), "
+                            f"not {printable(name, 80)!r}")
     models = load_models(args.models, device=args.device)
     try:
-        server = make_server(models, args.host, args.port, limits, quiet=args.quiet)
+        server = make_server(models, args.host, args.port, limits, quiet=args.quiet, allow_hosts=args.allow_host)
     except OSError as e:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); "
                         "choose another --port, or a --host address of this machine") from None

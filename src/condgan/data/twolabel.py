@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import untrusted
 from ..conditions import ClassField, ImageField, Spec
 from ..errors import DataError
 from .derive import derive_source
@@ -122,8 +123,10 @@ def palette_rgb(names: list[str]) -> torch.Tensor | None:
 
 
 def load_two_label(name: str, split: str = "train", data_dir: str | None = None,
-                   classes: list[str] | None = None, image_size: int | None = None) -> TwoLabelSet:
-    """A built-in two-label set by name, or the user's CSV manifest by path."""
+                   classes: list[str] | None = None, image_size: int | None = None,
+                   paths_outside: str | None = "warn") -> TwoLabelSet:
+    """A built-in two-label set by name, or the user's CSV manifest by path (paths_outside: what rows naming
+    files outside its folder get, 'warn' or 'error': untrusted.paths_outside)."""
     if split not in SPLITS:
         raise DataError(f"split must be 'train', 'test' or 'all', not {split!r}")
     if name.lower() in BUILTIN:
@@ -134,7 +137,7 @@ def load_two_label(name: str, split: str = "train", data_dir: str | None = None,
     if path.suffix.lower() != ".csv":
         raise DataError(f"two-stage data must be a built-in ({', '.join(BUILTIN)}) or a CSV manifest "
                         f"(path/to/data.csv with columns {', '.join(MANIFEST_COLUMNS)}), not {name!r}")
-    return _manifest(path, split, classes, image_size)
+    return _manifest(path, split, classes, image_size, paths_outside)
 
 
 def _label_a(name: str, names: list[str]) -> int:
@@ -172,7 +175,8 @@ def _builtin(name: str, split: str, data_dir: str | None, classes: list[str] | N
 
 # ---------------------------------------------------------------- the user's manifest
 
-def _manifest(path: Path, split: str, classes: list[str] | None, image_size: int | None) -> TwoLabelSet:
+def _manifest(path: Path, split: str, classes: list[str] | None, image_size: int | None,
+              paths_outside: str | None = "warn") -> TwoLabelSet:
     """Read a CSV manifest; every problem is a DataError naming the row (as numbered in the file) and the fix."""
     rows = _manifest_rows(path)
     names_a = sorted({r["label_a"] for _, r in rows})
@@ -191,6 +195,7 @@ def _manifest(path: Path, split: str, classes: list[str] | None, image_size: int
     chosen = _split_rows(rows, split, path)
     if not chosen:
         raise DataError(f"{path}: no rows in the {split!r} split")
+    untrusted.paths_outside(path, [(n, r[c]) for n, r in chosen for c in ("image", "intermediate")], paths_outside)
     size = (image_size, image_size) if image_size else None
     images, masks = [], []
     for n, r in chosen:
@@ -201,8 +206,11 @@ def _manifest(path: Path, split: str, classes: list[str] | None, image_size: int
                 raise DataError(f"{path}, row {n}: {column} file {r[column]} does not exist (looked for {f}; "
                                 f"paths are relative to the CSV's folder)")
             files[column] = f
-        image = read_image(files["image"], 3, size)
-        mask = read_image(files["intermediate"], 1, size)
+        try:
+            image = read_image(files["image"], 3, size)
+            mask = read_image(files["intermediate"], 1, size)
+        except DataError as e:  # (the file's own problem: not an image, too large; named with its row)
+            raise DataError(f"{path}, row {n}: {e}") from None
         if image.shape[1:] != mask.shape[1:]:
             raise DataError(f"{path}, row {n}: image {r['image']} is {image.shape[1]}x{image.shape[2]} but intermediate "
                             f"{r['intermediate']} is {mask.shape[1]}x{mask.shape[2]} (H x W); an image and its "

@@ -154,7 +154,10 @@ def as_images(images, field, verb: str = "use") -> torch.Tensor:
             raise UserError(f"cannot read images of shape {images.shape}: give H×W, H×W×C, N×H×W or N×H×W×C")
         if arr.shape[1] * arr.shape[2] > untrusted.MAX_PIXELS:
             raise UserError(f"images of {arr.shape[2]}x{arr.shape[1]} pixels are too large (limit {untrusted.MAX_PIXELS:,} per image)")
-        x = to_float(torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(0, 3, 1, 2))
+        arr = np.ascontiguousarray(arr[..., :3])
+        if not arr.flags.writeable:  # np.frombuffer, a memory map: torch would warn about sharing it
+            arr = arr.copy()
+        x = to_float(torch.from_numpy(arr).permute(0, 3, 1, 2))
     elif isinstance(images, torch.Tensor):
         x = images.unsqueeze(0) if images.dim() == 3 else images
         if x.dim() != 4:

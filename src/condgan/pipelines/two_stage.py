@@ -45,7 +45,7 @@ class TwoStage(Pipeline):
     @property
     def data(self) -> dict:
         """The run's data config, as keyword arguments for `condgan.data.twolabel.load_two_label`."""
-        return {k: self._data.get(k) for k in ("name", "data_dir", "classes", "image_size")}
+        return {k: self._data.get(k) for k in ("name", "data_dir", "classes", "image_size", "paths_outside")}
 
     @property
     def label_a_names(self) -> list[str]:

@@ -16,7 +16,8 @@ Safety: every answer to a bad request is a 4xx JSON {"error": "..."}; anything
 unexpected is logged with its traceback and answered with a generic 500 (no
 traceback leaves the process). Bodies, uploads (bytes and pixels), image
 counts, connections and waits are bounded; sockets time out. There is no
-authentication: it binds to loopback unless told otherwise (docs/serving.md).
+authentication: it binds to loopback unless told otherwise, and answers only requests whose Host names
+it (DNS rebinding; docs/serving.md).
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
         try:
+            self._check_host()
             allowed = ROUTES.get(path)
             if allowed is None:
                 raise HTTPError(404, f"no such page {path[:80]!r}; the API is GET /api/models, POST /api/generate, GET /healthz")
@@ -148,6 +150,17 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:  # a bug: log it whole, tell the client nothing about the internals
             sys.stderr.write(f"condgan serve: internal error on {method} {path[:200]!r}:\n{traceback.format_exc()}")
             self._json(500, {"error": "internal server error (the server log has the details)"}, close=True)
+
+    def _check_host(self) -> None:
+        """Answer only requests addressed to this server by a name it knows: a hostile page whose domain is
+        re-pointed at this address (DNS rebinding) sends its own name in Host, and is refused."""
+        host = self.headers.get("Host")
+        if host is None:  # HTTP/1.0 clients; every browser sends Host
+            return
+        name = host_name(host)
+        if name not in self.server.allowed_hosts and not (self.server.any_address and _is_address(name)):
+            raise HTTPError(403, f"Host {host[:80]!r} is not a name of this server (a guard against DNS rebinding); "
+                                 f"to allow it, start condgan serve with --allow-host {name[:80] or 'NAME'}")
 
     def _generate(self) -> None:
         limits = self.server.limits
@@ -233,9 +246,13 @@ class Server(ThreadingHTTPServer):
     BUSY = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
             f"Content-Length: {len(BUSY_BODY)}\r\n\r\n").encode() + BUSY_BODY
 
-    def __init__(self, address, models: list[ServedModel], limits: Limits, quiet: bool = False):
+    def __init__(self, address, models: list[ServedModel], limits: Limits, quiet: bool = False, allow_hosts=()):
         self.models = {m.name: m for m in models}
         self.limits, self.quiet = limits, quiet
+        # Host headers answered: the address given, loopback names and --allow-host; bound to every interface
+        # (0.0.0.0, ::), also any IP address (an address cannot be re-pointed as a domain name can)
+        self.allowed_hosts = {host_name(h) for h in (address[0], *LOOPBACK_HOSTS, *allow_hosts)}
+        self.any_address = address[0] in ("", "0.0.0.0", "::")
         self.static = {file: _static(file) for file, _ in STATIC.values()}
         self._slots = threading.BoundedSemaphore(limits.max_connections)
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -268,6 +285,32 @@ class Server(ThreadingHTTPServer):
 
 
 def make_server(models: list[ServedModel], host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
-                quiet: bool = False) -> Server:
-    """A bound server (port 0: any free port; see .url); call serve_forever() to run it."""
-    return Server((host, port), models, limits or Limits(), quiet)
+                quiet: bool = False, allow_hosts=()) -> Server:
+    """A bound server (port 0: any free port; see .url); call serve_forever() to run it. It answers requests
+    whose Host is `host`, localhost, 127.0.0.1, [::1] or one of `allow_hosts` (any port); others get a 403."""
+    server = Server((host, port), models, limits or Limits(), quiet, allow_hosts)
+    server.allowed_hosts.add(host_name(server.server_address[0]))  # the address bound (a name given resolved)
+    return server
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header or an address, without its port or IPv6 brackets, lowercase, no final dot."""
+    host = host.strip().lower()
+    if host.startswith("["):  # [::1]:8000
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:  # name:8000 (more colons: a bare IPv6 address)
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def _is_address(name: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True

@@ -14,7 +14,9 @@ from ..data import to_float
 from ..models import build_discriminator, build_generator
 from ..models.patch import PatchDiscriminator
 from ..models.unet import UNetGenerator
+from ..errors import UserError
 from ..registry import Task
+from ..untrusted import printable
 from ..training import dist
 from ..visual import save_grid, save_sheet
 from .gan import GANStep
@@ -135,14 +137,52 @@ def class_term_check(config: Config, heads: bool) -> tuple[bool, str]:
             f"train.aux_form={form} needs --task cgan with model.arch=resnet (the D with class heads)")
 
 
+LABEL_HELP = ("class name or index (repeatable or comma-separated; a name with a comma in double quotes: "
+              "--label '\"red, dark\"')")
+
+
 def labels_flag(parser, flag: str, help: str) -> None:
     """A repeatable flag of class names or indices (`--label sandal,boot --label 3`)."""
-    parser.add_argument(flag, action="append", help=help)
+    parser.add_argument(flag, action="append", help=f"{help}, {LABEL_HELP}")
 
 
-def parse_labels(values: list[str] | None) -> list[str] | None:
-    """The class names of a repeatable, comma-separated label flag; None when it was not given."""
-    return [x for item in values for x in item.split(",") if x.strip()] if values else None
+def parse_labels(values: list[str] | None, flag: str, known: list[str], what: str = "") -> list[str] | None:
+    """The class names (or indices) of a repeatable, comma-separated flag, checked against `known`; None when
+    it is not given. Each value is split as a CSV line, so a name with a comma is chosen in double quotes;
+    a value that names no class ("", " , ") is a mistake, not "every class"."""
+    import csv
+
+    from ..data.imageset import resolve_class
+
+    if values is None:
+        return None
+    names = []
+    for value in values:
+        try:
+            cells = [c.strip() for row in csv.reader([value], skipinitialspace=True, strict=True) for c in row]
+        except csv.Error as e:
+            raise UserError(f"{flag} {printable(value, 60)!r} cannot be read ({e}); {_label_hint(known)}") from None
+        if not any(cells):
+            raise UserError(f"{flag} {printable(value, 60)!r} names no class; known classes: "
+                            f"{', '.join(printable(c, 40) for c in known[:50])} (or leave {flag} out for every class)")
+        names += [c for c in cells if c]
+    for name in names:
+        try:
+            resolve_class(name, known)
+        except UserError as e:
+            raise UserError(f"{what}{e}" + (f"; {_label_hint(known)}" if any("," in c for c in known) else "")) from None
+    return names
+
+
+def _label_hint(known: list[str]) -> str:
+    comma = next((c for c in known if "," in c), "red, dark")
+    return f"a class name with a comma goes in double quotes (--label '\"{printable(comma, 40)}\"'), or give its index"
+
+
+def quoted_label(name: str) -> str:
+    """A class name as `--label` takes it (a name with a comma is given quoted)."""
+    first = printable(name, 60)
+    return f"'\"{first}\"'" if "," in first else first
 
 
 def versus(model: dict, floor: dict, key: str, spec: str) -> str:

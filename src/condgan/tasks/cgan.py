@@ -15,7 +15,7 @@ from ..pipelines import ClassConditional, check_count
 from ..registry import Controls, register
 from ..untrusted import printable
 from ..visual import save_grid
-from .base import GANTask, Roles, build_class_gan, class_rows, class_term_check, labels_flag, parse_labels, versus
+from .base import GANTask, Roles, build_class_gan, class_rows, class_term_check, labels_flag, parse_labels, quoted_label, versus
 
 MAX_GRID = 256  # images per label in one PNG grid; more belong in an NPZ
 MAX_EVAL_BYTES = 4_000_000_000  # generated images held at once by `condgan eval`
@@ -48,7 +48,7 @@ class ClassConditionalTask(GANTask):
     @classmethod
     def add_arguments(cls, command: str, parser) -> None:
         if command == "sample":
-            labels_flag(parser, "--label", "class name or index (repeatable or comma-separated; default: every class)")
+            labels_flag(parser, "--label", "the classes to draw (default: every class)")
             parser.add_argument("--n-per-class", type=int, help="images per label for an NPZ export (default 8)")
         if command == "eval":
             parser.add_argument("--n-per-class", type=int, default=None, metavar="N",
@@ -77,7 +77,7 @@ class ClassConditionalTask(GANTask):
     @classmethod
     def sample(cls, gen: ClassConditional, args, out: Path) -> int:
         """A PNG grid (one row per label) or an NPZ of images, labels and class names."""
-        labels = parse_labels(args.label) or gen.class_names
+        labels = parse_labels(args.label, "--label", gen.class_names) or gen.class_names
         if out.suffix.lower() == ".npz":
             return _sample_npz(gen, args, out, labels)
         if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
@@ -113,7 +113,7 @@ class ClassConditionalTask(GANTask):
 
     @classmethod
     def next_hint(cls, run: str, summary: dict) -> str:
-        return f"condgan sample {run} --label {printable(summary['class_names'][0], 60)} --n 16 --out sample.png"
+        return f"condgan sample {run} --label {quoted_label(summary['class_names'][0])} --n 16 --out sample.png"
 
 
 def _sample_npz(gen: ClassConditional, args, out: Path, labels) -> int:

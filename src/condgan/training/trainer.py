@@ -33,12 +33,12 @@ import torch
 from torchvision.utils import make_grid
 
 from ..conditions import Spec
-from ..config import (FORM_DEFAULTS, RUNTIME_KEYS, SMALL_DATA, SMALL_DATA_AUGMENT, Config, from_dict, load_config,
-                      parse_overrides, save_config)
+from ..config import (FORM_DEFAULTS, RUNTIME_KEYS, SMALL_DATA, SMALL_DATA_AUGMENT, Config, check_image_size, from_dict,
+                      load_config, parse_overrides, recipe_change, save_config)
 from ..data import to_float
 from ..errors import CheckpointError, ConfigError, DivergenceError, UserError
 from ..models import count_parameters
-from ..progress import progress, write
+from ..progress import progress, silenced, write
 from ..visual import GRID_COLUMNS, loss_plot
 from .. import untrusted
 from . import checkpoint as ckpt
@@ -92,8 +92,10 @@ class Run:
         self.main = self.rank == 0  # the one process that writes logs, pictures and checkpoints
         self.quiet = quiet or not self.main
         self.task = config.task_class.trains(config)  # two-stage: the class of the stage this run trains
+        latest = self._resumable() if resume else None  # read first: a changed recipe is refused before any data
         fields, self.spec = self.task.load_data(config, "train")
         image = self.spec["image"]
+        check_image_size(config.model.arch, image.height, image.width, given=config.data.image_size is not None)
         # Record what was resolved from the data, so sampling needs no dataset.
         config.data.channels = image.channels
         config.data.image_size = image.height if image.height == image.width else config.data.image_size
@@ -153,7 +155,7 @@ class Run:
         self.ckpt_dir = self.out / "checkpoints"
         self.metrics_file = self.out / "metrics.jsonl"
         if resume:
-            self._resume(more)
+            self._resume(more, *latest)
         elif self.main:
             self._create_run_dir()
         dist.barrier()  # the run directory exists before anyone goes on
@@ -172,13 +174,27 @@ class Run:
         except OSError as e:
             raise UserError(f"cannot create run directory {self.out}: {e.strerror}") from None
 
-    def _resume(self, more: dict | None) -> None:
-        state, path = ckpt.load_latest(self.ckpt_dir)
+    def _resumable(self) -> tuple[dict, Path]:
+        """The latest checkpoint, if this config continues it: the same task and architecture, and the recipe
+        it was trained with. An edited RUN/config.yaml would be half ignored (the optimisers' learning rates
+        come from the checkpoint) and then recorded as if it had been used, so it is refused by name."""
+        state, path = ckpt.load_latest(self.out / "checkpoints")
         if state["task"] != self.config.task:
             raise CheckpointError(f"{path} is a {state['task']!r} run but the config asks for task {self.config.task!r}")
         saved_arch = state["config"]["model"]["arch"]
         if saved_arch != self.config.model.arch:
             raise CheckpointError(f"{path} is a {saved_arch!r} model but the config asks for {self.config.model.arch!r}")
+        change = recipe_change(state["config"], self.config)
+        if change:
+            key, old, new = change
+            yaml_file = self.out / "config.yaml"
+            raise ConfigError(f"{yaml_file} sets {key} to {untrusted.shown(new)}, but the run was trained with "
+                              f"{untrusted.shown(old)} ({path.name}); a resumed run keeps its recipe (only runtime keys "
+                              f"may change), so undo the edit, or start a new run with it: condgan train --config "
+                              f"{yaml_file} --out NEW")
+        return state, path
+
+    def _resume(self, more: dict | None, state: dict, path: Path) -> None:
         saved_spec = Spec.from_dict(state["spec"])
         if saved_spec != self.spec:
             if saved_spec.get("label") != self.spec.get("label"):
@@ -502,7 +518,8 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
     finished = False
     try:
         # One writer per run directory (rank 0 writes for all), taken before any work so a second writer is told at once.
-        with RunLock(out) if dist.rank() == 0 else contextlib.nullcontext() as lock:
+        # quiet: no progress bar at all, the data loaders' decoding bars included
+        with RunLock(out) if dist.rank() == 0 else contextlib.nullcontext() as lock, silenced(quiet):
             if lock is not None and lock.took_over and not quiet:
                 write(f"took over the lock of process {lock.took_over.get('pid')}, which is no longer running")
             # a task made of several runs trains them itself (two-stage: its stage runs, each by this loop)

@@ -81,11 +81,12 @@ class SimilarityTask(MetricLearning, Task):
         from ...eval.similarity import evaluate_embedder, evaluate_pairs
 
         run = Path(args.run)
-        pairs = args.pairs
+        pairs, outside = args.pairs, "warn"
         if pairs is None and run.is_dir() and (run / "config.yaml").is_file():
-            pairs = load_config(run / "config.yaml", of_run=True).similarity.pairs
+            run_config = load_config(run / "config.yaml", of_run=True)
+            pairs, outside = run_config.similarity.pairs, run_config.data.paths_outside
         if pairs:
-            fields, _ = read_csv(pairs, "test", model.spec["image"].height, model.spec["image"].channels)
+            fields, _ = read_csv(pairs, "test", model.spec["image"].height, model.spec["image"].channels, outside)
             r = evaluate_pairs(model, fields, out, progress=not args.quiet, source=str(run))
         else:
             test = load_images(Config(data=DataConfig(**{k: v for k, v in model.data.items() if v is not None})), "test")

@@ -51,17 +51,19 @@ def load_images(config: Config, split: str):
     return load_dataset(d.name, split, d.data_dir, d.classes, d.image_size, d.channels, d.bad_files)
 
 
-def read_csv(path: str | Path, split: str, image_size: int | None, channels: int | None):
+def read_csv(path: str | Path, split: str, image_size: int | None, channels: int | None, paths_outside: str | None = "warn"):
     """Fields from a CSV of pairs (image_a,image_b,similar) or triplets (anchor,positive,negative).
 
-    Paths are relative to the CSV's folder; every 10th row is held out as the 'test' split. Each image
-    file is read once. Every mistake names the file and line."""
+    Paths are relative to the CSV's folder (rows naming files outside it: untrusted.paths_outside); every
+    10th row is held out as the 'test' split. Each image file is read once. Every mistake names the file and line."""
     from ...data.folders import _is_grayscale
     from ...data.paired import read_image
 
     path = Path(path).expanduser()
     text = untrusted.read_text(path, "similarity.pairs CSV", MAX_CSV_BYTES)
-    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    reader = csv.reader(io.StringIO(text))
+    numbered = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]  # (line in the file, row)
+    rows = [r for _, r in numbered]
     if not rows:
         raise DataError(f"{path} is empty; its first line must be {','.join(PAIR_HEADER)} or {','.join(TRIPLET_HEADER)}")
     header = tuple(c.strip().lower() for c in rows[0])
@@ -69,7 +71,7 @@ def read_csv(path: str | Path, split: str, image_size: int | None, channels: int
         raise DataError(f"{path}: the first line must be the header {','.join(PAIR_HEADER)} (pairs) or "
                         f"{','.join(TRIPLET_HEADER)} (triplets), not {untrusted.shown(','.join(rows[0]), 80)}")
     pairs = header == PAIR_HEADER
-    body = [(i + 2, r) for i, r in enumerate(rows[1:])]
+    body = numbered[1:]
     body = [(line, r) for j, (line, r) in enumerate(body) if split == "all" or (j % 10 == 9) == (split == "test")]
     if not body:
         raise DataError(f"{path}: no rows in the {split!r} split (every 10th row is held out for testing; "
@@ -88,6 +90,7 @@ def read_csv(path: str | Path, split: str, image_size: int | None, channels: int
             files.setdefault(name, f)
         if pairs and r[2].strip().lower() not in TRUE | FALSE:
             raise DataError(f"{path} line {line}: 'similar' must be 1/0, true/false or yes/no, not {untrusted.shown(r[2], 40)}")
+    untrusted.paths_outside(path, [(line, cell.strip()) for line, r in body for cell in (r[:2] if pairs else r)], paths_outside)
     if channels is None:
         channels = 1 if all(_is_grayscale(f) is not False for f in list(files.values())[:50]) else 3
     size = image_size or 64
@@ -284,7 +287,7 @@ class MetricLearning:
     def load_data(config: Config, split: str = "train"):
         s = config.similarity
         if s.pairs:
-            fields, spec = read_csv(s.pairs, split, config.data.image_size, config.data.channels)
+            fields, spec = read_csv(s.pairs, split, config.data.image_size, config.data.channels, config.data.paths_outside)
             if s.recipe == "triplet" and "similar" in fields:
                 raise ConfigError("recipe triplet needs triplets: a CSV with anchor,positive,negative, or class labels; "
                                   "a CSV of pairs trains recipe siamese (or frozen)")

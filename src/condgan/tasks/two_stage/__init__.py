@@ -57,8 +57,8 @@ class TwoStageTask(GANTask):
             parser.add_argument("--stage", choices=sections.STAGES, help="two-stage: train only this stage, into "
                                 "OUT/<stage> (joint needs OUT/stage1 and OUT/stage2); default all, in turn (sets stages.stage)")
         if command == "sample":
-            labels_flag(parser, "--label-a", "two-stage: label A names (repeatable or comma-separated; default: all)")
-            labels_flag(parser, "--label-b", "two-stage: label B names (repeatable or comma-separated; default: all)")
+            labels_flag(parser, "--label-a", "two-stage: label A (default: all)")
+            labels_flag(parser, "--label-b", "two-stage: label B (default: all)")
             parser.add_argument("--n-per-pair", type=int, help="two-stage: images per (label A, label B) pair for an NPZ "
                                 "export (default 10)")
         if command == "eval":
@@ -103,7 +103,8 @@ class TwoStageTask(GANTask):
             raise UserError("--n-per-pair is for an NPZ export; a PNG grid takes --n (rows per label A)")
         n = 1 if args.n is None else args.n
         check_count(n, "--n", 64)
-        ts.save_grid(out, parse_labels(args.label_a), parse_labels(args.label_b), n=n, seed=args.seed)
+        ts.save_grid(out, parse_labels(args.label_a, "--label-a", ts.label_a_names, "label A: "),
+                     parse_labels(args.label_b, "--label-b", ts.label_b_names, "label B: "), n=n, seed=args.seed)
         print(f"wrote a grid (rows: label A, columns: label B, each image beside its intermediate) to {out}")
         return 0
 

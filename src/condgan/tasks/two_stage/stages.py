@@ -41,7 +41,7 @@ STAGE_FIELDS = {"stage1": ("mask", "label_a"), "stage2": ("image", "mask", "labe
 def load_fields(config: Config, split: str, stage: str):
     """The fields one stage trains on (all of them for the joint stage) and the full two-label spec."""
     d = config.data
-    data = load_two_label(d.name, split, d.data_dir, d.classes, d.image_size)
+    data = load_two_label(d.name, split, d.data_dir, d.classes, d.image_size, d.paths_outside)
     h, w = data.images.shape[2:]
     if h != w:
         raise DataError(f"{d.name}: images are {h}x{w}; the two-stage task needs square images (G1 is a ResNet "
