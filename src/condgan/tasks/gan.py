@@ -1,8 +1,8 @@
 """The one GAN training step every task uses: D update(s), G update, EMA.
 
-It is field-agnostic: a batch is a dict of named tensors, and the step is told
-by its options (GANOptions, which every task builds from its config with
-GANOptions.from_config) which field is the target (what G makes and D judges), which fields condition
+It is field-agnostic: a batch is a dict of named tensors, and the step's
+options (GANOptions, which every task builds with GANOptions.from_config) say
+which field is the target (what G makes and D judges), which fields condition
 G (after the noise) and D (after the image), and which class field, if any,
 drives the auxiliary class loss and the mode-seeking term. The class-conditional
 GAN is target=image, G and D conditioned on label; translation is
