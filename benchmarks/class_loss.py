@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from compare import headline  # noqa: E402
 
-VARIANTS = {  # name -> overrides of the default recipe (at 28 px: aux_form adc, twin_weight 0.1, diversity_weight
+VARIANTS = {  # name -> overrides of the default recipe (at 28 px: aux_form adc, adc_weight 0.1, diversity_weight
               # 0.75 since the fourth session of 2026-11-30; twin 0.35 before it, ce before that)
     "default": [],
     "ce": ["train.aux_form=ce"],  # AC-GAN's term: the default before 2026-11-30
@@ -37,21 +37,21 @@ VARIANTS = {  # name -> overrides of the default recipe (at 28 px: aux_form adc,
     "twin-0.35": ["train.aux_form=twin", "train.twin_weight=0.35"],
     "twin-0.35-b32": ["train.aux_form=twin", "train.twin_weight=0.35", "train.batch_size=32"],
     "twin-half-div0.25": ["train.aux_form=twin", "train.twin_weight=0.5", "train.diversity_weight=0.25"],
-    "twin-half-late": ["train.aux_form=twin", "train.twin_weight=0.5", "train.twin_start=3000"],
-    "twin-late": ["train.aux_form=twin", "train.twin_start=3000"],
+    "twin-half-late": ["train.aux_form=twin", "train.twin_weight=0.5", "train.fake_term_start=3000"],
+    "twin-late": ["train.aux_form=twin", "train.fake_term_start=3000"],
     "twin-0.35-aug": ["train.aux_form=twin", "train.twin_weight=0.35", "train.augment=[translation,cutout]"],
     "twin-0.35-ema0.95": ["train.aux_form=twin", "train.twin_weight=0.35", "train.ema_decay=0.95"],
-    "adc": ["train.aux_form=adc", "train.twin_weight=1.0"],
-    "adc-half": ["train.aux_form=adc", "train.twin_weight=0.5"],
-    "adc-0.25": ["train.aux_form=adc", "train.twin_weight=0.25"],
-    "adc-0.35": ["train.aux_form=adc", "train.twin_weight=0.35"],
+    "adc": ["train.aux_form=adc", "train.adc_weight=1.0"],
+    "adc-half": ["train.aux_form=adc", "train.adc_weight=0.5"],
+    "adc-0.25": ["train.aux_form=adc", "train.adc_weight=0.25"],
+    "adc-0.35": ["train.aux_form=adc", "train.adc_weight=0.35"],
     "d2d": ["train.aux_form=d2d"],
-    "adc-0": ["train.aux_form=adc", "train.twin_weight=0"],
-    "adc-0.1": ["train.aux_form=adc", "train.twin_weight=0.1"],
-    "adc-0.15-aux3.5": ["train.aux_form=adc", "train.twin_weight=0.15", "train.aux_weight=3.5"],
-    "adc-0.15-div0.75": ["train.aux_form=adc", "train.twin_weight=0.15", "train.diversity_weight=0.75"],
-    "adc-0.1-div0.75": ["train.aux_form=adc", "train.twin_weight=0.1", "train.diversity_weight=0.75"],
-    "adc-0.1-div0.75-aux3.5": ["train.aux_form=adc", "train.twin_weight=0.1", "train.diversity_weight=0.75",
+    "adc-0": ["train.aux_form=adc", "train.adc_weight=0"],
+    "adc-0.1": ["train.aux_form=adc", "train.adc_weight=0.1"],
+    "adc-0.15-aux3.5": ["train.aux_form=adc", "train.adc_weight=0.15", "train.aux_weight=3.5"],
+    "adc-0.15-div0.75": ["train.aux_form=adc", "train.adc_weight=0.15", "train.diversity_weight=0.75"],
+    "adc-0.1-div0.75": ["train.aux_form=adc", "train.adc_weight=0.1", "train.diversity_weight=0.75"],
+    "adc-0.1-div0.75-aux3.5": ["train.aux_form=adc", "train.adc_weight=0.1", "train.diversity_weight=0.75",
                                "train.aux_weight=3.5"],
 }
 COLUMNS = [("variant", "variant", "{}"), ("images_per_s", "images/s", "{:.0f}"), ("steps", "steps", "{}"),

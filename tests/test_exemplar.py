@@ -134,3 +134,18 @@ def test_served_exemplar_model_takes_an_upload(world):
     got = np.stack([np.array(Image.open(io.BytesIO(base64.b64decode(im["png"])))) for im in json.loads(body)["images"]])
     want = condgan.load(world["run"]).sample(like=ref, n=2, seed=3, output_type="uint8")
     assert np.array_equal(got, want[:, 0].numpy())
+
+
+def test_exemplar_step_is_built_from_the_config_like_every_gan_step(world, tmp_path, monkeypatch):
+    from condgan.tasks.gan import GANOptions
+    from condgan.training.trainer import Run
+
+    calls, original = [], GANOptions.from_config.__func__
+
+    def spy(cls, *args, **kwargs):
+        calls.append(original(cls, *args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(GANOptions, "from_config", classmethod(spy))
+    run = Run(load_config(None, exemplar_overrides(world["flat"], world["embedder"], 1)), tmp_path / "run")
+    assert len(calls) == 1 and calls[0] is run.step.options and run.step.options.roles.g_fields == ("embedding",)

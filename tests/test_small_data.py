@@ -80,10 +80,10 @@ def test_size_defaults_fill_only_what_is_unset():
     assert (config.model.g_width, config.model.d_width, config.train.batch_size, config.train.aux_form,
             config.train.diversity_weight) == (8, 8, 32, "ce", 0.5)
     config = load_config(None, ["train.batch_size=128"])
-    assert config.resolve_for_size(28) == ["model.g_width", "model.d_width", "train.aux_form", "train.twin_weight",
+    assert config.resolve_for_size(28) == ["model.g_width", "model.d_width", "train.aux_form", "train.adc_weight",
                                            "train.diversity_weight"]
     t = config.train
-    assert (config.model.g_width, t.batch_size, t.aux_form, t.twin_weight, t.diversity_weight) == (16, 128, "adc", 0.1, 0.75)
+    assert (config.model.g_width, t.batch_size, t.aux_form, t.adc_weight, t.diversity_weight) == (16, 128, "adc", 0.1, 0.75)
     config = load_config(None, ["train.aux_form=twin", "train.diversity_weight=0.2"])
     config.resolve_for_size(28)
     t = config.train  # a chosen class term is kept, with its own default weight; a chosen diversity weight too

@@ -15,6 +15,7 @@ import difflib
 import math
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,16 +70,19 @@ class TrainConfig:
                                       # 'adc' (ADC-GAN: one head tells real and generated images of each class
                                       # apart; G is rewarded for real-of-its-class over generated-of-its-class) |
                                       # 'd2d' (ReACGAN's data-to-data cross-entropy on a class embedding in D:
-                                      # stops pulling near the class proxy; twin_weight does not apply).
+                                      # stops pulling near the class proxy).
                                       # None: adc for the resnet cgan up to 32 px (more recall, better FID and
                                       # per-class FID on Fashion-MNIST), ce above (better FID at 64 px) and elsewhere
     aux_confidence: float = 0.9       # aux_form margin: D's probability of the requested class that is enough
     twin_weight: float | None = None  # aux_form twin: share of the twin term in G's class loss (1 = TAC-GAN, which
                                       # mixes similar classes; default 0.35 keeps most of AC-GAN's pull towards its
-                                      # class); aux_form adc: share of the generated-class term (1 = ADC-GAN; default
-                                      # 0.1: more gives up class accuracy, docs/benchmarks.md)
-    twin_start: int = 0               # aux_form twin/adc: G steps on plain cross-entropy before the twin (generated-
-                                      # class) term joins (G first learns the classes; D's heads train from the start)
+                                      # class)
+    adc_weight: float | None = None   # aux_form adc: share of the generated-class term in G's class loss (1 = ADC-GAN;
+                                      # default 0.1: more gives up class accuracy, docs/benchmarks.md). Older
+                                      # condgan read train.twin_weight here; from_dict migrates old configs
+    fake_term_start: int = 0          # aux_form twin/adc: G steps on plain cross-entropy before the generated-image
+                                      # class term (twin's twin head, adc's generated classes) joins (G first learns
+                                      # the classes; D's heads train from the start). Was train.twin_start
     diversity_weight: float | None = None  # mode-seeking term in G's loss: keeps samples of one class varied
                                       # (it offsets the sameness that a strong aux_weight brings); cgan 0.5,
                                       # 0.75 with aux_form adc (FORM_DEFAULTS)
@@ -116,7 +120,7 @@ class TrainConfig:
 AUX_FORMS = ("ce", "margin", "twin", "adc", "d2d")
 # Settings measured together with a class term: filled in when left unset, once train.aux_form is known.
 FORM_DEFAULTS = {"twin": {"train.twin_weight": 0.35},
-                 "adc": {"train.twin_weight": 0.1, "train.diversity_weight": 0.75}}
+                 "adc": {"train.adc_weight": 0.1, "train.diversity_weight": 0.75}}
 CGAN_DIVERSITY_WEIGHT = 0.5  # the cgan's mode-seeking weight with the other class terms
 
 
@@ -225,6 +229,7 @@ class Config:
             return []
         filled = self.fill_unset(FORM_DEFAULTS.get(t.aux_form, {}))
         t.twin_weight = 0.0 if t.twin_weight is None else t.twin_weight  # (a form without a twin term)
+        t.adc_weight = 0.0 if t.adc_weight is None else t.adc_weight  # (a form without generated classes)
         t.diversity_weight = CGAN_DIVERSITY_WEIGHT if t.diversity_weight is None else t.diversity_weight  # (cgan)
         return filled
 
@@ -261,7 +266,7 @@ class Config:
         sizes = {"model.z_dim": (m.z_dim, 1, 4096), "model.g_width": (m.g_width, 1, 4096), "model.d_width": (m.d_width, 1, 4096),
                  "train.d_steps": (t.d_steps, 1, 100), "train.seed": (t.seed, 0, MAX_SEED),
                  "train.threads": (t.threads, 1, 1024), "train.keep_checkpoints": (t.keep_checkpoints, 1, 10_000),
-                 "train.twin_start": (t.twin_start, 0, 10**9)}
+                 "train.fake_term_start": (t.fake_term_start, 0, 10**9)}
         for key, (value, low, high) in sizes.items():
             if value is not None and not low <= value <= high:
                 raise ConfigError(f"{key} must be between {low:,} and {high:,}, not {shown(value)}")
@@ -300,8 +305,8 @@ class Config:
             (t.aux_form is None or t.aux_form in AUX_FORMS, f"train.aux_form must be one of {', '.join(AUX_FORMS)}, not {shown(t.aux_form)}"),
             (math.isfinite(t.aux_confidence) and 0 < t.aux_confidence < 1,
              f"train.aux_confidence must be between 0 and 1 (exclusive), not {t.aux_confidence}"),
-            (t.twin_weight is None or (math.isfinite(t.twin_weight) and 0 <= t.twin_weight <= 1),
-             f"train.twin_weight must be in [0, 1], not {t.twin_weight}"),
+            *[(w is None or (math.isfinite(w) and 0 <= w <= 1), f"train.{k} must be in [0, 1], not {w}")
+              for k, w in (("twin_weight", t.twin_weight), ("adc_weight", t.adc_weight))],
             (not t.aux_weight or self.model.arch in ("resnet", "unet"),
              "train.aux_weight needs model.arch=resnet (the only class-conditional D with a class head)"),
             ((t.l1_weight or 0) >= 0 and t.feature_matching >= 0 and t.adversarial_weight >= 0,
@@ -339,6 +344,7 @@ def from_dict(raw: dict | None) -> Config:
     raw = raw or {}
     if not isinstance(raw, dict):
         raise ConfigError("a config file must be a mapping with sections data, model, train")
+    raw = migrate_renamed_keys(raw)
     task = registry.get(raw.get("task", "cgan"))
     sections = {}
     for name, value in raw.items():
@@ -360,6 +366,34 @@ def from_dict(raw: dict | None) -> Config:
         sections[name] = built
     core = {name: sections.pop(name) for name in _SECTIONS if name in sections}
     return Config(task=task.name, **core, sections=sections).validate()
+
+
+# train keys renamed because their old name said less (or two things): old name -> today's
+RENAMED_TRAIN_KEYS = {"twin_start": "fake_term_start"}
+
+
+def migrate_renamed_keys(raw: dict, quiet: bool = False) -> dict:
+    """`raw` with old key names moved to today's, so old runs and configs load and train as they did, and one
+    notice naming the moves. train.twin_weight was also adc's weight: with aux_form adc, or unset (which never
+    resolves to twin: the key could only mean adc's weight there), it becomes train.adc_weight."""
+    train = raw.get("train")
+    if not isinstance(train, dict):
+        return raw
+    train, moved = dict(train), []
+    if (train.get("aux_form") in (None, "adc") and train.get("twin_weight") is not None
+            and train.get("adc_weight") is None):
+        train["adc_weight"] = train.pop("twin_weight")
+        moved.append("train.twin_weight -> train.adc_weight (the weight of aux_form adc's generated-class term)")
+    for old, new in RENAMED_TRAIN_KEYS.items():
+        if old in train:
+            if new in train:
+                raise ConfigError(f"train.{old} is the old name of train.{new}; give train.{new} only")
+            train[new] = train.pop(old)
+            moved.append(f"train.{old} -> train.{new}")
+    if moved and not quiet:
+        warnings.warn(f"config keys renamed: {'; '.join(moved)}. Read under the new names (the old ones still "
+                      f"load; write the new ones)", FutureWarning, stacklevel=3)
+    return {**raw, "train": train}
 
 
 # Keys added after runs were first made, with what a run's config.yaml without them was trained with (today's
@@ -424,7 +458,7 @@ def recipe_change(saved: dict, config: Config) -> tuple[str, object, object] | N
     config as written: (key, saved value, value now), or None. A key the checkpoint lacks or left unset
     (None: a default filled in since) was not chosen when it was written, and is not compared."""
     now = config.to_dict()
-    for section, values in saved.items():
+    for section, values in migrate_renamed_keys(saved, quiet=True).items():
         if not isinstance(values, dict) or not isinstance(now.get(section), dict):
             continue  # task is compared on its own (with its own message)
         for key, old in values.items():

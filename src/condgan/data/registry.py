@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
+from .arrays import load_npz
 from .folders import load_folder_dataset
 from .idx import has_idx, load_idx_set
 from .images import resize_square

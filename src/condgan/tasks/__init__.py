@@ -24,7 +24,7 @@ is the object users call.
 
 
 from . import cgan, exemplar, similarity, translate, two_stage  # noqa: F401  (each registers its task)
-from .base import GRID_COLUMNS, MAX_GRID_ROWS, GANTask, Roles, build_class_gan, build_translator, on_device
+from .base import GRID_COLUMNS, MAX_GRID_ROWS, GANTask, Roles, build_class_gan, build_translator, on_device, on_run_device
 from .cgan import ClassConditionalTask
 from .exemplar import ExemplarTask
 from .similarity import SimilarityTask
@@ -32,4 +32,4 @@ from .translate import TranslationTask
 from .two_stage import TwoStageTask
 
 __all__ = ["GANTask", "Roles", "ClassConditionalTask", "TranslationTask", "TwoStageTask", "SimilarityTask", "ExemplarTask",
-           "GRID_COLUMNS", "MAX_GRID_ROWS", "build_class_gan", "build_translator", "on_device"]
+           "GRID_COLUMNS", "MAX_GRID_ROWS", "build_class_gan", "build_translator", "on_device", "on_run_device"]

@@ -3,7 +3,6 @@ class-conditional GAN and of a translator, and their preview pictures."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,18 +18,11 @@ from ..registry import Task
 from ..untrusted import printable
 from ..training import dist
 from ..visual import save_grid, save_sheet
-from .gan import GANStep
+from .class_terms import d_heads
+from .gan import GANOptions, GANStep, Roles
 
 from ..visual import GRID_COLUMNS
 MAX_GRID_ROWS = 20
-
-
-@dataclass
-class Roles:
-    target: str
-    g_fields: tuple[str, ...]
-    d_fields: tuple[str, ...]
-    class_field: str | None
 
 
 class GANTask(Task):
@@ -45,32 +37,23 @@ class GANTask(Task):
     @classmethod
     def make_step(cls, run) -> GANStep:
         """The training step for this task's networks, for a Run (its spec, config, device, data)."""
-        spec, config, device = run.spec, run.config, run.device
-        roles = cls.roles(spec, config)  # also checks that the fields the config asks for exist
-        run.roles = roles
-        options = {**cls.step_options(config), "precision": run.precision}  # train.precision resolved for the device
-        G, D = cls.build(spec, config, class_head=options["aux_weight"] > 0)
+        spec, config = run.spec, run.config
+        run.roles = cls.roles(spec, config)  # also checks that the fields the config asks for exist
+        options = cls.step_options(config, run.roles, run.precision)  # train.precision resolved for the device
+        G, D = cls.build(spec, config, class_head=options.aux_weight > 0)
         if config.train.sync_batchnorm and dist.world() > 1:
             G = dist.convert_sync_batchnorm(G)
-        G, D = on_device(G, device, config.train.channels_last), on_device(D, device, config.train.channels_last)
-        return GANStep(G, D, target=roles.target, g_fields=roles.g_fields, d_fields=roles.d_fields,
-                       class_field=roles.class_field, frozen=cls.frozen(run), **options)
+        return GANStep(*on_run_device(run, G, D), options, frozen=cls.frozen(run))
 
     @staticmethod
     def frozen(run) -> dict:
         """Networks a generator needs at sampling time but does not train (none, except the exemplar's embedder)."""
         return {}
 
-    @staticmethod
-    def step_options(config: Config) -> dict:
-        """GANStep's settings from the config."""
-        t = config.train
-        return dict(loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d, betas=(t.beta1, t.beta2), ema_decay=t.ema_decay,
-                    ema_start=t.ema_start, augment_policy=t.augment, z_dim=config.model.z_dim,
-                    aux_weight=config.aux_weight(), aux_form=t.aux_form, aux_confidence=t.aux_confidence,
-                    twin_weight=t.twin_weight, twin_start=t.twin_start,
-                    diversity_weight=t.diversity_weight, l1_weight=t.l1_weight,
-                    adversarial_weight=t.adversarial_weight, feature_matching_weight=t.feature_matching)
+    @classmethod
+    def step_options(cls, config: Config, roles: Roles, precision: str = "fp32") -> GANOptions:
+        """GANStep's settings from the config (a task whose step differs overrides fields here)."""
+        return GANOptions.from_config(config, roles, precision=precision)
 
 
 def build_translator(source, image, num_classes: int, z_dim: int, g_width: int, d_width: int, class_head: bool):
@@ -90,9 +73,8 @@ def build_class_gan(spec: Spec, config: Config, target: str, class_field: str, c
     config.resolve_for_size(image.height)
     k = spec[class_field].num_classes
     G = build_generator(m.arch, k, m.z_dim, image.channels, image.height, m.g_width)
-    form = config.train.aux_form if class_head else None  # the class heads D needs for G's class term
-    D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, class_head=form not in (None, "d2d"),
-                            twin_head=form == "twin", fake_classes=form == "adc", class_embedding=form == "d2d")
+    heads = d_heads(config.train.aux_form if class_head else None)  # the heads D needs for the class term
+    D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, **heads)
     return G, D
 
 
@@ -101,6 +83,12 @@ def on_device(net: torch.nn.Module, device: torch.device, channels_last: bool | 
     if channels_last if channels_last is not None else device.type == "cpu":
         net = net.to(memory_format=torch.channels_last)
     return net.to(device)
+
+
+def on_run_device(run, *nets: torch.nn.Module) -> tuple[torch.nn.Module, ...]:
+    """A step's networks on the run's device in its memory format (run.channels_last): every task's step
+    places its networks here, so a setting of the run reaches all of them."""
+    return tuple(on_device(net, run.device, run.channels_last) for net in nets)
 
 
 def class_rows(run, G, field: str, path: Path, what: str) -> torch.Tensor:

@@ -1,11 +1,13 @@
 """The one GAN training step every task uses: D update(s), G update, EMA.
 
-It is field-agnostic: a batch is a dict of named tensors, and the step is told
+It is field-agnostic: a batch is a dict of named tensors, and the step's
+options (GANOptions, which every task builds with GANOptions.from_config) say
 which field is the target (what G makes and D judges), which fields condition
 G (after the noise) and D (after the image), and which class field, if any,
 drives the auxiliary class loss and the mode-seeking term. The class-conditional
 GAN is target=image, G and D conditioned on label; translation is
 target=image, conditioned on source (and label when the pairs have classes).
+The class term's forms (train.aux_form) are the objects of class_terms.py.
 
 Several processes (torchrun): `distribute()` wraps G and D in
 DistributedDataParallel for the passes whose gradients are averaged (G's
@@ -21,14 +23,59 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
+from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..losses import LOSSES, data_to_data_ce, feature_matching, mode_seeking
+from ..losses import LOSSES, feature_matching, mode_seeking
 from ..training.augment import augment
+from .class_terms import ClassTerm, CrossEntropy, class_term
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Which field is the target (what G makes and D judges), which condition G and D, and which class field
+    drives the class term and the mode-seeking term (None: the data has none)."""
+    target: str
+    g_fields: tuple[str, ...]
+    d_fields: tuple[str, ...]
+    class_field: str | None
+
+
+@dataclass(frozen=True)
+class GANOptions:
+    """Everything a GANStep is told besides its networks. Every task builds them with from_config, so a
+    setting of the run (train.precision resolved for the device, say) reaches every step, the joint stage's too."""
+    z_dim: int
+    loss: str
+    lr_g: float
+    lr_d: float
+    betas: tuple[float, float]
+    ema_decay: float
+    ema_start: int
+    augment_policy: list[str]
+    roles: Roles = Roles("image", ("label",), ("label",), "label")
+    aux_weight: float = 0.0                # D's and G's class term (class_term), weighed
+    class_term: ClassTerm = field(default_factory=CrossEntropy)
+    diversity_weight: float = 0.0          # mode seeking among G's images of one class
+    l1_weight: float = 0.0                 # L1 to a paired target
+    adversarial_weight: float = 1.0
+    feature_matching_weight: float = 0.0
+    precision: str = "fp32"                # fp32 | bf16 | fp16 (autocast; fp16 with gradient scaling)
+
+    @classmethod
+    def from_config(cls, config, roles: Roles, precision: str = "fp32", **overrides) -> "GANOptions":
+        """The options a config asks for, with `overrides` (a field name each) where a task differs."""
+        t = config.train
+        options = cls(z_dim=config.model.z_dim, loss=t.loss, lr_g=t.lr_g, lr_d=t.lr_d, betas=(t.beta1, t.beta2),
+                      ema_decay=t.ema_decay, ema_start=t.ema_start, augment_policy=t.augment, roles=roles,
+                      aux_weight=config.aux_weight(), class_term=class_term(t), diversity_weight=t.diversity_weight,
+                      l1_weight=t.l1_weight, adversarial_weight=t.adversarial_weight,
+                      feature_matching_weight=t.feature_matching, precision=precision)
+        return dataclasses.replace(options, **overrides)
 
 
 class GANStep:
@@ -38,15 +85,8 @@ class GANStep:
     one generator forward pass per step (a large share of CPU time).
     """
 
-    def __init__(self, G: nn.Module, D: nn.Module, *, loss: str, lr_g: float, lr_d: float,
-                 betas: tuple[float, float], ema_decay: float, ema_start: int, augment_policy: list[str],
-                 z_dim: int, target: str = "image", g_fields: tuple[str, ...] = ("label",),
-                 d_fields: tuple[str, ...] = ("label",), class_field: str | None = "label",
-                 aux_weight: float = 0.0, aux_form: str = "ce", aux_confidence: float = 0.9,
-                 twin_weight: float = 1.0, twin_start: int = 0,
-                 diversity_weight: float = 0.0, l1_weight: float = 0.0,
-                 adversarial_weight: float = 1.0, feature_matching_weight: float = 0.0, precision: str = "fp32",
-                 frozen: dict[str, nn.Module] | None = None):
+    def __init__(self, G: nn.Module, D: nn.Module, options: GANOptions, frozen: dict[str, nn.Module] | None = None):
+        o = self.options = options
         self.G, self.D = G, D
         self.G_train, self.D_train = G, D  # DDP wrappers after distribute(); the bare networks hold the state
         self.D_in_g_step = D  # D without gradient sync, for G's update (compiled by compile())
@@ -54,29 +94,24 @@ class GANStep:
         # at sampling time to turn an exemplar image into its condition.
         self.frozen = {name: net.eval().requires_grad_(False) for name, net in (frozen or {}).items()}
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-        self.opt_G = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)
-        self.opt_D = torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas)
-        self.d_loss, self.g_loss = LOSSES[loss]
-        self.ema_decay, self.ema_start = ema_decay, ema_start
-        self.augment_policy = augment_policy
-        self.z_dim = z_dim
-        self.target, self.g_fields, self.d_fields, self.class_field = target, tuple(g_fields), tuple(d_fields), class_field
-        self.aux_weight, self.diversity_weight = aux_weight, diversity_weight
-        self.aux_form, self.aux_confidence, self.twin_weight = aux_form, aux_confidence, twin_weight
-        self.twin_start = twin_start
-        self.l1_weight, self.adversarial_weight, self.fm_weight = l1_weight, adversarial_weight, feature_matching_weight
+        self.opt_G = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=o.betas)
+        self.opt_D = torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=o.betas)
+        self.d_loss, self.g_loss = LOSSES[o.loss]
+        self.z_dim, self.class_term = o.z_dim, o.class_term
+        r = o.roles
+        self.target, self.g_fields, self.d_fields, self.class_field = r.target, tuple(r.g_fields), tuple(r.d_fields), r.class_field
         # With no adversarial, class or feature term, D would teach G nothing: skip its update (an L1 regressor).
-        self.uses_d = adversarial_weight > 0 or aux_weight > 0 or feature_matching_weight > 0
+        self.uses_d = o.adversarial_weight > 0 or o.aux_weight > 0 or o.feature_matching_weight > 0
         self.joint_d_pass = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules())
-        if (aux_weight > 0 or diversity_weight > 0) and class_field is None:
+        if (o.aux_weight > 0 or o.diversity_weight > 0) and r.class_field is None:
             raise ValueError("train.aux_weight and train.diversity_weight need a class field in the data")
         self.steps_done = 0
         self.device_type = next(G.parameters()).device.type
-        self.precision = precision
-        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.precision = o.precision
+        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[o.precision]
         self.autocast = (lambda: torch.autocast(self.device_type, dtype=dtype)) if dtype else contextlib.nullcontext
         # fp16 gradients can underflow: scale the losses (one scaler per optimiser, each updated after its step)
-        self.scalers = {k: torch.amp.GradScaler(self.device_type, enabled=precision == "fp16") for k in ("D", "G")}
+        self.scalers = {k: torch.amp.GradScaler(self.device_type, enabled=o.precision == "fp16") for k in ("D", "G")}
 
     def distribute(self, device: torch.device) -> None:
         """Average gradients over the processes (torch DistributedDataParallel). DDP's constructor sends
@@ -110,15 +145,16 @@ class GANStep:
     def _discriminate(self, x: torch.Tensor, conditions: list[torch.Tensor], gen: torch.Generator,
                       D: nn.Module | None = None) -> dict:
         """D's outputs for images x; image conditions are augmented together with x, so a pair stays a pair."""
-        if self.augment_policy:
+        policy = self.options.augment_policy
+        if policy:
             images = [c for c in conditions if c.dim() == 4]
             if images:
-                stacked = augment(torch.cat([x, *images], dim=1), self.augment_policy, gen)
+                stacked = augment(torch.cat([x, *images], dim=1), policy, gen)
                 parts = iter(stacked.split([x.shape[1]] + [c.shape[1] for c in images], dim=1))
                 x = next(parts)
                 conditions = [next(parts) if c.dim() == 4 else c for c in conditions]
             else:
-                x = augment(x, self.augment_policy, gen)
+                x = augment(x, policy, gen)
         with self.autocast():
             out = (D or self.D_train)(x, *conditions)
         return {k: _fp32(v) for k, v in out.items()}  # losses are computed in full precision
@@ -141,24 +177,25 @@ class GANStep:
             losses, real_features = self.update_d(real, fake, d_cond, labels, gen)
             out.update(losses)
 
+        o = self.options
         loss_g = fake.new_zeros(())
         if self.uses_d:
             self.D.requires_grad_(False)  # G's backward pass needs no D weight gradients
             on_fake = self._discriminate(fake, d_cond, gen, self.D_in_g_step)  # no DDP: D's weights get no gradient here
             loss_g = self.g_loss(on_fake["score"])
-            if self.adversarial_weight != 1.0:
-                loss_g = self.adversarial_weight * loss_g
-            if self.aux_weight > 0:  # G is rewarded when D recognises the requested class
-                loss_g = loss_g + self.aux_weight * self.class_loss_g(on_fake, labels)
-            if self.fm_weight > 0:  # generated pairs should look like real pairs to D's inner layers too
+            if o.adversarial_weight != 1.0:
+                loss_g = o.adversarial_weight * loss_g
+            if o.aux_weight > 0:  # G is rewarded when D recognises the requested class (class_terms.py)
+                loss_g = loss_g + o.aux_weight * self.class_term.g_loss(on_fake, labels, self.steps_done)
+            if o.feature_matching_weight > 0:  # generated pairs should look like real pairs to D's inner layers too
                 term = feature_matching(on_fake["features"], real_features)
-                loss_g = loss_g + self.fm_weight * term
+                loss_g = loss_g + o.feature_matching_weight * term
                 out["loss_fm"] = term.item()
-        if self.diversity_weight > 0:  # same label, different noise -> different images
-            loss_g = loss_g + self.diversity_weight * mode_seeking(fake, z, labels)
-        if self.l1_weight > 0:  # paired target: stay close to it pixel by pixel
+        if o.diversity_weight > 0:  # same label, different noise -> different images
+            loss_g = loss_g + o.diversity_weight * mode_seeking(fake, z, labels)
+        if o.l1_weight > 0:  # paired target: stay close to it pixel by pixel
             l1 = (fake - real).abs().mean()
-            loss_g = loss_g + self.l1_weight * l1
+            loss_g = loss_g + o.l1_weight * l1
             out["loss_l1"] = l1.item()
         self._backward_step(loss_g, self.opt_G, "G")
         self.D.requires_grad_(True)
@@ -186,52 +223,21 @@ class GANStep:
             real_features = [f.detach() for f in on_real.get("features") or []]
             on_fake = self._discriminate(fake.detach(), fake_cond, gen, self.D_train)
         loss_d = self.d_loss(on_real["score"], on_fake["score"])
-        if self.aux_weight > 0:
-            loss_d = loss_d + self.aux_weight * self.class_loss_d(on_real, on_fake, labels)
+        if self.options.aux_weight > 0:
+            loss_d = loss_d + self.options.aux_weight * self.class_term.d_loss(on_real, on_fake, labels)
         self._backward_step(loss_d, self.opt_D, "D")
         return {"loss_d": loss_d.item(), "d_real": on_real["score"].mean().item(),
                 "d_fake": on_fake["score"].mean().item()}, real_features
-
-    def class_loss_d(self, on_real: dict, on_fake: dict, labels: torch.Tensor) -> torch.Tensor:
-        """D's class term: its class head learns the classes of real images; the twin head (twin) learns them
-        on generated images; with adc, generated images of class k are a class of their own, k + num_classes;
-        with d2d, D's class embedding of real images is pulled to its class proxy, away from other classes."""
-        if self.aux_form == "d2d":
-            return data_to_data_ce(on_real["embedding"], on_real["proxy"], labels)
-        loss = F.cross_entropy(on_real["classes"], labels)
-        if on_fake.get("twin") is not None:
-            loss = loss + F.cross_entropy(on_fake["twin"], labels)
-        if self.aux_form == "adc":
-            loss = loss + F.cross_entropy(on_fake["classes"], labels + on_fake["classes"].shape[1] // 2)
-        return loss
-
-    def class_loss_g(self, on_fake: dict, labels: torch.Tensor) -> torch.Tensor:
-        """G's auxiliary class term (train.aux_form). 'ce': AC-GAN's cross-entropy, which keeps pushing towards
-        the most recognisable image of a class; 'margin': the same, but an image stops counting once D gives
-        its class train.aux_confidence; 'twin': TAC-GAN, minus (twin_weight times) the twin head's cross-entropy
-        on the fakes, from step twin_start on; 'adc': ADC-GAN, the head's cross-entropy for "real image of the
-        class" minus (twin_weight times) that for "generated image of the class", from step twin_start on;
-        'd2d': ReACGAN's data-to-data cross-entropy on D's class embedding of the fakes."""
-        if self.aux_form == "d2d":
-            return data_to_data_ce(on_fake["embedding"], on_fake["proxy"], labels)
-        ce = F.cross_entropy(on_fake["classes"], labels, reduction="none")
-        if self.aux_form == "margin":
-            ce = F.relu(ce + math.log(self.aux_confidence))
-        loss = ce.mean()
-        if self.aux_form == "twin" and self.steps_done >= self.twin_start:
-            loss = loss - self.twin_weight * F.cross_entropy(on_fake["twin"], labels)
-        if self.aux_form == "adc" and self.steps_done >= self.twin_start:
-            loss = loss - self.twin_weight * F.cross_entropy(on_fake["classes"], labels + on_fake["classes"].shape[1] // 2)
-        return loss
 
     @torch.no_grad()
     def update_ema(self) -> None:
         ema_params = list(self.G_ema.parameters())
         params = list(self.G.parameters())
-        if self.ema_decay == 0 or self.steps_done <= self.ema_start:
+        decay = self.options.ema_decay
+        if decay == 0 or self.steps_done <= self.options.ema_start:
             torch._foreach_copy_(ema_params, params)
         else:
-            torch._foreach_lerp_(ema_params, params, 1.0 - self.ema_decay)
+            torch._foreach_lerp_(ema_params, params, 1.0 - decay)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)  # BatchNorm running statistics follow G
 

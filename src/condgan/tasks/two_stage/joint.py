@@ -12,6 +12,10 @@ generators' parameters alone (torch.autograd.grad), so G1 is never pushed to
 make intermediates that merely please D2. Without the partition one model
 learns to do the other's job and a label gets ignored.
 
+Both steps are built as their stage runs build theirs (tasks/two_stage.py), so
+the run's precision reaches every pass here too: G's, C's and D's forward
+passes run in autocast (bf16 / fp16), fp16 losses are scaled.
+
 Terms (each logged as loss_<term>, unweighted): adv_mask and class_mask (D1's
 score and class head on G1's intermediate), diversity (mode seeking among G1's
 intermediates of one label A), adv_image and class_b (D2's score and class head
@@ -48,6 +52,10 @@ class JointStep:
         self.opt_C = torch.optim.Adam(C.parameters(), lr=lr_c, betas=betas)
         self.weights, self.updates = dict(weights), {k: tuple(sorted(v)) for k, v in updates.items()}
         self.generators = {"G1": s1.G, "G2": s2.G}
+        # the run's precision, which both steps were built with: G's and C's passes in autocast like D's, and
+        # with fp16 the generators' and C's losses scaled, as GANStep scales its own
+        self.autocast = s1.autocast
+        self.scalers = {k: torch.amp.GradScaler(s1.device_type, enabled=s1.precision == "fp16") for k in ("G", "C")}
         self.steps_done = 0
 
     def networks(self) -> dict[str, nn.Module]:
@@ -57,8 +65,14 @@ class JointStep:
         n = len(batch["label_a"])
         z1 = torch.randn(n, self.s1.z_dim, generator=gen).to(batch["image"].device)
         z2 = torch.randn(n, self.s2.z_dim, generator=gen).to(batch["image"].device)
-        mask = self.s1.G(z1, batch["label_a"])
-        return z1, z2, mask, self.s2.G(z2, mask, batch["label_b"])
+        with self.autocast():
+            mask = self.s1.G(z1, batch["label_a"]).float()
+            return z1, z2, mask, self.s2.G(z2, mask, batch["label_b"]).float()
+
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """C's label-A logits for images' grey detail (in full precision, as every loss is computed)."""
+        with self.autocast():
+            return self.C(grey_detail(images)).float()
 
     def step(self, batches: list[dict[str, torch.Tensor]], gen: torch.Generator) -> dict[str, float]:
         """D1, D2 and C updates for each batch, then one update of G1 and G2 on the last batch."""
@@ -71,10 +85,11 @@ class JointStep:
                 z1, z2, mask, image = self.generate(batch, gen)
             d1, _ = self.s1.update_d(real_mask, mask, [a], a, gen)
             d2, _ = self.s2.update_d(real, image, [real_mask, b], b, gen, fake_cond=[mask, b])
-            loss_c = F.cross_entropy(self.C(grey_detail(real)), a)  # C learns label A from real images only
+            loss_c = F.cross_entropy(self.classify(real), a)  # C learns label A from real images only
             self.opt_C.zero_grad(set_to_none=True)
-            loss_c.backward()
-            self.opt_C.step()
+            self.scalers["C"].scale(loss_c).backward()
+            self.scalers["C"].step(self.opt_C)
+            self.scalers["C"].update()
             out.update(loss_d1=d1["loss_d"], loss_d2=d2["loss_d"], loss_c=loss_c.item())
 
         terms = self._terms(batch, z1, z2, mask, image, gen)
@@ -111,9 +126,10 @@ class JointStep:
                 if w["class_b"]:
                     terms["class_b"] = F.cross_entropy(on_image["classes"], b)
             if w["class_a"]:
-                terms["class_a"] = F.cross_entropy(self.C(grey_detail(image)), a)
+                terms["class_a"] = F.cross_entropy(self.classify(image), a)
             if w["l1_teacher"]:
-                teacher = self.s2.G(z2, batch["mask"], b)
+                with self.autocast():
+                    teacher = self.s2.G(z2, batch["mask"], b).float()
                 terms["l1_teacher"] = (teacher - batch["image"]).abs().mean()
         finally:
             for net in (self.s1.D, self.s2.D, self.C):
@@ -128,14 +144,18 @@ class JointStep:
             groups[key] = groups.get(key, 0) + self.weights[name] * value
         for s in (self.s1, self.s2):
             s.opt_G.zero_grad(set_to_none=True)
+        scaler = self.scalers["G"]
         for targets, loss in groups.items():
             params = [p for g in targets for p in self.generators[g].parameters()]
-            grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+            grads = torch.autograd.grad(scaler.scale(loss), params, retain_graph=True, allow_unused=True)
             for p, g in zip(params, grads):
                 if g is not None:
                     p.grad = g if p.grad is None else p.grad + g
-        for s in (self.s1, self.s2):
-            s.opt_G.step()
+        stepped = [s for s in (self.s1, self.s2) if any(p.grad is not None for p in s.G.parameters())]
+        for s in stepped:  # (a generator that no term updates has no gradients: nothing to step)
+            scaler.step(s.opt_G)
+        if stepped:
+            scaler.update()
         return float(sum(loss.item() for loss in groups.values()))
 
     def weights_finite(self) -> bool:

@@ -18,6 +18,7 @@ in turn. The networks are condgan's own:
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -30,8 +31,8 @@ from ...models import rebuild
 from ...models.classifier import Classifier
 from ...training import checkpoint as ckpt
 from ...visual import save_sheet
-from ..base import GRID_COLUMNS, MAX_GRID_ROWS, GANTask, Roles, build_class_gan, build_translator, class_rows, on_device, pair_rows
-from ..gan import GANStep
+from ..base import GRID_COLUMNS, MAX_GRID_ROWS, GANTask, Roles, build_class_gan, build_translator, class_rows, on_run_device, pair_rows
+from ..gan import GANOptions, GANStep
 from .joint import JointStep
 
 STAGE_FIELDS = {"stage1": ("mask", "label_a"), "stage2": ("image", "mask", "label_b"),
@@ -85,12 +86,12 @@ class Stage2Task(GANTask):
     def roles(spec: Spec, config: Config) -> Roles:
         return Roles("image", ("mask", "label_b"), ("mask", "label_b"), "label_b")
 
-    @staticmethod
-    def step_options(config: Config) -> dict:
+    @classmethod
+    def step_options(cls, config: Config, roles: Roles, precision: str = "fp32") -> GANOptions:
         st = config.stages
-        return {**GANTask.step_options(config), "z_dim": st.z2_dim, "aux_weight": st.class_b_weight,
-                "diversity_weight": 0.0, "l1_weight": st.l1_weight, "adversarial_weight": 1.0,
-                "feature_matching_weight": 0.0}
+        return GANOptions.from_config(config, roles, precision=precision, z_dim=st.z2_dim, aux_weight=st.class_b_weight,
+                                      diversity_weight=0.0, l1_weight=st.l1_weight, adversarial_weight=1.0,
+                                      feature_matching_weight=0.0)
 
     @staticmethod
     def build(spec: Spec, config: Config, class_head: bool):
@@ -114,45 +115,48 @@ class JointTask(GANTask):
 
     @classmethod
     def make_step(cls, run) -> JointStep:
-        spec, config, device, out = run.spec, run.config, run.device, run.out
-        t, j, st = config.train, config.joint, config.stages
-        stages = {} if st.from_scratch else stage_checkpoints(Path(out).parent, spec)
-        nets = {}
-        for n, task in (("1", Stage1Task), ("2", Stage2Task)):
-            if stages:  # the networks the stage runs trained, rebuilt from what their checkpoints record;
-                # G starts from its averaged (EMA) weights, the ones the stage run samples with: they are
-                # better than the last raw weights, and fine-tuning should start from the best there is
-                state = stages[f"stage{n}"]
-                G, D = rebuild(state["networks"]["G"]), rebuild(state["networks"]["D"])
-                G.load_state_dict(state["state"]["G_ema"])
-                D.load_state_dict(state["state"]["D"])
-            else:
-                G, D = task.build(spec, config, class_head=True)
-            nets[n] = on_device(G, device), on_device(D, device)
-        if j.class_mask > 0 and nets["1"][1].classifier is None:
+        config, t, j = run.config, run.config.train, run.config.joint
+        stages = {} if config.stages.from_scratch else stage_checkpoints(Path(run.out).parent, run.spec)
+        s1 = cls.stage_step(run, Stage1Task, stages.get("stage1"))
+        s2 = cls.stage_step(run, Stage2Task, stages.get("stage2"))
+        if j.class_mask > 0 and s1.D.classifier is None:
             raise ConfigError("joint.class_mask needs D1's class head, which stage 1 trained without "
                               "(train.aux_weight=0); set joint.class_mask=0")
-        if j.class_b > 0 and nets["2"][1].classifier is None:
+        if j.class_b > 0 and s2.D.classifier is None:
             raise ConfigError("joint.class_b needs D2's class head, which stage 2 trained without "
                               "(stages.class_b_weight=0); set joint.class_b=0")
-        common = dict(loss=t.loss, lr_g=j.lr_g, lr_d=j.lr_d, betas=(t.beta1, t.beta2), ema_decay=t.ema_decay,
-                      ema_start=t.ema_start if st.from_scratch else 0, augment_policy=t.augment)
-        s1 = GANStep(*nets["1"], **common, z_dim=nets["1"][0].arguments["z_dim"], target="mask",
-                     g_fields=("label_a",), d_fields=("label_a",), class_field="label_a",
-                     aux_weight=config.aux_weight() if nets["1"][1].classifier is not None else 0.0)
-        s2 = GANStep(*nets["2"], **common, z_dim=nets["2"][0].arguments["z_dim"], target="image",
-                     g_fields=("mask", "label_b"), d_fields=("mask", "label_b"), class_field="label_b",
-                     aux_weight=st.class_b_weight if nets["2"][1].classifier is not None else 0.0)
-        for n, s in (("1", s1), ("2", s2)):
-            if stages:  # Adam continues with the stage's moment estimates (fresh ones make large first steps)
-                for opt, key, lr in ((s.opt_G, "opt_G", j.lr_g), (s.opt_D, "opt_D", j.lr_d)):
-                    opt.load_state_dict(stages[f"stage{n}"]["state"][key])
-                    for group in opt.param_groups:
-                        group["lr"] = lr
-        C = on_device(Classifier(1, spec["label_a"].num_classes), device)
+        C, = on_run_device(run, Classifier(1, run.spec["label_a"].num_classes))
         return JointStep(s1, s2, C, lr_c=j.lr_c, betas=(t.beta1, t.beta2),
                          weights={k: getattr(j, k) for k in j.TERMS},
                          updates={k: getattr(j, f"{k}_updates") for k in j.TERMS})
+
+    @staticmethod
+    def stage_step(run, task, stage: dict | None) -> GANStep:
+        """One stage's GAN step, built as the stage run built it (its task's networks and options, so the run's
+        precision and memory format reach it), with the joint section's learning rates; from the stage run's
+        checkpoint `stage` when there is one (stages.from_scratch: untrained)."""
+        config, j = run.config, run.config.joint
+        if stage:  # the networks the stage run trained, rebuilt from what its checkpoint records; G starts
+            # from its averaged (EMA) weights, the ones the stage run samples with: they are better than the
+            # last raw weights, and fine-tuning should start from the best there is
+            G, D = rebuild(stage["networks"]["G"]), rebuild(stage["networks"]["D"])
+            G.load_state_dict(stage["state"]["G_ema"])
+            D.load_state_dict(stage["state"]["D"])
+        else:
+            G, D = task.build(run.spec, config, class_head=True)
+        G, D = on_run_device(run, G, D)
+        options = task.step_options(config, task.roles(run.spec, config), run.precision)
+        # the generators' terms are the joint section's (JointStep); D keeps its class term if it has the head
+        options = dataclasses.replace(options, lr_g=j.lr_g, lr_d=j.lr_d, z_dim=G.arguments["z_dim"],
+                                      ema_start=0 if stage else config.train.ema_start, diversity_weight=0.0,
+                                      l1_weight=0.0, aux_weight=options.aux_weight if D.classifier is not None else 0.0)
+        step = GANStep(G, D, options)
+        if stage:  # Adam continues with the stage's moment estimates (fresh ones make large first steps)
+            for opt, key, lr in ((step.opt_G, "opt_G", j.lr_g), (step.opt_D, "opt_D", j.lr_d)):
+                opt.load_state_dict(stage["state"][key])
+                for group in opt.param_groups:
+                    group["lr"] = lr
+        return step
 
     @staticmethod
     @torch.no_grad()
