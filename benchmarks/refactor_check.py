@@ -26,6 +26,9 @@ RUNS = {  # name: (train arguments, run directories whose last checkpoint is has
     "cgan": (["--steps", "60"], ["."]),
     "translate": (["--task", "translate", "--data", "fashion-mnist-edges", "--steps", "20"], ["."]),
     "two-stage": (["--task", "two-stage", "--data", "fashion-mnist-colours", "--steps", "10"], ["stage1", "stage2", "joint"]),
+    # the same in fp32: before issue 22 the joint stage ignored train.precision and always trained in fp32
+    "two-stage-fp32": (["--task", "two-stage", "--data", "fashion-mnist-colours", "--steps", "10", "--set",
+                        "train.precision=fp32"], ["stage1", "stage2", "joint"]),
     "similarity": (["--task", "similarity", "--steps", "20"], ["."]),
     "exemplar": (["--task", "exemplar", "--embedder", "{similarity}", "--steps", "20", "--set", "train.sample_every=10"], ["."]),
 }

@@ -89,7 +89,7 @@ class SearchIndex:
     @classmethod
     def for_within(cls, embedder, within) -> "SearchIndex":
         if within is None:  # the run's own training images
-            from .tasks.similarity import load_images
+            from .data.similar import load_images
             from .config import Config, DataConfig
 
             if not embedder.data.get("name"):

@@ -43,7 +43,7 @@ def _mean_pairwise(features: torch.Tensor) -> float:
 def evaluate_exemplar(model, data_config, out: str | Path, n_exemplars: int = 200, seed: int = 0,
                       progress: bool = True, source: str = "model") -> dict:
     """Score an exemplar generator on n_exemplars test images; write report.json, report.md and two sheets."""
-    from ..tasks.similarity import load_images
+    from ..data.similar import load_images
     from .report import write_report
 
     out = Path(out)

@@ -79,9 +79,9 @@ def sample(gen, n_per_class: int, seed: int = 0, batch_size: int = 500, progress
 def evaluate_run(run_dir: str | Path, n_per_class: int = 1000, seed: int = 0, out_dir: str | Path | None = None,
                  progress: bool = True) -> dict:
     """Evaluate a training run (or checkpoint); writes <run>/eval/report.{json,md} by default."""
-    import condgan  # the lead's api; imported here so the metrics work without it
+    from ..pipelines import ClassConditional
 
-    gen = condgan.load(run_dir)
+    gen = ClassConditional.from_pretrained(run_dir)
     run_dir = Path(run_dir)
     default_out = (run_dir if run_dir.is_dir() else run_dir.parent) / "eval"
     return evaluate_generator(gen, out_dir or default_out, n_per_class, seed, progress, source=str(run_dir))

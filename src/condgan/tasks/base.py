@@ -14,9 +14,11 @@ from ..models import build_discriminator, build_generator
 from ..models.patch import PatchDiscriminator
 from ..models.unet import UNetGenerator
 from ..errors import UserError
+from ..losses import LOSSES
 from ..registry import Task
 from ..untrusted import printable
 from ..training import dist
+from ..training.augment import JITTER, POLICIES
 from ..visual import save_grid, save_sheet
 from .class_terms import d_heads
 from .gan import GANOptions, GANStep, Roles
@@ -33,6 +35,16 @@ class GANTask(Task):
         """G's class term: AC-GAN's cross-entropy unless the task chooses (the resnet cgan's depends on the size)."""
         if config.train.aux_form is None:
             config.train.aux_form = "ce"
+
+    @classmethod
+    def checks(cls, config: Config) -> list[tuple[bool, str]]:
+        """The GAN step's names: its loss, D's augmentations, the pairs' jitter."""
+        t = config.train
+        return [(t.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {t.loss!r}"),
+                (all(a in POLICIES for a in t.augment or []),
+                 f"train.augment items must be among {', '.join(POLICIES)}, not {t.augment}"),
+                (all(j in JITTER for j in config.data.jitter),
+                 f"data.jitter items must be among {', '.join(JITTER)}, not {config.data.jitter}")]
 
     @classmethod
     def make_step(cls, run) -> GANStep:

@@ -43,7 +43,7 @@ class ClassConditionalTask(GANTask):
 
     @classmethod
     def checks(cls, config: Config) -> list[tuple[bool, str]]:
-        return [class_term_check(config, config.model.arch == "resnet")]
+        return [*super().checks(config), class_term_check(config, config.model.arch == "resnet")]
 
     @classmethod
     def add_arguments(cls, command: str, parser) -> None:

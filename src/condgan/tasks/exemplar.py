@@ -84,7 +84,7 @@ class ExemplarTask(GANTask):
 
     @classmethod
     def checks(cls, config: Config) -> list[tuple[bool, str]]:
-        return [*section.checks(config.similarity), class_term_check(config, False),
+        return [*super().checks(config), *section.checks(config.similarity), class_term_check(config, False),
                 (config.similarity.pairs is None, "similarity.pairs is for --task similarity")]
 
     @classmethod

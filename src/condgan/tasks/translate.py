@@ -48,7 +48,7 @@ class TranslationTask(GANTask):
 
     @classmethod
     def checks(cls, config: Config) -> list[tuple[bool, str]]:
-        return [class_term_check(config, False)]
+        return [*super().checks(config), class_term_check(config, False)]
 
     @classmethod
     def add_arguments(cls, command: str, parser) -> None:

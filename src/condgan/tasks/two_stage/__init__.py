@@ -49,7 +49,7 @@ class TwoStageTask(GANTask):
 
     @classmethod
     def checks(cls, config: Config) -> list[tuple[bool, str]]:
-        return [*sections.checks(config), class_term_check(config, False)]
+        return [*super().checks(config), *sections.checks(config), class_term_check(config, False)]
 
     @classmethod
     def add_arguments(cls, command: str, parser) -> None:
