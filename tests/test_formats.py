@@ -92,7 +92,7 @@ def test_export_is_a_manifest_and_one_safetensors_file_per_component(shoes_dir, 
     # an export written inside the run directory does not shadow the run's newer checkpoints
     gen.save_pretrained(tmp_path / "run")
     assert condgan.load(tmp_path / "run").task == "cgan"
-    assert ckpt.read_model(tmp_path / "run")["source"].endswith(".pt")
+    assert ckpt.read_model(tmp_path / "run").source.endswith(".pt")
 
 
 @pytest.mark.parametrize("content,message", [

@@ -15,11 +15,12 @@ from .training import checkpoint as ckpt
 def load(path: str | Path, device: str = "cpu") -> Pipeline:
     """The pipeline for a run directory, a checkpoint (.pt) or an exported folder, whatever its task or format."""
     untrusted.device(str(device) if isinstance(device, torch.device) else device)
-    model = ckpt.read_model(path)
-    task = model["task"]
+    model = next((found for task in registry.tasks() if (found := task.locate(Path(path))) is not None), None)
+    model = model or ckpt.read_model(path)  # a task whose runs are folders of runs reads those first (two-stage)
+    task = model.task
     known = registry.names()
     if not isinstance(task, str) or task not in known or registry.get(task).pipeline is None:
-        raise CheckpointError(f"{untrusted.printable(model['source'], 200)}: unknown task {untrusted.shown(task, 40)}; "
+        raise CheckpointError(f"{untrusted.printable(model.source, 200)}: unknown task {untrusted.shown(task, 40)}; "
                               f"this condgan knows {', '.join(known)} (a newer condgan, or a task plug-in, may know more)")
     return assemble(model, registry.get(task).pipeline, device)
 

@@ -114,7 +114,8 @@ class Task:
     # ----- using a trained model ----------------------------------------------------------------------------
     @classmethod
     def locate(cls, path):
-        """The run directory to read a model from when `path` is a folder of several runs (two-stage); or None."""
+        """What using a model at `path` needs (training/checkpoint.ModelFiles) when `path` is one of this task's
+        runs made of several runs (two-stage: a pipeline folder, or one of its stage runs); else None."""
         return None
 
     @classmethod

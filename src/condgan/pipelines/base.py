@@ -82,18 +82,18 @@ class Pipeline:
     def from_pretrained(cls, path: str | Path, device: str = "cpu") -> "Pipeline":
         """This pipeline from a run, checkpoint or export of its task (condgan.load takes any task's)."""
         model = ckpt.read_model(path)
-        if model["task"] != cls.task:
-            raise CheckpointError(f"{untrusted.printable(str(path), 200)} is a {untrusted.shown(model['task'], 40)} model, "
+        if model.task != cls.task:
+            raise CheckpointError(f"{untrusted.printable(str(path), 200)} is a {untrusted.shown(model.task, 40)} model, "
                                   f"not a {cls.task} model; condgan.load reads any")
         return assemble(model, cls, device)
 
 
-def assemble(model: dict, pipeline: type[Pipeline], device: str | torch.device = "cpu") -> Pipeline:
+def assemble(model: ckpt.ModelFiles, pipeline: type[Pipeline], device: str | torch.device = "cpu") -> Pipeline:
     """A pipeline of class `pipeline` from what training/checkpoint.read_model found: spec, networks, weights."""
     device = untrusted.device(str(device) if isinstance(device, torch.device) else device)
-    source, task = untrusted.printable(model["source"], 200), model["task"]
+    source, task = untrusted.printable(model.source, 200), model.task
     try:
-        spec = Spec.from_dict(model["spec"])
+        spec = Spec.from_dict(model.spec)
     except CheckpointError as e:
         raise CheckpointError(f"{source}: {e}") from None
     for field in pipeline.needs:
@@ -101,11 +101,11 @@ def assemble(model: dict, pipeline: type[Pipeline], device: str | torch.device =
             raise CheckpointError(f"{source}: a {task} model needs a {field!r} field in its spec, which is missing")
     nets = {}
     for component in pipeline.components:
-        weights = model["weights"].get(component)
+        weights = model.weights.get(component)
         if not isinstance(weights, dict):
             raise CheckpointError(f"{source}: no {component} weights")
         untrusted.finite_weights(weights, source)
-        net = rebuild(model["networks"].get(component), source)
+        net = rebuild(model.networks.get(component), source)
         check_spec_fits(pipeline, component, net.arguments, spec, source)
         misfit = untrusted.weights_misfit(net, weights)
         if misfit:
@@ -113,7 +113,7 @@ def assemble(model: dict, pipeline: type[Pipeline], device: str | torch.device =
                                   f"the file was damaged or edited: use another checkpoint, or export the run again")
         net.load_state_dict(weights)
         nets[component] = net
-    return pipeline.from_components(nets, spec, model["data"], device)
+    return pipeline.from_components(nets, spec, model.data, device)
 
 
 def check_spec_fits(pipeline: type[Pipeline], component: str, arguments: dict, spec: Spec, source: str) -> None:

@@ -45,8 +45,8 @@ def load_embedder(config: Config):
     if not Path(path).exists():
         raise ConfigError(f"similarity.embedder {path} does not exist (give a run directory of --task similarity)")
     model = ckpt.read_model(path)
-    if model["task"] != Embedder.task:
-        raise ConfigError(f"similarity.embedder {path} is a {printable(str(model['task']), 40)} model; it must be a "
+    if model.task != Embedder.task:
+        raise ConfigError(f"similarity.embedder {path} is a {printable(str(model.task), 40)} model; it must be a "
                           f"--task similarity run")
     return assemble(model, Embedder)
 

@@ -241,6 +241,11 @@ class GANStep:
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)  # BatchNorm running statistics follow G
 
+    def components(self) -> dict[str, tuple[str, str]]:
+        """What a pipeline made from this step holds: component -> (network, state key). G is used through its
+        EMA copy; frozen networks (the exemplar's embedder) as they are."""
+        return {"generator": ("G", "G_ema"), **{name: (name, name) for name in self.frozen}}
+
     def networks(self) -> dict[str, nn.Module]:
         """What the checkpoint describes (to rebuild each network): G, D and any frozen network."""
         return {"G": self.G, "D": self.D, **self.frozen}

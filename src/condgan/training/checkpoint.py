@@ -24,12 +24,15 @@ import errno
 import os
 import pickle
 import re
+import dataclasses
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..errors import CheckpointError
+from .format_v1 import upgrade_v1, v1_networks
 
 FORMAT = "condgan-checkpoint"
 VERSION = 2
@@ -161,47 +164,84 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-# ----- format 1 -> 2 ---------------------------------------------------------------------------------------
-V1_NETWORKS = {"resnet": ("ResNetGenerator", "ProjectionDiscriminator"), "dcgan": ("DCGANGenerator", "DCGANDiscriminator"),
-               "mlp": ("MLPGenerator", "MLPDiscriminator")}
+# ----- a checkpoint as the trainer writes and reads it -------------------------------------------------------
+@dataclass
+class Checkpoint:
+    """One checkpoint of a run. The step declares what is in it: its networks (described, to rebuild them), its
+    state (weights, EMA, optimisers, counters) and its components (what a pipeline is made of: name -> (network,
+    state key), e.g. generator -> (G, G_ema)); the trainer adds the recipe, RNG states and counters. Only this
+    module knows how that becomes a file and back."""
+
+    task: str
+    spec: dict
+    config: dict
+    networks: dict
+    state: dict
+    rng: dict
+    batches_done: int
+    elapsed: float
+    step: int
+    components: dict | None = None  # None in checkpoints written before they were recorded: see _components
+    path: Path | None = None
+
+    def save(self, path: Path) -> Path:
+        fields = {k: getattr(self, k) for k in ("task", "spec", "networks", "state", "config", "rng", "batches_done",
+                                                "elapsed", "step", "components")}
+        atomic_save({"format": FORMAT, "version": VERSION, **fields}, path)
+        return Path(path)
+
+    @classmethod
+    def read(cls, path: Path) -> "Checkpoint":
+        return cls.of(safe_load(path), Path(path))
+
+    @classmethod
+    def latest(cls, folder: Path) -> "Checkpoint":
+        obj, path = load_latest(folder)
+        return cls.of(obj, path)
+
+    @classmethod
+    def of(cls, obj: dict, path: Path) -> "Checkpoint":
+        try:
+            return cls(task=obj["task"], spec=obj["spec"], config=obj["config"], networks=obj["networks"],
+                       state=obj["state"], rng=obj.get("rng") or {}, batches_done=int(obj.get("batches_done", 0)),
+                       elapsed=float(obj.get("elapsed", 0.0)), step=int(obj.get("step", 0)),
+                       components=obj.get("components"), path=path)
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: checkpoint lacks or mangles {e}") from None
+
+    @property
+    def arch(self) -> str | None:
+        return (self.config.get("model") or {}).get("arch")
+
+    @property
+    def stage(self) -> str | None:
+        """A two-stage run's stage (stage1, stage2, joint), from its recipe."""
+        return (self.config.get("stages") or {}).get("stage")
+
+    def network(self, name: str, ema: bool = False) -> tuple[dict, dict]:
+        """(description, weights) of network `name`; ema: its averaged weights (a generator's, for sampling)."""
+        return self.networks[name], self.state[f"{name}_ema" if ema else name]
+
+    def optimiser(self, name: str) -> dict:
+        return self.state[f"opt_{name}"]
+
+    def renamed(self, **names: str) -> "Checkpoint":
+        """This checkpoint with its components renamed (old=new): a stage run's generator in a pipeline of two."""
+        parts = self.components or _components(self)
+        return dataclasses.replace(self, components={names.get(c, c): part for c, part in parts.items()})
+
+    def pipeline_parts(self) -> dict[str, tuple[dict, dict]]:
+        """component -> (description, weights): what a pipeline built from this checkpoint is made of."""
+        return {c: (self.networks[net], self.state[key]) for c, (net, key) in (self.components or _components(self)).items()}
 
 
-def v1_networks(config: dict, num_classes: int) -> dict:
-    """The {'class', 'arguments'} of a format-1 run's G and D, read from its config (format 1 recorded no more)."""
-    m, d = config["model"], config["data"]
-    g_class, d_class = V1_NETWORKS[m["arch"]]
-    networks = {"G": {"class": g_class, "arguments": {"num_classes": num_classes, "z_dim": m["z_dim"], "channels": d["channels"],
-                                                      "image_size": d["image_size"], "width": m["g_width"]}},
-                "D": {"class": d_class, "arguments": {"num_classes": num_classes, "channels": d["channels"],
-                                                      "image_size": d["image_size"], "width": m["d_width"]}}}
-    if m["arch"] == "resnet":  # format 1 always built the class head; now it exists only when trained
-        aux = config.get("train", {}).get("aux_weight")
-        networks["D"]["arguments"]["class_head"] = aux is None or aux > 0
-    return networks
-
-
-def upgrade_v1(obj: dict) -> dict:
-    """A format-1 checkpoint (class_names, config, gan) as format 2."""
-    from ..conditions import class_spec
-
-    config, names = dict(obj["config"]), list(obj["class_names"])
-    networks = v1_networks(config, len(names))
-    state = dict(obj["gan"])
-    if networks["D"]["arguments"].get("class_head") is False:  # drop the unused head and its optimiser slots
-        state["D"] = {k: v for k, v in state["D"].items() if not k.startswith("classifier.")}
-        state["opt_D"] = _drop_last_params(state["opt_D"], 2)
-    config.setdefault("task", "cgan")
-    upgraded = {k: v for k, v in obj.items() if k not in ("gan", "class_names")}
-    upgraded.update(version=VERSION, task="cgan", config=config, networks=networks, state=state,
-                    spec=class_spec(names, config["data"]["channels"], config["data"]["image_size"]).to_dict())
-    return upgraded
-
-
-def _drop_last_params(opt_state: dict, n: int) -> dict:
-    params = opt_state["param_groups"][0]["params"]
-    dropped = set(params[-n:])
-    groups = [dict(opt_state["param_groups"][0], params=params[:-n])] + opt_state["param_groups"][1:]
-    return {"state": {k: v for k, v in opt_state["state"].items() if k not in dropped}, "param_groups": groups}
+def _components(cp: Checkpoint) -> dict:
+    """The components of a checkpoint written before they were recorded (format 2 until issue 22): a GAN's
+    generator is its EMA copy; a joint two-stage run holds two (G1, G2); other networks (embedder) by name;
+    D and the joint's label classifier C are trained against, never used to make anything."""
+    if "G1" in cp.networks:
+        return {"generator1": ("G1", "G1_ema"), "generator2": ("G2", "G2_ema")}
+    return {"generator" if n == "G" else n: (n, "G_ema" if n == "G" else n) for n in cp.networks if n not in ("D", "C")}
 
 
 # ----- exports and "what do I need to use this model" ------------------------------------------------------
@@ -231,39 +271,45 @@ def write_export(folder: Path, task: str, spec: dict, data: dict, components: di
     return folder
 
 
-def read_model(path: str | Path) -> dict:
-    """What using a model needs, from a run directory, a checkpoint file or an export folder (any format):
-    {task, spec, data, networks: {name: {'class', 'arguments'}}, weights: {name: state_dict}, source}.
-    In a run directory, its checkpoints win over any export folder written inside it. A two-stage pipeline
-    directory (stage1/, stage2/, joint/ runs) gives its joint run, or else its two stage runs together."""
+@dataclass
+class ModelFiles:
+    """What using a model needs, read from a run, a checkpoint or an export of any format."""
+
+    task: str
+    spec: dict
+    data: dict
+    networks: dict  # component -> {'class', 'arguments'}
+    weights: dict  # component -> state dict
+    source: str
+
+
+def read_model(path: str | Path) -> ModelFiles:
+    """What using a model needs, from a run directory, a checkpoint file or an export folder (any format).
+    In a run directory, its checkpoints win over any export folder written inside it. (A task whose runs are
+    folders of several runs reads those itself first: registry.Task.locate.)"""
     path = Path(path)
     if path.is_dir() and not (path / "checkpoints").is_dir() and ((path / MANIFEST).is_file() or (path / V1_EXPORT_CONFIG).is_file()):
         return _read_export(path)
-    if path.is_dir() and not (path / "checkpoints").is_dir() and any((path / s).is_dir() for s in PIPELINE_STAGES):
-        return _read_pipeline(path)
     if path.is_dir() and not (path / "checkpoints").is_dir() and not list_checkpoints(path):
         raise CheckpointError(_neither_run_nor_export(path))
     if path.is_dir():
-        state, found = load_latest(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
+        cp = Checkpoint.latest(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
     elif path.is_file():
-        state, found = safe_load(path), path
+        cp = Checkpoint.read(path)
     else:
         raise CheckpointError(f"{path} does not exist (give a run directory, a checkpoint file, or an exported folder)")
-    if state.get("task") == "two-stage":
-        return _read_two_stage(state, found)
+    return model_of(cp)
+
+
+def model_of(*checkpoints: Checkpoint) -> ModelFiles:
+    """The pipeline in one checkpoint, or made of several runs' (their components together; the last one's data)."""
+    last = checkpoints[-1]
     try:
-        networks, weights = {}, {}
-        for name, description in state["networks"].items():
-            if name == "D":  # trained against, never used to make anything
-                continue
-            # a GAN's generator is used through its EMA copy; other networks (embedder) under their own name
-            component = "generator" if name == "G" else name
-            networks[component] = description
-            weights[component] = state["state"]["G_ema" if name == "G" else name]
-        return {"task": state["task"], "spec": state["spec"], "data": dict(state["config"]["data"]),
-                "networks": networks, "weights": weights, "source": str(found)}
+        parts = {c: part for cp in checkpoints for c, part in cp.pipeline_parts().items()}
+        return ModelFiles(last.task, last.spec, dict(last.config["data"]), {c: d for c, (d, _) in parts.items()},
+                          {c: w for c, (_, w) in parts.items()}, " + ".join(str(cp.path) for cp in checkpoints))
     except (KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"{found}: checkpoint lacks {e}") from None
+        raise CheckpointError(f"{last.path}: checkpoint lacks {e}") from None
 
 
 def _neither_run_nor_export(folder: Path) -> str:
@@ -297,50 +343,7 @@ def portable_data(data: dict) -> dict:
     return data
 
 
-PIPELINE_STAGES = ("stage1", "stage2", "joint")
-
-
-def _read_two_stage(state: dict, found: Path) -> dict:
-    """A two-stage checkpoint: the joint run holds both generators (G1, G2); a stage run holds one,
-    so it is read together with its sibling stage run (the pipeline before joint fine-tuning)."""
-    try:
-        stage = state["config"]["stages"]["stage"]
-        if stage == "joint":
-            return {"task": "two-stage", "spec": state["spec"], "data": dict(state["config"]["data"]),
-                    "networks": {"generator1": state["networks"]["G1"], "generator2": state["networks"]["G2"]},
-                    "weights": {"generator1": state["state"]["G1_ema"], "generator2": state["state"]["G2_ema"]},
-                    "source": str(found)}
-    except (KeyError, TypeError) as e:
-        raise CheckpointError(f"{found}: two-stage checkpoint lacks {e}") from None
-    run_dir = found.parent.parent if found.parent.name == "checkpoints" else found.parent
-    return _read_pipeline(run_dir.parent, stages_only=True)
-
-
-def _read_pipeline(folder: Path, stages_only: bool = False) -> dict:
-    """The generators of a two-stage pipeline directory: from its joint run if it has one (and not
-    stages_only), else G1 from its stage1 run and G2 from its stage2 run."""
-    if not stages_only and list_checkpoints(folder / "joint" / "checkpoints"):
-        return read_model(folder / "joint")
-    missing = [s for s in ("stage1", "stage2") if not list_checkpoints(folder / s / "checkpoints")]
-    if missing:
-        have = [s for s in ("stage1", "stage2") if s not in missing]
-        raise CheckpointError(f"{folder} is a two-stage pipeline with {' and '.join(have) or 'no trained stage'} only; "
-                              f"sampling needs G1 and G2: train {' and '.join(missing)} (condgan train --task two-stage "
-                              f"--stage {missing[0]} --data DATA --out {folder})")
-    (s1, p1), (s2, p2) = load_latest(folder / "stage1" / "checkpoints"), load_latest(folder / "stage2" / "checkpoints")
-    try:
-        if s1["spec"] != s2["spec"]:
-            raise CheckpointError(f"{p1} and {p2} were trained on different data ({s1['spec']} vs {s2['spec']}); "
-                                  f"they do not make one pipeline")
-        return {"task": "two-stage", "spec": s2["spec"], "data": dict(s2["config"]["data"]),
-                "networks": {"generator1": s1["networks"]["G"], "generator2": s2["networks"]["G"]},
-                "weights": {"generator1": s1["state"]["G_ema"], "generator2": s2["state"]["G_ema"]},
-                "source": f"{p1} + {p2}"}
-    except (KeyError, TypeError) as e:
-        raise CheckpointError(f"{folder}: a stage checkpoint lacks {e}") from None
-
-
-def _read_export(folder: Path) -> dict:
+def _read_export(folder: Path) -> ModelFiles:
     import json
 
     from safetensors import SafetensorError
@@ -376,9 +379,9 @@ def _read_export(folder: Path) -> dict:
             from ..conditions import class_spec
 
             config, names = meta["config"], list(meta["class_names"])
-            return {"task": "cgan", "spec": class_spec(names, config["data"]["channels"], config["data"]["image_size"]).to_dict(),
-                    "data": dict(config["data"]), "networks": {"generator": v1_networks(config, len(names))["G"]},
-                    "weights": {"generator": weights(V1_EXPORT_WEIGHTS)}, "source": str(folder)}
+            return ModelFiles("cgan", class_spec(names, config["data"]["channels"], config["data"]["image_size"]).to_dict(),
+                              dict(config["data"]), {"generator": v1_networks(config, len(names))["G"]},
+                              {"generator": weights(V1_EXPORT_WEIGHTS)}, str(folder))
         if meta.get("format") != EXPORT_FORMAT:
             raise CheckpointError(f"{meta_file} is not a condgan export manifest")
         version = meta.get("version")
@@ -395,8 +398,8 @@ def _read_export(folder: Path) -> dict:
         data = {k: v for k, v in data.items() if k in ("name", "classes", "image_size", "channels", "direction", "folder_hint")}
         if not (isinstance(data.get("name"), str) and data["name"].lower() in builtin_data_names()):
             data["name"] = None  # an export never points at a local path: eval asks for --data instead
-        return {"task": meta["task"], "spec": meta["spec"], "data": data,
-                "networks": {n: {"class": c["class"], "arguments": c["arguments"]} for n, c in components.items()},
-                "weights": {n: weights(c["file"]) for n, c in components.items()}, "source": str(folder)}
+        return ModelFiles(meta["task"], meta["spec"], data,
+                          {n: {"class": c["class"], "arguments": c["arguments"]} for n, c in components.items()},
+                          {n: weights(c["file"]) for n, c in components.items()}, str(folder))
     except (KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{meta_file} lacks or mangles {printable(e, 80)}; re-export the model with `condgan export`") from None

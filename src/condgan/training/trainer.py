@@ -45,8 +45,8 @@ from . import checkpoint as ckpt
 from . import dist
 from .augment import jitter
 from .lock import RunLock
+from .run_files import RunFiles
 
-MAX_ROLLBACKS = 3
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,7 +72,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "bf16" if device.type == "cpu" and any(f() for f in native) else "fp32"
 
 
-class Run:
+class Run(RunFiles):
     """Everything one training run holds; `fit()` trains until a stop condition.
 
     The task supplies the step (`self.step`): anything with step(batches, rng) -> losses, steps_done,
@@ -93,7 +93,32 @@ class Run:
         self.quiet = quiet or not self.main
         self.task = config.task_class.trains(config)  # two-stage: the class of the stage this run trains
         latest = self._resumable() if resume else None  # read first: a changed recipe is refused before any data
-        fields, self.spec = self.task.load_data(config, "train")
+        self._take_data(*self.task.load_data(config, "train"))
+        self._build_step()
+        # Rank 0 (and a single process) draws noise from one stream whose state checkpoints keep; the other
+        # ranks reseed theirs every step (_noise), so any number of processes resumes without their states.
+        self.noise_gen = torch.Generator().manual_seed(t.seed + 1)
+        self.noise_salt = 0  # other ranks: changed by a rollback, so the noise that led to a NaN is not replayed
+        self.fixed_noise = torch.randn(GRID_COLUMNS, config.model.z_dim or 1, generator=torch.Generator().manual_seed(t.seed + 2))
+        self.batches_done = 0
+        self.elapsed = 0.0
+        self._perm_epoch, self._perm = -1, None
+        self.rollbacks = 0
+        self.stopped_by_request = False
+
+        self.ckpt_dir = self.out / "checkpoints"
+        self.metrics_file = self.out / "metrics.jsonl"
+        if resume:
+            self._resume(more, latest)
+        elif self.main:
+            self._create_run_dir()
+        dist.barrier()  # the run directory exists before anyone goes on
+
+    def _take_data(self, fields: dict, spec) -> None:
+        """The training data on the device, and what is resolved from it: image size and channels, class names,
+        size-dependent defaults (logged, and recorded in config.yaml so a resumed run keeps them), batch shares."""
+        config, t = self.config, self.config.train
+        self.spec = spec
         image = self.spec["image"]
         check_image_size(config.model.arch, image.height, image.width, given=config.data.image_size is not None)
         # Record what was resolved from the data, so sampling needs no dataset.
@@ -127,6 +152,10 @@ class Run:
                 self._log(f"data: {self.n_items:,} training images (< {SMALL_DATA:,}): DiffAugment "
                           f"{','.join(t.augment)} on D's inputs by default (train.augment=[] turns it off)")
 
+    def _build_step(self) -> None:
+        """The task's step (GANStep, two chained for a joint stage, MetricStep: the same interface), seeded,
+        spread over the processes and compiled as asked."""
+        config, t = self.config, self.config.train
         torch.manual_seed(t.seed)
         self.channels_last = t.channels_last if t.channels_last is not None else self.device.type == "cpu"
         self.roles = None  # which field plays which part in a GAN step (set by GAN tasks)
@@ -141,131 +170,6 @@ class Run:
             if not hasattr(self.step, "compile"):
                 raise ConfigError(f"train.compile is for GAN steps; this {config.task} run trains without it (set it false)")
             self.step.compile()
-        # Rank 0 (and a single process) draws noise from one stream whose state checkpoints keep; the other
-        # ranks reseed theirs every step (_noise), so any number of processes resumes without their states.
-        self.noise_gen = torch.Generator().manual_seed(t.seed + 1)
-        self.noise_salt = 0  # other ranks: changed by a rollback, so the noise that led to a NaN is not replayed
-        self.fixed_noise = torch.randn(GRID_COLUMNS, config.model.z_dim or 1, generator=torch.Generator().manual_seed(t.seed + 2))
-        self.batches_done = 0
-        self.elapsed = 0.0
-        self._perm_epoch, self._perm = -1, None
-        self.rollbacks = 0
-        self.stopped_by_request = False
-
-        self.ckpt_dir = self.out / "checkpoints"
-        self.metrics_file = self.out / "metrics.jsonl"
-        if resume:
-            self._resume(more, *latest)
-        elif self.main:
-            self._create_run_dir()
-        dist.barrier()  # the run directory exists before anyone goes on
-
-    # ----- run directory -------------------------------------------------------------------
-    def _create_run_dir(self) -> None:
-        if ckpt.list_checkpoints(self.ckpt_dir):
-            raise UserError(f"{self.out} already holds a run; continue it with --resume {self.out}, or choose another --out")
-        try:
-            for d in (self.out, self.ckpt_dir, self.out / "samples"):
-                d.mkdir(parents=True, exist_ok=True)
-            save_config(self.config, self.out / "config.yaml")
-            self.metrics_file.write_text("")
-        except PermissionError:
-            raise UserError(f"cannot write to {self.out}: permission denied (choose a writable --out)") from None
-        except OSError as e:
-            raise UserError(f"cannot create run directory {self.out}: {e.strerror}") from None
-
-    def _resumable(self) -> tuple[dict, Path]:
-        """The latest checkpoint, if this config continues it: the same task and architecture, and the recipe
-        it was trained with. An edited RUN/config.yaml would be half ignored (the optimisers' learning rates
-        come from the checkpoint) and then recorded as if it had been used, so it is refused by name."""
-        state, path = ckpt.load_latest(self.out / "checkpoints")
-        if state["task"] != self.config.task:
-            raise CheckpointError(f"{path} is a {state['task']!r} run but the config asks for task {self.config.task!r}")
-        saved_arch = state["config"]["model"]["arch"]
-        if saved_arch != self.config.model.arch:
-            raise CheckpointError(f"{path} is a {saved_arch!r} model but the config asks for {self.config.model.arch!r}")
-        change = recipe_change(state["config"], self.config)
-        if change:
-            key, old, new = change
-            yaml_file = self.out / "config.yaml"
-            raise ConfigError(f"{yaml_file} sets {key} to {untrusted.shown(new)}, but the run was trained with "
-                              f"{untrusted.shown(old)} ({path.name}); a resumed run keeps its recipe (only runtime keys "
-                              f"may change), so undo the edit, or start a new run with it: condgan train --config "
-                              f"{yaml_file} --out NEW")
-        return state, path
-
-    def _resume(self, more: dict | None, state: dict, path: Path) -> None:
-        saved_spec = Spec.from_dict(state["spec"])
-        if saved_spec != self.spec:
-            if saved_spec.get("label") != self.spec.get("label"):
-                raise CheckpointError(f"{path} was trained on classes {list(saved_spec['label'].class_names) if 'label' in saved_spec else None}, "
-                                      f"but the data now has {self.class_names or None}")
-            raise CheckpointError(f"{path} was trained on data shaped {saved_spec.to_dict()}, but the data is now {self.spec.to_dict()}")
-        self._restore(state)
-        self._extend_stops(more or {})
-        if not self.main:
-            return
-        # Drop log lines written after this checkpoint: they describe lost steps.
-        if self.metrics_file.exists():
-            kept = [ln for ln in self.metrics_file.read_text().splitlines() if _logged_step(ln) <= self.step.steps_done]
-            self.metrics_file.write_text("".join(ln + "\n" for ln in kept))
-        save_config(self.config, self.out / "config.yaml")
-        self._log(f"resumed from {path} at step {self.step.steps_done}")
-
-    def _extend_stops(self, more: dict) -> None:
-        """Stop conditions given on resume count from here: '--budget-minutes 5' is five more minutes.
-        Given any, they replace the run's old ones (which were met, or the user would not be asking)."""
-        more = {k: v for k, v in more.items() if v is not None}
-        if not more:
-            return
-        t = self.config.train
-        t.steps = self.step.steps_done + int(more["steps"]) if "steps" in more else None
-        t.epochs = self.batches_done / self.batches_per_epoch + float(more["epochs"]) if "epochs" in more else None
-        t.budget_minutes = self.elapsed / 60 + float(more["budget_minutes"]) if "budget_minutes" in more else None
-
-    def _restore(self, state: dict) -> None:
-        try:
-            for part, weights in state["state"].items():  # G, D, G_ema (joint: G1, D1, ...; similarity: the embedder)
-                if not part.startswith("opt") and isinstance(weights, dict):
-                    untrusted.finite_weights(weights, f"checkpoint ({part})")
-            self._check_weights_fit(state["state"])
-            self.step.load_state_dict(state["state"])
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise CheckpointError(f"checkpoint does not match this model ({str(e).splitlines()[0][:160]})") from None
-        self.noise_gen.set_state(state["rng"]["noise"])
-        self.noise_salt = int(state["rng"].get("salt", 0))
-        torch.set_rng_state(state["rng"]["torch"])
-        if self.device.type == "cuda" and "cuda" in state["rng"]:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
-        self.batches_done = int(state["batches_done"])
-        self.elapsed = float(state["elapsed"])
-
-    def _check_weights_fit(self, state: dict) -> None:
-        """Name the tensors that do not fit (torch's own message is cut to its first line, which names none)."""
-        for name, net in self.step.networks().items():
-            for part in (name, name + "_ema"):  # a generator's EMA copy has its shapes
-                misfit = untrusted.weights_misfit(net, state[part]) if isinstance(state.get(part), dict) else None
-                if misfit:
-                    raise CheckpointError(f"checkpoint does not match this model: {part} {misfit}")
-
-    def save_checkpoint(self) -> Path:
-        if hasattr(self.step, "before_save"):  # e.g. the similarity threshold, chosen on the current weights
-            self.step.before_save()
-        if not self.step.weights_finite():
-            raise DivergenceError("weights contain NaN/Inf; not checkpointing them (the previous checkpoint is kept)")
-        rng = {"noise": self.noise_gen.get_state(), "torch": torch.get_rng_state(), "salt": self.noise_salt}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        networks = {name: net.describe() for name, net in self.step.networks().items()}  # G, D (joint: G1, D1, G2, ...)
-        state = {"format": ckpt.FORMAT, "version": ckpt.VERSION, "task": self.config.task, "spec": self.spec.to_dict(),
-                 "networks": {name: net.describe() for name, net in self.step.networks().items()},
-                 "state": self.step.state_dict(),
-                 "config": self.config.to_dict(), "rng": rng, "batches_done": self.batches_done,
-                 "elapsed": self.elapsed, "step": self.step.steps_done}
-        path = ckpt.checkpoint_path(self.ckpt_dir, self.step.steps_done)
-        ckpt.atomic_save(state, path)
-        ckpt.prune(self.ckpt_dir, self.config.train.keep_checkpoints)
-        return path
 
     # ----- data order ----------------------------------------------------------------------
     def _next_batch(self) -> dict[str, torch.Tensor]:
@@ -332,14 +236,33 @@ class Run:
 
     # ----- the loop ------------------------------------------------------------------------
     def fit(self) -> dict:
-        t = self.config.train
-        if self.target_steps() is None and t.budget_minutes is None:
+        if self.target_steps() is None and self.config.train.budget_minutes is None:
             raise ConfigError("no stop condition: give --steps, --epochs or --budget-minutes")
         self._signals: list[int] = []
+        previous = self._catch_signals()
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step.steps_done + 1) if self.main else None
+        bar = progress(total=self.target_steps(), initial=self.step.steps_done, unit="step", disable=self.quiet,
+                       desc=f"training {self.config.task_class.describe(self.config)}")
+        now = time.monotonic()
+        self._meter = {"t0": now, "last_checkpoint": now, "images_seen": 0, "rate_start": now, "rate_images": 0}
+        try:
+            while not self._should_stop():
+                if self._train_step(bar, writer):
+                    self.stopped_by_request = True
+                    break
+        finally:  # a second Ctrl-C leaves through here with KeyboardInterrupt: nothing more is written
+            bar.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        return self._finish(writer)
+
+    def _catch_signals(self) -> dict:
+        """SIGTERM or a first Ctrl-C: every process finishes the step in flight, rank 0 saves, all stop (see
+        _agree). A second Ctrl-C: quit at once and write nothing. Returns the handlers it replaced."""
 
         def request_stop(signum, frame):
-            """SIGTERM or a first Ctrl-C: every process finishes the step in flight, rank 0 saves, all stop (see
-            _agree). A second Ctrl-C: quit at once and write nothing."""
             if signum == signal.SIGINT and self._signals:
                 raise KeyboardInterrupt
             self._signals.append(signum)
@@ -347,68 +270,65 @@ class Run:
                 write("condgan: stopping after this step and saving a checkpoint (Ctrl-C again quits at once, without saving)")
 
         signals = (signal.SIGTERM, signal.SIGINT) if threading.current_thread() is threading.main_thread() else ()
-        previous = {s: signal.signal(s, request_stop) for s in signals}
-        from torch.utils.tensorboard import SummaryWriter
+        return {s: signal.signal(s, request_stop) for s in signals}
 
-        writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step.steps_done + 1) if self.main else None
-        bar = progress(total=self.target_steps(), initial=self.step.steps_done, unit="step", disable=self.quiet,
-                       desc=f"training {self.config.task_class.describe(self.config)}")
-        last_ckpt_time, images_seen, t0 = time.monotonic(), 0, time.monotonic()
-        rate_start, rate_images = time.monotonic(), 0
+    def _train_step(self, bar, writer) -> bool:
+        """One step, with its log line, preview and checkpoint when due; True when the run was asked to stop."""
+        t, meter = self.config.train, self._meter
+        start = time.monotonic()
+        batches = [self._next_batch() for _ in range(t.d_steps)]
+        diverged = None
         try:
-            while not self._should_stop():
-                start = time.monotonic()
-                batches = [self._next_batch() for _ in range(t.d_steps)]
-                diverged = None
-                try:
-                    losses = self.step.step(batches, self._noise())
-                except FloatingPointError as e:
-                    diverged = str(e)
-                else:
-                    self.elapsed += time.monotonic() - start
-                stop, any_diverged = self._agree(self.stop_requested(), diverged is not None)
-                if any_diverged:
-                    self._handle_divergence(diverged or f"a non-finite loss in another process at step {self.step.steps_done}")
-                    continue
-                if self.world > 1:
-                    dist.broadcast_buffers(self.step.G, self.step.D, self.step.G_ema)
-                step = self.step.steps_done
-                n_images = sum(len(b[getattr(self.step, "target", "image")]) for b in batches) * self.world
-                images_seen += n_images
-                rate_images += n_images
-                bar.update(1)
-                if step % t.log_every == 0:
-                    losses = dist.mean(losses, self.device)  # the whole batch's, not this process's share
-                    rate = rate_images / max(time.monotonic() - rate_start, 1e-9)
-                    rate_start, rate_images = time.monotonic(), 0
-                    if self.main:
-                        self._write_metrics(writer, step, losses, rate)
-                    bar.set_postfix(**{k.removeprefix("loss_"): f"{v:.3f}" for k, v in losses.items() if k.startswith("loss_")},
-                                    img_s=f"{rate:.0f}", min=f"{self.elapsed / 60:.1f}")
-                if self.main and step % t.sample_every == 0:
-                    self.write_grid(writer)
-                if self.main and (step % t.checkpoint_every == 0 or time.monotonic() - last_ckpt_time > t.checkpoint_minutes * 60):
-                    self.save_checkpoint()  # the other processes wait for it in the next step's gradient exchange
-                    last_ckpt_time = time.monotonic()
-                if stop:
-                    self.stopped_by_request = True
-                    break
-        finally:  # a second Ctrl-C leaves through here with KeyboardInterrupt: nothing more is written
-            bar.close()
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            losses = self.step.step(batches, self._noise())
+        except FloatingPointError as e:
+            diverged = str(e)
+        else:
+            self.elapsed += time.monotonic() - start
+        stop, any_diverged = self._agree(self.stop_requested(), diverged is not None)
+        if any_diverged:
+            self._handle_divergence(diverged or f"a non-finite loss in another process at step {self.step.steps_done}")
+            return False
+        if self.world > 1:
+            dist.broadcast_buffers(self.step.G, self.step.D, self.step.G_ema)
+        step = self.step.steps_done
+        n_images = sum(len(b[getattr(self.step, "target", "image")]) for b in batches) * self.world
+        meter["images_seen"] += n_images
+        meter["rate_images"] += n_images
+        bar.update(1)
+        if step % t.log_every == 0:
+            self._log_losses(bar, writer, step, losses)
+        if self.main and step % t.sample_every == 0:
+            self.write_grid(writer)
+        if self.main and (step % t.checkpoint_every == 0 or time.monotonic() - meter["last_checkpoint"] > t.checkpoint_minutes * 60):
+            self.save_checkpoint()  # the other processes wait for it in the next step's gradient exchange
+            meter["last_checkpoint"] = time.monotonic()
+        return stop
+
+    def _log_losses(self, bar, writer, step: int, losses: dict) -> None:
+        meter = self._meter
+        losses = dist.mean(losses, self.device)  # the whole batch's, not this process's share
+        rate = meter["rate_images"] / max(time.monotonic() - meter["rate_start"], 1e-9)
+        meter["rate_start"], meter["rate_images"] = time.monotonic(), 0
+        if self.main:
+            self._write_metrics(writer, step, losses, rate)
+        bar.set_postfix(**{k.removeprefix("loss_"): f"{v:.3f}" for k, v in losses.items() if k.startswith("loss_")},
+                        img_s=f"{rate:.0f}", min=f"{self.elapsed / 60:.1f}")
+
+    def _finish(self, writer) -> dict:
+        """The last checkpoint and preview, and the run's summary (summary.json)."""
+        t = self.config.train
         final_ckpt = ckpt.checkpoint_path(self.ckpt_dir, self.step.steps_done)
         grid = self.out / "samples" / "latest.png"
         if self.main:
             final_ckpt = self.save_checkpoint()
             grid = self.write_grid(writer)
             writer.close()
-        wall = time.monotonic() - t0
+        wall = time.monotonic() - self._meter["t0"]
         summary = {
             "run": str(self.out), "task": self.config.task, "arch": self.config.model.arch, "loss": t.loss, "steps": self.step.steps_done,
             "epochs": round(self.batches_done / self.batches_per_epoch, 3), "train_minutes": round(self.elapsed / 60, 2),
-            "images_per_s": round(images_seen / max(wall, 1e-9), 1), "processes": self.world, "rank": self.rank, "precision": self.precision,
-            **{f"params_{name}": count_parameters(net) for name, net in self.step.networks().items()},
+            "images_per_s": round(self._meter["images_seen"] / max(wall, 1e-9), 1), "processes": self.world, "rank": self.rank,
+            "precision": self.precision, **{f"params_{name}": count_parameters(net) for name, net in self.step.networks().items()},
             "class_names": self.class_names, "checkpoint": str(final_ckpt), "grid": str(grid),
             "loss_plot": str(self.out / "loss.png"), "interrupted": self.stopped_by_request, "augment": t.augment,
         }
@@ -437,20 +357,6 @@ class Run:
             if k != "step":
                 writer.add_scalar(k, v, step)
 
-    def _handle_divergence(self, reason: str) -> None:
-        latest = ckpt.list_checkpoints(self.ckpt_dir)
-        if self.config.train.on_divergence == "rollback" and latest and self.rollbacks < MAX_ROLLBACKS:
-            self.rollbacks += 1
-            state, path = ckpt.load_latest(self.ckpt_dir)
-            self._restore(state)  # (a rollback keeps this session's stop conditions)
-            torch.randn(1000 * self.rollbacks, generator=self.noise_gen)  # new noise, so the same NaN is not replayed
-            self.noise_salt += self.rollbacks
-            self._log(f"{reason}; rolled back to {path} (rollback {self.rollbacks}/{MAX_ROLLBACKS})")
-            return
-        where = f"the last good checkpoint is {latest[-1]}" if latest else "no checkpoint had been written yet"
-        raise DivergenceError(f"training diverged: {reason}. Stopped without saving the bad weights; {where}. "
-                              f"Try lower learning rates (--set train.lr_d=1e-4) or train.on_divergence=rollback.")
-
     @torch.no_grad()
     def write_grid(self, writer=None) -> Path:
         """The task's preview: one row per class (cgan), source | output | target (translate),
@@ -467,14 +373,6 @@ class Run:
     def _log(self, message: str) -> None:
         if not self.quiet:
             write(message)
-
-
-def _logged_step(line: str) -> float:
-    """Step of a metrics.jsonl line; a line cut short by a kill counts as after any checkpoint."""
-    try:
-        return json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError):
-        return math.inf
 
 
 def train(config: Config | None = None, out: str | Path = "runs/default", resume: bool = False,

@@ -117,6 +117,9 @@ class MetricStep:
     def networks(self) -> dict[str, nn.Module]:
         return {"embedder": self.net}
 
+    def components(self) -> dict[str, tuple[str, str]]:
+        return {"embedder": ("embedder", "embedder")}
+
     def _pairs_and_triplets(self, batch: dict, gen: torch.Generator):
         """(embeddings, labels, indices_tuple) of a batch of any kind; selfsup returns the two views' embeddings."""
         from ...training.augment import view

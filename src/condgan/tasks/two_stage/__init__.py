@@ -17,7 +17,7 @@ from ...registry import Controls, register
 from ...untrusted import printable
 from ..base import GANTask, class_term_check, labels_flag, parse_labels
 from . import config as sections
-from .stages import STAGE_TASKS
+from .stages import STAGE_TASKS, locate
 
 
 def _generate(p: TwoStage, values: dict, n: int, seed: int) -> torch.Tensor:
@@ -84,6 +84,10 @@ class TwoStageTask(GANTask):
     @classmethod
     def describe(cls, config: Config) -> str:
         return f"{cls.name} {config.stages.stage}"
+
+    @classmethod
+    def locate(cls, path: Path):
+        return locate(path)
 
     @classmethod
     def sample(cls, ts: TwoStage, args, out: Path) -> int:

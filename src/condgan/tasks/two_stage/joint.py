@@ -58,6 +58,10 @@ class JointStep:
         self.scalers = {k: torch.amp.GradScaler(s1.device_type, enabled=s1.precision == "fp16") for k in ("G", "C")}
         self.steps_done = 0
 
+    def components(self) -> dict[str, tuple[str, str]]:
+        """The two generators, through their EMA copies (D1, D2 and C are trained against, never sampled)."""
+        return {"generator1": ("G1", "G1_ema"), "generator2": ("G2", "G2_ema")}
+
     def networks(self) -> dict[str, nn.Module]:
         return {"G1": self.s1.G, "D1": self.s1.D, "G2": self.s2.G, "D2": self.s2.D, "C": self.C}
 

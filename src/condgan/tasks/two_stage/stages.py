@@ -26,7 +26,8 @@ import torch
 from ...conditions import Spec
 from ...config import Config
 from ...data.twolabel import load_two_label
-from ...errors import ConfigError, DataError, UserError
+from ...errors import CheckpointError, ConfigError, DataError, UserError
+from ...untrusted import load_yaml, read_text
 from ...models import rebuild
 from ...models.classifier import Classifier
 from ...training import checkpoint as ckpt
@@ -131,7 +132,7 @@ class JointTask(GANTask):
                          updates={k: getattr(j, f"{k}_updates") for k in j.TERMS})
 
     @staticmethod
-    def stage_step(run, task, stage: dict | None) -> GANStep:
+    def stage_step(run, task, stage: ckpt.Checkpoint | None) -> GANStep:
         """One stage's GAN step, built as the stage run built it (its task's networks and options, so the run's
         precision and memory format reach it), with the joint section's learning rates; from the stage run's
         checkpoint `stage` when there is one (stages.from_scratch: untrained)."""
@@ -139,9 +140,10 @@ class JointTask(GANTask):
         if stage:  # the networks the stage run trained, rebuilt from what its checkpoint records; G starts
             # from its averaged (EMA) weights, the ones the stage run samples with: they are better than the
             # last raw weights, and fine-tuning should start from the best there is
-            G, D = rebuild(stage["networks"]["G"]), rebuild(stage["networks"]["D"])
-            G.load_state_dict(stage["state"]["G_ema"])
-            D.load_state_dict(stage["state"]["D"])
+            (g, g_weights), (d, d_weights) = stage.network("G", ema=True), stage.network("D")
+            G, D = rebuild(g), rebuild(d)
+            G.load_state_dict(g_weights)
+            D.load_state_dict(d_weights)
         else:
             G, D = task.build(run.spec, config, class_head=True)
         G, D = on_run_device(run, G, D)
@@ -152,8 +154,8 @@ class JointTask(GANTask):
                                       l1_weight=0.0, aux_weight=options.aux_weight if D.classifier is not None else 0.0)
         step = GANStep(G, D, options)
         if stage:  # Adam continues with the stage's moment estimates (fresh ones make large first steps)
-            for opt, key, lr in ((step.opt_G, "opt_G", j.lr_g), (step.opt_D, "opt_D", j.lr_d)):
-                opt.load_state_dict(stage["state"][key])
+            for opt, net, lr in ((step.opt_G, "G", j.lr_g), (step.opt_D, "D", j.lr_d)):
+                opt.load_state_dict(stage.optimiser(net))
                 for group in opt.param_groups:
                     group["lr"] = lr
         return step
@@ -175,7 +177,7 @@ class JointTask(GANTask):
         return torch.cat(images)
 
 
-def stage_checkpoints(pipeline: Path, spec: Spec) -> dict[str, dict]:
+def stage_checkpoints(pipeline: Path, spec: Spec) -> dict[str, ckpt.Checkpoint]:
     """The latest checkpoints of PIPELINE/stage1 and PIPELINE/stage2, checked against the joint stage's data."""
     found = {}
     for stage in ("stage1", "stage2"):
@@ -184,15 +186,54 @@ def stage_checkpoints(pipeline: Path, spec: Spec) -> dict[str, dict]:
             raise UserError(f"the joint stage fine-tunes the runs {pipeline / 'stage1'} and {pipeline / 'stage2'}, but "
                             f"{folder} holds no trained {stage} run; train it first: condgan train --task two-stage "
                             f"--stage {stage} --data DATA --out {pipeline} (or train every stage in turn without --stage)")
-        state, path = ckpt.load_latest(folder / "checkpoints")
-        if state.get("task") != "two-stage" or state["config"].get("stages", {}).get("stage") != stage:
-            raise UserError(f"{path} is not a two-stage {stage} run (task {state.get('task')!r}); the joint stage "
+        cp = ckpt.Checkpoint.latest(folder / "checkpoints")
+        if cp.task != "two-stage" or cp.stage != stage:
+            raise UserError(f"{cp.path} is not a two-stage {stage} run (task {cp.task!r}); the joint stage "
                             f"needs {folder} to hold one")
-        if Spec.from_dict(state["spec"]) != spec:
-            raise UserError(f"{path} was trained on data shaped {state['spec']}, but the joint stage's data is "
+        if Spec.from_dict(cp.spec) != spec:
+            raise UserError(f"{cp.path} was trained on data shaped {cp.spec}, but the joint stage's data is "
                             f"{spec.to_dict()}; train the joint stage on the stage runs' data (same data and classes)")
-        found[stage] = state
+        found[stage] = cp
     return found
 
 
 STAGE_TASKS = {"stage1": Stage1Task, "stage2": Stage2Task, "joint": JointTask}
+
+
+def locate(path: Path) -> ckpt.ModelFiles | None:
+    """A two-stage pipeline's generators: from its folder (the joint run if it has one, else its two stage runs
+    together), or from one of its stage runs (or their checkpoints: read with the sibling stage run). None for
+    anything else."""
+    if path.is_dir() and not (path / "checkpoints").is_dir() and any((path / s).is_dir() for s in PIPELINE_STAGES):
+        return _read_pipeline(path)
+    run = path.parent.parent if path.is_file() and path.parent.name == "checkpoints" else path
+    cfg = run / "config.yaml"
+    if not (run.is_dir() and cfg.is_file() and run.name in ("stage1", "stage2")):
+        return None
+    try:
+        recipe = load_yaml(read_text(cfg, "config file"), str(cfg)) or {}
+    except UserError:
+        return None  # not ours to judge: read_model says what is wrong with it
+    if not isinstance(recipe, dict) or recipe.get("task") != "two-stage":
+        return None
+    return _read_pipeline(run.parent, stages_only=True)
+
+
+PIPELINE_STAGES = ("stage1", "stage2", "joint")
+
+
+def _read_pipeline(folder: Path, stages_only: bool = False) -> ckpt.ModelFiles:
+    """The joint run if there is one (and not stages_only), else G1 from the stage1 run and G2 from stage2."""
+    if not stages_only and ckpt.list_checkpoints(folder / "joint" / "checkpoints"):
+        return ckpt.read_model(folder / "joint")
+    missing = [s for s in ("stage1", "stage2") if not ckpt.list_checkpoints(folder / s / "checkpoints")]
+    if missing:
+        have = [s for s in ("stage1", "stage2") if s not in missing]
+        raise CheckpointError(f"{folder} is a two-stage pipeline with {' and '.join(have) or 'no trained stage'} only; "
+                              f"sampling needs G1 and G2: train {' and '.join(missing)} (condgan train --task two-stage "
+                              f"--stage {missing[0]} --data DATA --out {folder})")
+    s1, s2 = (ckpt.Checkpoint.latest(folder / s / "checkpoints") for s in ("stage1", "stage2"))
+    if s1.spec != s2.spec:
+        raise CheckpointError(f"{s1.path} and {s2.path} were trained on different data ({s1.spec} vs {s2.spec}); "
+                              f"they do not make one pipeline")
+    return ckpt.model_of(s1.renamed(generator="generator1"), s2.renamed(generator="generator2"))
