@@ -47,7 +47,9 @@ demo: $(STAMP) data
 	@echo "  prove it obeys its labels     : $(PY) -m condgan eval runs/demo   (about 3 minutes; report in runs/demo/eval/report.md)"
 
 test: $(STAMP) data browser
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports                 # the layers declared in pyproject.toml
+	$(PY) scripts/cycles.py                  # no import cycle, even through imports inside functions
+	$(PY) scripts/sizes.py                   # no module over 400 lines, no function over 60
 	$(PY) -m pytest -q
 
 bench: $(STAMP) data

@@ -298,8 +298,12 @@ def render_markdown(r: dict) -> str:
         if "traversal_kept" in row:
             cells.append(_fmt(row["traversal_kept"], "pct"))
         lines.append("| " + " | ".join(cells) + " |")
-    p = r["pictures"]
-    lines += ["", "## Pictures", ""]
+    return "\n".join(lines + _pictures_and_notes(r))
+
+
+def _pictures_and_notes(r: dict) -> list[str]:
+    m, p = r["model"], r["pictures"]
+    lines = ["", "## Pictures", ""]
     if "interference" in p:
         lines += ["**Interference grid** — the same noise in each column, one label per row: the style should stay "
                   "along a column while the class changes.", "", f"![interference grid]({p['interference']})", ""]
@@ -319,4 +323,4 @@ def render_markdown(r: dict) -> str:
               f"an image closer than {_fmt(m['copy_threshold'])} (the {COPY_QUANTILE:.0%} quantile of real test images' "
               "distances) is a suspected copy.",
               f"- Timing (s): {', '.join(f'{k} {v}' for k, v in r['timing_s'].items())}.", ""]
-    return "\n".join(lines)
+    return lines

@@ -9,18 +9,16 @@ network registry, never by importing a name read from a file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ..conditions import Spec
-from ..data.imageset import resolve_class, to_float, to_uint8
+from ..data.imageset import to_float, to_uint8
 from ..errors import CheckpointError, UserError
 from ..models import rebuild
 from .. import untrusted
-from ..progress import progress
 from ..training import checkpoint as ckpt
 
 MAX_SAMPLES = 1_000_000

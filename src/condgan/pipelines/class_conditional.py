@@ -8,10 +8,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..data.imageset import resolve_class, to_float, to_uint8
-from ..errors import CheckpointError, UserError
+from ..data.imageset import resolve_class, to_uint8
+from ..errors import UserError
 from ..progress import progress
-from .base import Pipeline, as_images, as_output, check_count
+from .base import Pipeline, as_output, check_count
 
 
 class ClassConditional(Pipeline):

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Sequence
 
-import numpy as np
 import torch
 
-from ..data.imageset import resolve_class, to_float, to_uint8
-from ..errors import CheckpointError, UserError
-from ..progress import progress
-from .base import Pipeline, as_images, as_output, check_count
+from ..data.imageset import resolve_class
+from ..errors import UserError
+from .base import Pipeline, as_images, as_output
 
 
 class Translator(Pipeline):

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..data.imageset import resolve_class, to_float, to_uint8
-from ..errors import CheckpointError, UserError
+from ..errors import UserError
 from ..progress import progress
-from .base import Pipeline, as_images, as_output, check_count
+from ..conditions import Spec
+from .base import Pipeline, as_output, check_count
 
 
 class TwoStage(Pipeline):

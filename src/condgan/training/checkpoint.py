@@ -20,7 +20,6 @@ all, whatever kills the process.
 
 from __future__ import annotations
 
-import errno
 import os
 import pickle
 import re
@@ -32,6 +31,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
+from .atomic import atomic_save
 from .format_v1 import upgrade_v1, v1_networks
 
 FORMAT = "condgan-checkpoint"
@@ -41,43 +41,6 @@ EXPORT_VERSION = 2
 MANIFEST = "condgan.json"
 V1_EXPORT_CONFIG, V1_EXPORT_WEIGHTS = "generator.json", "generator.safetensors"
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
-
-
-def atomic_save(obj, path: Path) -> None:
-    """torch.save `obj` to `path` atomically; on failure the old file is untouched."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except (OSError, RuntimeError) as e:
-        tmp.unlink(missing_ok=True)
-        if _is_disk_full(e):
-            raise CheckpointError(f"disk full while writing {path}; nothing was overwritten — free space and resume") from None
-        if isinstance(e, PermissionError):
-            raise CheckpointError(f"cannot write {path}: permission denied (choose a writable --out)") from None
-        raise CheckpointError(f"could not write {path}: {e}") from None
-
-
-def _is_disk_full(e: BaseException) -> bool:
-    return (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left" in str(e) or "file write failed" in str(e)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def safe_load(path: Path) -> dict:

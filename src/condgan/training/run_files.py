@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import torch
+from torchvision.utils import make_grid
 
 from .. import untrusted
 from ..conditions import Spec
 from ..config import recipe_change, save_config
 from ..errors import CheckpointError, ConfigError, DivergenceError, UserError
+from ..visual import GRID_COLUMNS, loss_plot
 from . import checkpoint as ckpt
 
 MAX_ROLLBACKS = 3
@@ -122,6 +125,28 @@ class RunFiles:
                              components=self.step.components() if hasattr(self.step, "components") else None)
         path = cp.save(ckpt.checkpoint_path(self.ckpt_dir, self.step.steps_done))
         ckpt.prune(self.ckpt_dir, self.config.train.keep_checkpoints)
+        return path
+
+    def _write_metrics(self, writer, step: int, losses: dict, rate: float) -> None:
+        record = {"step": step, **{k: round(v, 5) for k, v in losses.items()}, "images_per_s": round(rate, 1),
+                  "elapsed_s": round(self.elapsed, 1), "epoch": round(self.batches_done / self.batches_per_epoch, 3)}
+        with open(self.metrics_file, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for k, v in record.items():
+            if k != "step":
+                writer.add_scalar(k, v, step)
+
+    @torch.no_grad()
+    def write_grid(self, writer=None) -> Path:
+        """The task's preview: one row per class (cgan), source | output | target (translate),
+        exemplar | outputs (exemplar), query | nearest (similarity)."""
+        path = self.out / "samples" / f"step_{self.step.steps_done:08d}.png"
+        images = self.task.preview(self, path)
+        shutil.copyfile(path, self.out / "samples" / "latest.png")
+        if writer is not None:
+            writer.add_image("samples", make_grid(images.float(), nrow=GRID_COLUMNS, normalize=True, value_range=(-1, 1)),
+                             self.step.steps_done)
+        loss_plot(self.metrics_file, self.out / "loss.png")
         return path
 
     def _handle_divergence(self, reason: str) -> None:

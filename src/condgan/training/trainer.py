@@ -23,53 +23,27 @@ import hashlib
 import contextlib
 import json
 import math
-import shutil
 import signal
 import threading
 import time
 from pathlib import Path
 
 import torch
-from torchvision.utils import make_grid
 
-from ..conditions import Spec
 from ..config import (FORM_DEFAULTS, RUNTIME_KEYS, SMALL_DATA, SMALL_DATA_AUGMENT, Config, check_image_size, from_dict,
-                      load_config, parse_overrides, recipe_change, save_config)
+                      load_config, parse_overrides)
 from ..data import to_float
-from ..errors import CheckpointError, ConfigError, DivergenceError, UserError
+from ..errors import ConfigError, UserError
 from ..models import count_parameters
 from ..progress import progress, silenced, write
-from ..visual import GRID_COLUMNS, loss_plot
-from .. import untrusted
+from ..visual import GRID_COLUMNS
 from . import checkpoint as ckpt
 from . import dist
 from .augment import jitter
 from .lock import RunLock
+from .device import resolve_device, resolve_precision
 from .run_files import RunFiles
 
-
-
-def resolve_device(name: str) -> torch.device:
-    try:
-        return untrusted.device(name, "train.device")
-    except UserError as e:
-        raise ConfigError(str(e)) from None
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """train.precision for this device. 'auto' is bf16 where the hardware computes it natively: on a CPU with
-    AVX512-BF16 it trained the default model 1.2-1.7x faster with the same FID at equal steps (two seeds,
-    docs/benchmarks.md); elsewhere (emulated bf16 is slower) fp32."""
-    if name == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision=fp16 needs a GPU (fp16 on CPU is slower than fp32); use bf16 or fp32")
-    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"this GPU ({torch.cuda.get_device_name(device)}) has no bf16; use train.precision=fp16 or fp32")
-    if name != "auto":
-        return name
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    native = [getattr(torch.cpu, f, lambda: False) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return "bf16" if device.type == "cpu" and any(f() for f in native) else "fp32"
 
 
 class Run(RunFiles):
@@ -77,7 +51,8 @@ class Run(RunFiles):
 
     The task supplies the step (`self.step`): anything with step(batches, rng) -> losses, steps_done,
     networks() (described in checkpoints), state_dict()/load_state_dict(), weights_finite() and
-    optionally before_save(). GANStep and the similarity task's MetricStep are the two there are."""
+    optionally before_save() and components(). There are three: GANStep (tasks/gan.py), two chained for the
+    two-stage joint stage (JointStep) and the similarity task's MetricStep."""
 
     def __init__(self, config: Config, out: Path, resume: bool = False, quiet: bool = False, more: dict | None = None):
         self.config, self.out, self.quiet = config, Path(out), quiet
@@ -347,28 +322,6 @@ class Run(RunFiles):
         to stop or saw a non-finite loss, and takes the slowest one's training clock for the time budget."""
         self.elapsed, stop_any, diverged_any = dist.agree([self.elapsed, float(stop), float(diverged)], self.device)
         return stop_any > 0, diverged_any > 0
-
-    def _write_metrics(self, writer, step: int, losses: dict, rate: float) -> None:
-        record = {"step": step, **{k: round(v, 5) for k, v in losses.items()}, "images_per_s": round(rate, 1),
-                  "elapsed_s": round(self.elapsed, 1), "epoch": round(self.batches_done / self.batches_per_epoch, 3)}
-        with open(self.metrics_file, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        for k, v in record.items():
-            if k != "step":
-                writer.add_scalar(k, v, step)
-
-    @torch.no_grad()
-    def write_grid(self, writer=None) -> Path:
-        """The task's preview: one row per class (cgan), source | output | target (translate),
-        exemplar | outputs (exemplar), query | nearest (similarity)."""
-        path = self.out / "samples" / f"step_{self.step.steps_done:08d}.png"
-        images = self.task.preview(self, path)
-        shutil.copyfile(path, self.out / "samples" / "latest.png")
-        if writer is not None:
-            writer.add_image("samples", make_grid(images.float(), nrow=GRID_COLUMNS, normalize=True, value_range=(-1, 1)),
-                             self.step.steps_done)
-        loss_plot(self.metrics_file, self.out / "loss.png")
-        return path
 
     def _log(self, message: str) -> None:
         if not self.quiet:

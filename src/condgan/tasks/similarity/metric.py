@@ -23,14 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import untrusted
 from ...conditions import ClassField, ImageField, Spec
 from ...config import Config
 from .config import SimilarityConfig
 from ...data import to_float
 from ...data.folders import UNLABELLED
 from ...data.similar import load_images, read_csv  # noqa: F401  (re-exported: the similarity task's data)
-from ...errors import ConfigError, DataError
+from ...errors import ConfigError
 from ...models.embedder import Embedder, FrozenBackboneEmbedder
 
 CALIBRATION_IMAGES = 2000  # training images (or CSV rows) the verification threshold is chosen on
