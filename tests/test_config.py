@@ -42,5 +42,7 @@ def test_bad_yaml_file(tmp_path):
 def test_shipped_configs_load():
     from pathlib import Path
 
-    for path in sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml")):
-        load_config(path)
+    shipped = sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml"))
+    assert len(shipped) >= 5, "the configs users copy are missing"
+    tasks = {load_config(path).task for path in shipped}
+    assert {"cgan", "translate"} <= tasks, f"a copyable config for the main tasks, got {tasks}"

@@ -17,7 +17,8 @@ from .config import MINING, RECIPES, SimilarityConfig
 from .metric import ClassBalanced, MetricLearning, MetricStep, SymmetricNTXent, embed_all, load_images, read_csv
 
 # the GAN keys a similarity run does not use: not recorded in its config.yaml
-GAN_KEYS = ("model.z_dim", "model.g_width", "model.d_width", "train.loss", "train.lr_g", "train.lr_d", "train.d_steps",
+GAN_KEYS = ("model.z_dim", "model.g_width", "model.d_width", "train.loss", "train.lr_g", "train.lr_d", "train.beta1",
+            "train.beta2", "train.d_steps",
             "train.aux_weight", "train.aux_form", "train.aux_confidence", "train.twin_weight", "train.adc_weight", "train.fake_term_start",
             "train.diversity_weight", "train.l1_weight", "train.ema_decay", "train.ema_start", "train.augment",
             "train.compile", "train.sync_batchnorm")
