@@ -23,7 +23,7 @@ is the object users call.
 """
 
 
-from . import cgan, exemplar, similarity, translate, two_stage  # noqa: F401  (each registers its task)
+from . import cgan, translate, two_stage, similarity, exemplar  # noqa: F401  (each registers its task; --help lists them in this order)
 from .base import GRID_COLUMNS, MAX_GRID_ROWS, GANTask, Roles, build_class_gan, build_translator, on_device, on_run_device
 from .cgan import ClassConditionalTask
 from .exemplar import ExemplarTask
