@@ -6,7 +6,8 @@
 
 Each run goes through the command line (the one interface both commits share), with one thread and
 train.deterministic. The hashes cover every tensor of the last checkpoint's state (weights, EMA,
-optimiser moments) and metrics.jsonl without its two wall-clock columns (images_per_s, elapsed_s).
+optimiser moments) and metrics.jsonl (every step logged) without its two wall-clock columns (images_per_s,
+elapsed_s).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def run_all(root: Path, only: list[str]) -> dict:
         out = root / name
         args = [a.format(similarity=root / "similarity") for a in args]
         cmd = [sys.executable, "-m", "condgan", "train", *args, "--out", str(out), "--quiet", "--set",
-               "train.threads=1", "train.deterministic=true", "train.checkpoint_every=1000000"]
+               "train.threads=1", "train.deterministic=true", "train.checkpoint_every=1000000", "train.log_every=1"]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
