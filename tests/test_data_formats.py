@@ -181,3 +181,18 @@ def test_hf_missing_column_or_missing_extra_is_one_clear_error(tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "datasets", None)
     assert train_run(tmp_path, "--data", f"hf:{tmp_path / 'saved'}") == 2
     assert "needs the optional extra: pip install 'condgan[hf]'" in capsys.readouterr().err
+
+
+@needs_datasets
+def test_hf_unreadable_image_is_skipped_or_refused(tmp_path):
+    import datasets
+
+    good = hf_dataset(6)
+    junk = datasets.Dataset.from_dict({"picture": [{"bytes": b"not an image", "path": None}], "kind": [1]},
+                                      features=good.features)
+    datasets.concatenate_datasets([good, junk]).save_to_disk(str(tmp_path / "saved"))
+    name = f"hf:{tmp_path / 'saved'}"
+    with pytest.warns(UserWarning, match="split train, row 6: not a readable image"):
+        assert len(load_dataset(name, "all", image_column="picture", label_column="kind")) == 6
+    with pytest.raises(DataError, match="row 6: not a readable image.*data.bad_files=skip"):
+        load_dataset(name, "all", image_column="picture", label_column="kind", bad_files="error")

@@ -65,12 +65,13 @@ def read_rows(path: Path, required: tuple[str, ...], optional: tuple[str, ...], 
                       f"(condgan reads {expected})", stacklevel=3)
     rows = []
     for line, cells in numbered[1:]:
-        row = dict(zip(header, (c.strip() for c in cells)))
+        row = dict.fromkeys(header, "") | dict(zip(header, (c.strip() for c in cells)))
         empty = [c for c in required if not row.get(c)]
         if len(cells) > len(header):
             bad.add(line, f"{len(cells)} cells, but the header names {len(header)} columns")
         elif empty:
-            bad.add(line, f"empty {', '.join(empty)}")
+            bad.add(line, f"empty {', '.join(empty)}" if len(cells) == len(header) else
+                    f"{len(cells)} cells, but the header names {len(header)} columns")
         elif "split" in header and row["split"].lower() not in SPLIT_VALUES:
             bad.add(line, f"split must be train or test, not {untrusted.shown(row['split'], 40)}")
         else:

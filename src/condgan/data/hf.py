@@ -51,11 +51,16 @@ def load_hf(where: str, split: str = "train", image_column: str | None = None, l
         raise DataError(f"hf:{where}: the label column {label_column!r} has {len(names)} class(es); a conditional "
                         f"model needs at least 2")
     rows = _rows_of_split(parts, labels, split)
-    images, kept = _decode(parts, rows, image_column, image_size or 64, bad_files, datasets, f"hf:{where}")
+    unlabelled = sum(labels[p][i] < 0 for p, i in rows)  # a ClassLabel's -1: no label
+    if unlabelled:
+        warnings.warn(f"hf:{where}: skipped {unlabelled} row(s) without a label (-1) in the {split!r} split", stacklevel=2)
+        rows = [(p, i) for p, i in rows if labels[p][i] >= 0]
+    images, kept = _decode(parts, rows, image_column, image_size or 64, 1 if channels == 1 else 3, bad_files,
+                           datasets, f"hf:{where}")
     if not kept:
         raise DataError(f"hf:{where}: no images in the {split!r} split")
-    if channels == 1 or (channels is None and all(_grey_content(x) for x in images)):
-        images = images[:, :1]
+    if channels is None and all(_grey_content(x) for x in images):  # grey content: one channel, as folders
+        images = images.mean(1, keepdims=True).round().astype(np.uint8)
     y = torch.tensor([labels[p][i] for p, i in kept], dtype=torch.int64)
     return ImageSet(torch.from_numpy(np.ascontiguousarray(images)), y, names, name=f"hf:{where}")
 
@@ -116,15 +121,17 @@ def _rows_of_split(parts: dict, labels: dict, split: str) -> list[tuple[str, int
     return rows
 
 
-def _decode(parts: dict, rows: list, column: str, size: int, bad_files: str, datasets, what: str):
-    """RGB uint8 (N, 3, size, size) of the readable rows, and the (part, row) of each; bad rows warned or refused."""
-    raw = {p: d.cast_column(column, datasets.Image(decode=False)) if isinstance(d.features[column], datasets.Image)
-           else d for p, d in parts.items()}
-    out, kept, skipped = np.empty((len(rows), 3, size, size), np.uint8), [], []
+def _decode(parts: dict, rows: list, column: str, size: int, channels: int, bad_files: str, datasets, what: str):
+    """uint8 (N, channels, size, size) of the readable rows, and the (part, row) of each; bad rows warned or refused."""
+    raw = {}
+    for p, d in parts.items():
+        d = d.select_columns([column])
+        raw[p] = d.cast_column(column, datasets.Image(decode=False)) if isinstance(d.features[column], datasets.Image) else d
+    out, kept, skipped = np.empty((len(rows), channels, size, size), np.uint8), [], []
     for p, i in rows:
         where = f"{what}, split {p}, row {i}"
         try:
-            image = _cell_image(raw[p][i][column], where)
+            image = _cell_image(raw[p][i][column], channels, where)
         except DataError as e:
             if bad_files == "error":
                 raise DataError(f"{e} (set data.bad_files=skip to skip such rows)") from None
@@ -134,13 +141,15 @@ def _decode(parts: dict, rows: list, column: str, size: int, bad_files: str, dat
         kept.append((p, i))
     for message in skipped[:10]:
         warnings.warn(f"skipped {message}", stacklevel=3)
+    if len(skipped) > 10:
+        warnings.warn(f"skipped {len(skipped) - 10} more unreadable images of {what}", stacklevel=3)
     return out[:len(kept)], kept
 
 
-def _cell_image(cell, where: str):
-    """One image cell ({'bytes', 'path'} or raw bytes) decoded as RGB, upright."""
+def _cell_image(cell, channels: int, where: str):
+    """One image cell ({'bytes', 'path'} or raw bytes) decoded upright, as L (channels=1) or RGB."""
     data = cell.get("bytes") if isinstance(cell, dict) else cell
     if not isinstance(data, (bytes, bytearray)):
         raise DataError(f"{where}: not an image (expected the Image feature or image bytes, found "
                         f"{type(cell).__name__}); name the image column with --image-column")
-    return decode(io.BytesIO(data), 3, where)
+    return decode(io.BytesIO(data), channels, where)
