@@ -24,6 +24,8 @@ EXAMPLES = """examples:
   condgan train --budget-minutes 10 --out runs/fmnist          # default model on Fashion-MNIST
   condgan train --config configs/fashion-mnist.yaml --set train.batch_size=128
   condgan train --data path/to/shoes --classes sandal,boot --out runs/shoes
+  condgan train --data labels.csv --out runs/mine              # CSV: path,label[,split]
+  condgan train --data hf:path/to/saved --label-column y       # a Hugging Face dataset on disk, or parquet
   condgan train --resume runs/fmnist --budget-minutes 5        # five more minutes
   condgan sample runs/fmnist --label sandal --n 64 --out sandals.png
   condgan sample runs/fmnist --n-per-class 1000 --out samples.npz

@@ -13,6 +13,7 @@ from .common import add_task_arguments, positive_float, positive_int
 
 # flags that set the run's recipe, and the config key each sets (tasks add their own: Task.flag_keys)
 RECIPE_FLAGS = {"task": "task", "data": "data.name", "data_dir": "data.data_dir", "classes": "data.classes",
+                "image_column": "data.image_column", "label_column": "data.label_column",
                 "arch": "model.arch", "loss": "train.loss", "device": "train.device", "config": None}
 
 EPILOG = ("resuming: `--resume RUN` continues from the last checkpoint. Stop flags given with it (--steps, --epochs,\n"
@@ -37,10 +38,15 @@ def add_train_command(sub) -> None:
     t.add_argument("--out", help="run directory (default: runs/<dataset>-<arch>)")
     t.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
     t.add_argument("--data", help="dataset (sets data.name). cgan: 'fashion-mnist', 'mnist', a folder of class "
-                   "sub-folders or an .npz (images, labels, class_names); translate: 'fashion-mnist-edges', "
-                   "'fashion-mnist-masks', or a folder of pairs (A/ and B/ with matching names, or A|B side by side in "
-                   "one image); two-stage: 'fashion-mnist-colours' (silhouette masks), 'fashion-mnist-colours-edges' "
+                   "sub-folders, an .npz (images, labels, class_names), a CSV with columns path,label[,split] (paths "
+                   "relative to the CSV), or hf:PATH, a Hugging Face dataset saved with save_to_disk or parquet files "
+                   "(pip install 'condgan[hf]'); translate: 'fashion-mnist-edges', 'fashion-mnist-masks', a folder of "
+                   "pairs (A/ and B/ with matching names, or A|B side by side in one image) or a CSV with columns "
+                   "source,target[,label][,split]; two-stage: 'fashion-mnist-colours' (silhouette masks), 'fashion-mnist-colours-edges' "
                    "(edge maps), or a CSV manifest with columns image, intermediate, label_a, label_b")
+    t.add_argument("--image-column", help="--data hf:PATH: the column of images (default image; sets data.image_column)")
+    t.add_argument("--label-column", help="--data hf:PATH: the column of labels, a ClassLabel, integers or strings "
+                   "(default label; sets data.label_column)")
     t.add_argument("--data-dir", help="folder holding the IDX files of fashion-mnist/mnist (sets data.data_dir)")
     t.add_argument("--classes", help="comma-separated class names to train on, e.g. sandal,sneaker,ankle-boot "
                    "(two-stage: label A values)")

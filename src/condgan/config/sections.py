@@ -20,7 +20,9 @@ class DataConfig:
                                       # 'auto': disk when the decoded images would exceed 2 GiB
     direction: str = "AtoB"           # translate: AtoB (A is the source) or BtoA
     jitter: list[str] = field(default_factory=list)  # translate: random 'flip', 'shift' of each pair, the same for source and target
-    paths_outside: str = "warn"       # CSV rows (two-stage manifests, similarity.pairs) naming files outside the
+    image_column: str = "image"       # --data hf:PATH: the column holding the images
+    label_column: str = "label"       # --data hf:PATH: the column holding the labels (a ClassLabel, ints or strings)
+    paths_outside: str = "warn"       # CSV rows (data CSVs, two-stage manifests, similarity.pairs) naming files outside the
                                       # CSV's folder ('../x.png', '/abs/x.png'): 'warn' (one warning) or 'error'
 
 

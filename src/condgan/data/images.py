@@ -59,12 +59,12 @@ def _reading(path: Path):
         raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path, name=None) -> Image.Image:
     """Open lazily (header only), refusing decompression bombs as folders.load_image does."""
     im = Image.open(path)
     if im.width * im.height > MAX_PIXELS:
         im.close()
-        raise DataError(f"{path}: {im.width}x{im.height} pixels is too large (limit {MAX_PIXELS}); "
+        raise DataError(f"{name or path}: {im.width}x{im.height} pixels is too large (limit {MAX_PIXELS}); "
                         f"possible decompression bomb")
     return im
 
@@ -77,9 +77,10 @@ def header_size(path: Path) -> tuple[int, int]:
     return (w, h) if turned else (h, w)
 
 
-def decode(path: Path, channels: int) -> Image.Image:
-    """The decoded image upright (EXIF orientation applied), as L (channels=1) or RGB (channels=3)."""
-    with _reading(path), _open(path) as im:
+def decode(path, channels: int, name: str | None = None) -> Image.Image:
+    """The decoded image upright (EXIF orientation applied), as L (channels=1) or RGB (channels=3).
+    `path` may be a file object (an image held in memory, e.g. a dataset's cell), with `name` to show in errors."""
+    with _reading(name or path), _open(path, name) as im:
         return normalise_mode(ImageOps.exif_transpose(im), channels)
 
 

@@ -32,6 +32,7 @@ class _Candidate:
     a: Path | None              # the A file, or the side-by-side file
     b: Path | None = None       # the B file; None for a side-by-side file
     problem: str | None = None  # why this pair cannot be used (missing partner, ambiguous name)
+    where: str | None = None    # where it was listed, to name in a problem (a CSV's line)
 
     @property
     def side_by_side(self) -> bool:
@@ -44,7 +45,8 @@ class _Problems:
     def __init__(self, policy: str):
         self.policy, self.messages = policy, []
 
-    def add(self, message: str) -> None:
+    def add(self, message: str, where: str | None = None) -> None:
+        message = f"{where}: {message}" if where else message
         if self.policy == "error":
             raise DataError(f"{message} (set data.bad_files=skip to skip such pairs)")
         self.messages.append(message)
@@ -60,13 +62,19 @@ def read_pair_folder(root: Path, split: str, image_size: int | None,
                      bad_files: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """The pairs of `split` under the folder `root`, in memory at one common size, channels decided per side:
     uint8 (N, C, H, W) sources and targets, and a name for each pair."""
-    candidates = _list_split(root, split)
     problems = _Problems(bad_files)
-    sources, targets, names = _read_pairs(candidates, image_size, problems)
-    problems.warn()
+    sources, targets, names = decode_pairs(_list_split(root, split), image_size, problems)
     if not names:
         tried = f" ({len(problems.messages)} bad pairs skipped)" if problems.messages else ""
         raise DataError(f"no pairs in the {split!r} split of {root}{tried}; {EXPECTED_LAYOUTS}")
+    return sources, targets, names
+
+
+def decode_pairs(candidates: list[_Candidate], image_size: int | None,
+                 problems: _Problems) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """The usable candidates decoded at one common size, channels decided per side (also for pair_csv.py)."""
+    sources, targets, names = _read_pairs(candidates, image_size, problems)
+    problems.warn()
     return torch.from_numpy(_fewest_channels(sources)), torch.from_numpy(_fewest_channels(targets)), names
 
 
@@ -153,7 +161,7 @@ def _read_pairs(candidates: list[_Candidate], image_size: int | None,
             sizes.append(_pair_size(c))
             usable.append(c)
         except DataError as e:
-            problems.add(str(e))
+            problems.add(str(e), c.where)
     if not usable:
         return np.zeros((0, 3, 1, 1), np.uint8), np.zeros((0, 3, 1, 1), np.uint8), []
     size = _common_size(sizes, image_size)
@@ -163,7 +171,7 @@ def _read_pairs(candidates: list[_Candidate], image_size: int | None,
         try:
             a, b = _decode_pair(c)
         except DataError as e:
-            problems.add(str(e))
+            problems.add(str(e), c.where)
             continue
         k = len(names)
         sources[k], targets[k] = to_array(a, size), to_array(b, size)

@@ -97,8 +97,9 @@ class PairSet:
 
 def load_pairs(name: str, split: str = "train", data_dir: str | None = None, direction: str = "AtoB",
                image_size: int | None = None, classes: list[str] | None = None,
-               bad_files: str = "skip") -> PairSet:
-    """Load a built-in pair set by name, or the user's pair folder by path (`data_dir` is for built-ins only)."""
+               bad_files: str = "skip", paths_outside: str | None = "warn") -> PairSet:
+    """Load a built-in pair set by name, or the user's pair folder or CSV of pairs (pair_csv.py) by path
+    (`data_dir` is for built-ins only; paths_outside: what CSV rows naming files outside its folder get)."""
     if split not in SPLITS:
         raise DataError(f"split must be 'train', 'test' or 'all', not {split!r}")
     if direction not in DIRECTIONS:
@@ -112,11 +113,16 @@ def load_pairs(name: str, split: str = "train", data_dir: str | None = None, dir
     else:
         if classes:
             raise DataError("classes only applies to the built-in pairs (fashion-mnist-edges, fashion-mnist-masks); "
-                            "pair folders have no classes")
+                            "pair folders and CSVs are used whole")
         root = Path(name).expanduser()
+        if root.suffix.lower() == ".csv":
+            from .pair_csv import read_pair_csv
+
+            pairs = PairSet(**read_pair_csv(root, split, image_size, bad_files, paths_outside), name=str(root))
+            return pairs.swapped() if direction == "BtoA" else pairs
         if not root.is_dir():
             raise DataError(f"pair folder {root} does not exist; give a folder of pairs ({EXPECTED_LAYOUTS}), "
-                            f"or a built-in: {', '.join(BUILTIN_PAIRS)}")
+                            f"a CSV with the columns source,target[,label][,split], or a built-in: {', '.join(BUILTIN_PAIRS)}")
         sources, targets, names = read_pair_folder(root, split, image_size, bad_files)  # pair_folders.py
         pairs = PairSet(sources, targets, names=names, name=str(root))
     return pairs.swapped() if direction == "BtoA" else pairs

@@ -8,6 +8,7 @@ import torch
 
 from ..errors import DataError
 from .arrays import load_npz
+from .class_csv import load_class_csv
 from .folders import load_folder_dataset
 from .idx import has_idx, load_idx_set
 from .images import resize_square
@@ -19,9 +20,12 @@ from .twolabel import load_two_label
 
 def load_dataset(name: str = "fashion-mnist", split: str = "train", data_dir: str | None = None,
                  classes: list[str] | None = None, image_size: int | None = None,
-                 channels: int | None = None, bad_files: str = "skip", cache: str = "memory") -> ImageSet:
+                 channels: int | None = None, bad_files: str = "skip", cache: str = "memory",
+                 paths_outside: str | None = "warn", image_column: str | None = None,
+                 label_column: str | None = None) -> ImageSet:
     """Load a dataset by name ('fashion-mnist', 'mnist', 'fashion-mnist-colours' with one class per
-    category and colour) or by path (IDX folder or class folders).
+    category and colour) or by path (IDX folder, class folders, an .npz, a CSV of path,label: class_csv.py),
+    or 'hf:PATH', a Hugging Face dataset on disk (hf.py; its image_column and label_column).
     cache (folders of images only): 'memory', 'disk' or 'auto', see folders.load_folder_dataset; IDX
     files are one compressed array, always decoded into memory."""
     if split not in ("train", "test", "all"):
@@ -31,13 +35,19 @@ def load_dataset(name: str = "fashion-mnist", split: str = "train", data_dir: st
         data = load_two_label(key, split, data_dir).joint_classes()
     elif key in DEFAULT_DIRS:
         data = load_mnist(key, split, data_dir)
+    elif key.startswith("hf:"):
+        from .hf import load_hf
+
+        data = load_hf(name[3:], split, image_column, label_column, image_size, channels, bad_files)
     else:
         path = Path(data_dir or name).expanduser()
         if path.suffix.lower() == ".npz" and path.is_file():
             data = load_npz(path, split)
+        elif path.suffix.lower() == ".csv" and path.is_file():
+            data = load_class_csv(path, split, image_size, channels, bad_files, paths_outside)
         elif not path.exists():
-            raise DataError(f"data folder {path} does not exist; give a folder of class sub-folders, "
-                            f"or a built-in dataset: fashion-mnist, mnist")
+            raise DataError(f"data {path} does not exist; give a folder of class sub-folders, a CSV (path,label), "
+                            f"an .npz, hf:PATH, or a built-in dataset: fashion-mnist, mnist")
         elif has_idx(path):
             data = load_idx_set(path, split, _class_names_file(path), str(path))
         else:

@@ -222,7 +222,7 @@ def check_image_size(size: int | None, what: str = "the images") -> None:
 def load_splits(data_cfg: dict) -> tuple[ImageSet, ImageSet]:
     """Train and held-out test split of a run's dataset, with ALL its classes (subsets are mapped later)."""
     check_image_size(data_cfg.get("image_size"))
-    cfg = {k: data_cfg.get(k) for k in ("name", "data_dir", "image_size", "channels")}
+    cfg = {k: data_cfg.get(k) for k in ("name", "data_dir", "image_size", "channels", "image_column", "label_column")}
     cfg["name"] = cfg["name"] or "fashion-mnist"
     return load_dataset(**cfg, split="train"), load_dataset(**cfg, split="test")
 

@@ -42,7 +42,8 @@ class Pipeline:
     @property
     def data(self) -> dict:
         """The run's data config, as keyword arguments for the task's data loader."""
-        return {k: self._data.get(k) for k in ("name", "data_dir", "classes", "image_size", "channels")}
+        return {k: self._data.get(k) for k in ("name", "data_dir", "classes", "image_size", "channels", "image_column",
+                                               "label_column")}
 
     def use_data(self, name: str | None, data_dir: str | None = None) -> None:
         """Point at the training data (to evaluate): exports of folder-trained models carry no paths."""

@@ -22,7 +22,7 @@ class Translator(Pipeline):
     @property
     def data(self) -> dict:
         """The run's data config, as keyword arguments for `condgan.data.paired.load_pairs`."""
-        d = {k: self._data.get(k) for k in ("name", "data_dir", "direction", "image_size", "classes")}
+        d = {k: self._data.get(k) for k in ("name", "data_dir", "direction", "image_size", "classes", "paths_outside")}
         d["direction"] = d["direction"] or "AtoB"
         return d
 

@@ -57,7 +57,8 @@ class ClassConditionalTask(GANTask):
     @staticmethod
     def load_data(config: Config, split: str = "train"):
         d = config.data
-        data = load_dataset(d.name, split, d.data_dir, d.classes, d.image_size, d.channels, d.bad_files, d.cache)
+        data = load_dataset(d.name, split, d.data_dir, d.classes, d.image_size, d.channels, d.bad_files, d.cache,
+                            d.paths_outside, d.image_column, d.label_column)
         spec = class_spec(data.class_names, data.channels, data.image_size)
         return {"image": data.images, "label": data.labels}, spec
 

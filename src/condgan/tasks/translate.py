@@ -66,7 +66,7 @@ class TranslationTask(GANTask):
         from ..data.paired import load_pairs
 
         d = config.data
-        pairs = load_pairs(d.name, split, d.data_dir, d.direction, d.image_size, d.classes, d.bad_files)
+        pairs = load_pairs(d.name, split, d.data_dir, d.direction, d.image_size, d.classes, d.bad_files, d.paths_outside)
         return pairs.fields(), pairs.spec()
 
     @staticmethod
