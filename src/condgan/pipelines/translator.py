@@ -18,6 +18,14 @@ class Translator(Pipeline):
     spec_arguments = {"generator": [("num_classes", "label", "num_classes"), ("source_channels", "source", "channels"),
                                     ("channels", "image", "channels"), ("height", "image", "height"),
                                     ("width", "image", "width")]}
+    card_tags = ("gan", "image-to-image", "pix2pix")
+    pipeline_tag = "image-to-image"
+
+    def usage(self) -> str:
+        label = f", labels={self.class_names[0]!r}" if self.uses_label else ""
+        return ("from PIL import Image\n"
+                f"outputs = model.translate(Image.open(\"source.png\"){label}, output_type=\"pil\")  # or uint8 arrays, "
+                "float tensors in [-1, 1]")
 
     @property
     def data(self) -> dict:

@@ -244,6 +244,7 @@ class ModelFiles:
     networks: dict  # component -> {'class', 'arguments'}
     weights: dict  # component -> state dict
     source: str
+    run: str | None = None  # the run directory it was read from (its summary, samples and eval for a model card)
 
 
 def read_model(path: str | Path) -> ModelFiles:
@@ -255,8 +256,10 @@ def read_model(path: str | Path) -> ModelFiles:
         return _read_export(path)
     if path.is_dir() and not (path / "checkpoints").is_dir() and not list_checkpoints(path):
         raise CheckpointError(_neither_run_nor_export(path))
+    if path.is_dir() and (path / "checkpoints").is_dir():
+        return dataclasses.replace(model_of(Checkpoint.latest(path / "checkpoints")), run=str(path))
     if path.is_dir():
-        cp = Checkpoint.latest(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
+        cp = Checkpoint.latest(path)
     elif path.is_file():
         cp = Checkpoint.read(path)
     else:
