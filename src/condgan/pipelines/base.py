@@ -69,15 +69,16 @@ class Pipeline:
             g.manual_seed(untrusted.seed(seed))
         return torch.randn(n, self.z_dim, generator=g)
 
-    def save_pretrained(self, folder: str | Path) -> Path:
+    def save_pretrained(self, folder: str | Path, repo: str | None = None) -> Path:
         """A shareable folder: condgan.json + one .safetensors per component (safe to load, no code runs), and a
         model card (README.md; with the run's sample grid and config when it was loaded from a run). Local data
-        paths stay behind: a built-in dataset is named, a folder only by its last part (as a hint)."""
+        paths stay behind: a built-in dataset is named, a folder only by its last part (as a hint). repo: the Hub
+        repository (owner/name) the folder is for, named in the card's usage lines."""
         data = ckpt.portable_data(self._data)
         folder = ckpt.write_export(folder, self.task, self.spec.to_dict(), data, self.networks())
         title = registry.get(self.task).title if self.task in registry.names() else ""
         facts = CardFacts(self.task, type(self).__name__, title, self.card_tags,
-                          self.pipeline_tag, self.usage(), data)
+                          self.pipeline_tag, self.usage(), data, repo)
         write_card(folder, facts, self.spec, self.run_dir)
         return folder
 

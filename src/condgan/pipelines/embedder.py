@@ -95,7 +95,7 @@ class Exemplar(Pipeline):
     pipeline_tag = "image-to-image"
 
     def usage(self) -> str:
-        return "from PIL import Image\nimages = model.sample(like=Image.open(\"exemplar.png\"), n=16, seed=0)"
+        return "images = model.sample(like=exemplar, n=16, seed=0)  # exemplar: a PIL image, uint8 array or float tensor"
 
     def __init__(self, net, spec, data=None, device="cpu", embedder: torch.nn.Module | None = None):
         # the exemplar is an input image shaped like the outputs; naming it in the spec lets `condgan serve` ask for it

@@ -23,9 +23,8 @@ class Translator(Pipeline):
 
     def usage(self) -> str:
         label = f", labels={self.class_names[0]!r}" if self.uses_label else ""
-        return ("from PIL import Image\n"
-                f"outputs = model.translate(Image.open(\"source.png\"){label}, output_type=\"pil\")  # or uint8 arrays, "
-                "float tensors in [-1, 1]")
+        return (f"outputs = model.translate(sources{label}, output_type=\"pil\")  # sources: PIL images, uint8 arrays "
+                "or float tensors in [-1, 1]")
 
     @property
     def data(self) -> dict:

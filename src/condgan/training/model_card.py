@@ -36,6 +36,7 @@ class CardFacts:
     pipeline_tag: str | None = None  # the Hub's task category, where one fits
     usage: str | None = None  # Python lines that use `model`
     data: dict = field(default_factory=dict)  # the portable data record (as in condgan.json)
+    repo: str | None = None  # the Hub repository (owner/name) it is pushed to, for the usage lines
 
 
 def write_card(folder: Path, facts: CardFacts, spec: Spec, run: Path | None) -> Path | None:
@@ -77,7 +78,9 @@ def _heading(facts: CardFacts) -> str:
 
 
 def _usage(facts: CardFacts) -> str:
-    lines = ["import condgan", "", 'model = condgan.load(".")  # this folder', *(facts.usage or "").splitlines()]
+    where = f'"hf://{facts.repo}")  # or condgan.load(FOLDER) of a copy' if facts.repo else \
+        '".")  # this folder; on the Hugging Face Hub: condgan.load("hf://OWNER/NAME")'
+    lines = ["import condgan", "", f"model = condgan.load({where}", *(facts.usage or "").splitlines()]
     return "## Use it\n\n```python\n" + "\n".join(lines) + "\n```\n"
 
 
