@@ -4,6 +4,7 @@ cache is filled with huggingface_hub's own functions, and the upload stops at th
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -56,6 +57,9 @@ def test_a_hub_model_loads_from_the_cache_like_the_export(exported, offline_cach
         model = condgan.load(ref)
         assert type(model).__name__ == "ClassConditional" and torch.equal(model.sample("sandal", n=2, seed=4), local)
     assert main(["sample", "hf://someone/shoes", "--out", str(export.parent / "s.png")]) == 0
+    from condgan.cli.common import default_out
+
+    assert default_out("hf://someone/shoes@v1", None) == Path("someone--shoes--v1-eval")  # `condgan eval` writes here
 
 
 def test_hub_mistakes_are_one_line(exported, offline_cache, tmp_path, capsys):

@@ -10,6 +10,7 @@ crafted pickle is refused instead of executed):
 Export (a folder; safetensors + JSON, no code can run):
     condgan.json  {format, version, task, spec, data, components: {name: {file, class, arguments}}}
     <name>.safetensors, one per component (generator; two-stage: generator1 and generator2)
+    (model_card.py adds README.md, sample.png and config.yaml for people; loading never reads them)
 Format 1 files (before named fields: class_names + config + gan) are upgraded
 on load, so runs trained by older condgan still sample, resume and evaluate.
 

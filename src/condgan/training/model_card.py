@@ -104,7 +104,7 @@ def _training(data: dict, summary: dict | None) -> str:
         else "local data (its path is not recorded)")
     lines = [f"- data: {where}"]
     if summary:
-        for key, label, form in (("steps", "steps", "{:,}"), ("train_minutes", "minutes", "{:.1f}"),
+        for key, label, form in (("steps", "steps", "{:,}"), ("train_minutes", "minutes", "{:g}"),
                                  ("images_per_s", "images/s", "{:,.0f}"), ("precision", "precision", "{}")):
             value = summary.get(key)
             if value is not None and not isinstance(value, (dict, list)):
