@@ -87,11 +87,14 @@ def test_export_is_a_manifest_and_one_safetensors_file_per_component(shoes_dir, 
     manifest = json.loads((folder / "condgan.json").read_text())
     assert manifest["task"] == "cgan" and manifest["spec"]["label"]["class_names"] == ["boot", "sandal", "sneaker"]
     assert manifest["components"]["generator"]["class"] == "ResNetGenerator"
-    assert sorted(p.name for p in folder.iterdir()) == ["condgan.json", "generator.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "condgan.json", "config.yaml", "generator.safetensors",
+                                                        "sample.png"]  # the model card and what it shows
     assert torch.equal(condgan.load(folder).sample("boot", n=2, seed=3), gen.sample("boot", n=2, seed=3))
     # an export written inside the run directory does not shadow the run's newer checkpoints
+    config = (tmp_path / "run" / "config.yaml").read_text()
     gen.save_pretrained(tmp_path / "run")
     assert condgan.load(tmp_path / "run").task == "cgan"
+    assert (tmp_path / "run" / "config.yaml").read_text() == config and not (tmp_path / "run" / "README.md").exists()
     assert ckpt.read_model(tmp_path / "run").source.endswith(".pt")
 
 

@@ -271,8 +271,9 @@ def test_sample_grid_npz_and_export(world, tmp_path, capsys):
     assert "label B: unknown class 'purple'" in capsys.readouterr().err
     assert main(["sample", run, "--label", "bar", "--out", str(tmp_path / "x.png")]) == 2
     assert main(["export", run, str(tmp_path / "exported")]) == 0
-    assert sorted(p.name for p in (tmp_path / "exported").iterdir()) == ["condgan.json", "generator1.safetensors",
-                                                                       "generator2.safetensors"]
+    exported = {p.name for p in (tmp_path / "exported").iterdir()}
+    assert {"condgan.json", "generator1.safetensors", "generator2.safetensors", "README.md"} <= exported  # + the card's files
+    assert "label_b='blue'" in (tmp_path / "exported" / "README.md").read_text()
     again, ts = condgan.load(tmp_path / "exported"), condgan.load(run)
     assert torch.equal(again.sample("block", "blue", n=3, seed=5), ts.sample("block", "blue", n=3, seed=5))
 

@@ -9,14 +9,18 @@ import torch
 from . import registry, untrusted
 from .errors import CheckpointError
 from .pipelines import Pipeline, assemble
-from .training import checkpoint as ckpt
+from .training import checkpoint as ckpt, hub
 
 
 def load(path: str | Path, device: str = "cpu") -> Pipeline:
-    """The pipeline for a run directory, a checkpoint (.pt) or an exported folder, whatever its task or format."""
+    """The pipeline for a run directory, a checkpoint (.pt), an exported folder or an export on the Hugging Face Hub
+    ("hf://owner/name" or "hf://owner/name@revision"; needs `pip install 'condgan[hub]'`), whatever its task or format."""
     untrusted.device(str(device) if isinstance(device, torch.device) else device)
-    model = next((found for task in registry.tasks() if (found := task.locate(Path(path))) is not None), None)
-    model = model or ckpt.read_model(path)  # a task whose runs are folders of runs reads those first (two-stage)
+    if hub.is_hub(path):  # downloaded, then read like any export: the same closed registry and checks
+        model = ckpt.read_model(hub.download(path))
+    else:  # a task whose runs are folders of runs reads those first (two-stage)
+        model = next((found for task in registry.tasks() if (found := task.locate(Path(path))) is not None), None)
+        model = model or ckpt.read_model(path)
     task = model.task
     known = registry.names()
     if not isinstance(task, str) or task not in known or registry.get(task).pipeline is None:

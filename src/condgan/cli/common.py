@@ -67,8 +67,13 @@ def check_writable(out: Path) -> None:
 
 
 def default_out(run: str, out: str | None) -> Path:
-    """Where a command writes about a run unless told: RUN/eval (beside a checkpoint file: its folder's)."""
+    """Where a command writes about a run unless told: RUN/eval (beside a checkpoint file: its folder's; a Hub
+    model hf://owner/name: owner--name-eval here)."""
+    from ..training.hub import PREFIX, is_hub
+
     if out:
         return Path(out)
+    if is_hub(run):
+        return Path(run[len(PREFIX):].replace("/", "--").replace("@", "--") + "-eval")
     run = Path(run)
     return (run if run.is_dir() else run.parent) / "eval"

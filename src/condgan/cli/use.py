@@ -45,9 +45,15 @@ def add_use_commands(sub) -> None:
     e = sub.add_parser("export", help="save a run's model as safetensors + JSON (shareable, safe to load)",
                        description="Write OUT/condgan.json (task, fields, class names, data) and one OUT/<component>.safetensors "
                        "per network (generator; generator1 and generator2 for a two-stage pipeline; embedder for similarity "
-                       "runs; generator and embedder for exemplar runs); condgan.load(OUT) gives the same pipeline as the run.")
+                       "runs; generator and embedder for exemplar runs) and a model card, OUT/README.md (Hugging Face Hub "
+                       "front matter, the classes, the training, the latest `condgan eval`, OUT/sample.png and OUT/config.yaml "
+                       "without local paths); condgan.load(OUT) gives the same pipeline as the run and never reads the card.")
     e.add_argument("run", help="run directory (or two-stage pipeline directory) or checkpoint file")
     e.add_argument("out", help="folder to write condgan.json and the .safetensors files into (not the run directory)")
+    e.add_argument("--push-to-hub", metavar="OWNER/NAME", help="then upload the folder to this Hugging Face Hub model "
+                   "repository (created if needed; needs `pip install 'condgan[hub]'` and `hf auth login`); "
+                   "load it anywhere with condgan.load('hf://OWNER/NAME')")
+    e.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
     e.set_defaults(func=cmd_export)
 
 
@@ -90,13 +96,22 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..api import load
+    from ..training import hub
     from ..training.checkpoint import MANIFEST
 
     run, out = Path(args.run), Path(args.out)
+    if args.private and not args.push_to_hub:
+        raise UserError("--private is for --push-to-hub")
+    if args.push_to_hub:  # before exporting: a typo or a missing extra should not wait for the export
+        hub.repo_id(args.push_to_hub, "--push-to-hub")
+        hub.client()
     if out.resolve() == (run if run.is_dir() else run.parent).resolve():
         raise UserError(f"export into a folder of its own, not into the run directory {run}")
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise UserError(f"{out} is not empty and is not an earlier export; export into a new or empty folder")
-    folder = load(args.run).save_pretrained(out)
+    folder = load(args.run).save_pretrained(out, repo=args.push_to_hub)
     print(f"exported to {folder} (load it with condgan.load({str(folder)!r}))")
+    if args.push_to_hub:
+        url = hub.push(folder, args.push_to_hub, private=args.private)
+        print(f"uploaded to {url} (load it with condgan.load('hf://{args.push_to_hub}'))")
     return 0

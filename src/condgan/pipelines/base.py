@@ -20,6 +20,8 @@ from ..errors import CheckpointError, UserError
 from ..models import rebuild
 from .. import untrusted
 from ..training import checkpoint as ckpt
+from ..training.model_card import CardFacts, write_card
+from .. import registry
 
 MAX_SAMPLES = 1_000_000
 
@@ -32,6 +34,10 @@ class Pipeline:
     components = ("generator",)  # the networks it is made of, by component name in checkpoints and exports
     # what each component's network was built for, from the spec: component -> [(argument, field, what of the field)]
     spec_arguments: dict[str, list[tuple[str, str, str]]] = {}
+    # its model card (training/model_card.py): Hub tags beyond condgan and the task, and the Hub's task category
+    card_tags: tuple[str, ...] = ()
+    pipeline_tag: str | None = None
+    run_dir: Path | None = None  # the run it was loaded from (set by assemble), for the card's training facts
 
     def __init__(self, net: torch.nn.Module, spec: Spec, data: dict | None = None, device: str | torch.device = "cpu"):
         self.net = net.eval().requires_grad_(False).to(device)
@@ -64,10 +70,22 @@ class Pipeline:
             g.manual_seed(untrusted.seed(seed))
         return torch.randn(n, self.z_dim, generator=g)
 
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """A shareable folder: condgan.json + one .safetensors per component (safe to load, no code runs). Local data
-        paths stay behind: a built-in dataset is named, a folder only by its last part (as a hint)."""
-        return ckpt.write_export(folder, self.task, self.spec.to_dict(), ckpt.portable_data(self._data), self.networks())
+    def save_pretrained(self, folder: str | Path, repo: str | None = None) -> Path:
+        """A shareable folder: condgan.json + one .safetensors per component (safe to load, no code runs), and a
+        model card (README.md; with the run's sample grid and config when it was loaded from a run). Local data
+        paths stay behind: a built-in dataset is named, a folder only by its last part (as a hint). repo: the Hub
+        repository (owner/name) the folder is for, named in the card's usage lines."""
+        data = ckpt.portable_data(self._data)
+        folder = ckpt.write_export(folder, self.task, self.spec.to_dict(), data, self.networks())
+        title = registry.get(self.task).title if self.task in registry.names() else ""
+        facts = CardFacts(self.task, type(self).__name__, title, self.card_tags,
+                          self.pipeline_tag, self.usage(), data, repo)
+        write_card(folder, facts, self.spec, self.run_dir)
+        return folder
+
+    def usage(self) -> str | None:
+        """Python lines for the model card that use this model (as `model`), or None."""
+        return None
 
     def networks(self) -> dict:
         """Component name -> network, as written by save_pretrained."""
@@ -112,7 +130,9 @@ def assemble(model: ckpt.ModelFiles, pipeline: type[Pipeline], device: str | tor
                                   f"the file was damaged or edited: use another checkpoint, or export the run again")
         net.load_state_dict(weights)
         nets[component] = net
-    return pipeline.from_components(nets, spec, model.data, device)
+    made = pipeline.from_components(nets, spec, model.data, device)
+    made.run_dir = Path(model.run) if model.run else None
+    return made
 
 
 def check_spec_fits(pipeline: type[Pipeline], component: str, arguments: dict, spec: Spec, source: str) -> None:

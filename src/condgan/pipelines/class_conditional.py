@@ -21,6 +21,12 @@ class ClassConditional(Pipeline):
     needs = ("image", "label")
     spec_arguments = {"generator": [("num_classes", "label", "num_classes"), ("channels", "image", "channels"),
                                     ("image_size", "image", "height"), ("image_size", "image", "width")]}
+    card_tags = ("gan", "conditional-image-generation")
+    pipeline_tag = "unconditional-image-generation"  # the Hub's nearest: it has no class-conditional category
+
+    def usage(self) -> str:
+        return (f"images = model.sample({self.class_names[0]!r}, n=4, seed=0)   # float (4, C, H, W) in [-1, 1]\n"
+                f"pictures = model.sample({self.class_names[-1]!r}, n=2, output_type=\"pil\")")
 
     @property
     def class_names(self) -> list[str]:

@@ -21,6 +21,12 @@ class Embedder(Pipeline):
     needs = ("image",)
     components = ("embedder",)
     spec_arguments = {"embedder": [("channels", "image", "channels")]}
+    card_tags = ("image-similarity", "metric-learning")
+    pipeline_tag = "image-feature-extraction"
+
+    def usage(self) -> str:
+        return ("vectors = model.embed(images)        # (N, D) unit vectors from uint8 arrays, float tensors or PIL images\n"
+                "model.similarity(a, b), model.same(a, b)   # cosine similarity; the verdict at the learned threshold")
 
     def networks(self) -> dict:
         return {"embedder": self.net}
@@ -85,6 +91,11 @@ class Exemplar(Pipeline):
     spec_arguments = {"generator": [("channels", "image", "channels"), ("image_size", "image", "height"),
                                     ("cond_dim", "embedding", "dim")],
                       "embedder": [("channels", "image", "channels")]}
+    card_tags = ("gan", "conditional-image-generation", "exemplar")
+    pipeline_tag = "image-to-image"
+
+    def usage(self) -> str:
+        return "images = model.sample(like=exemplar, n=16, seed=0)  # exemplar: a PIL image, uint8 array or float tensor"
 
     def __init__(self, net, spec, data=None, device="cpu", embedder: torch.nn.Module | None = None):
         # the exemplar is an input image shaped like the outputs; naming it in the spec lets `condgan serve` ask for it

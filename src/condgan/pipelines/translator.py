@@ -18,6 +18,13 @@ class Translator(Pipeline):
     spec_arguments = {"generator": [("num_classes", "label", "num_classes"), ("source_channels", "source", "channels"),
                                     ("channels", "image", "channels"), ("height", "image", "height"),
                                     ("width", "image", "width")]}
+    card_tags = ("gan", "image-to-image", "pix2pix")
+    pipeline_tag = "image-to-image"
+
+    def usage(self) -> str:
+        label = f", labels={self.class_names[0]!r}" if self.uses_label else ""
+        return (f"outputs = model.translate(sources{label}, output_type=\"pil\")  # sources: PIL images, uint8 arrays "
+                "or float tensors in [-1, 1]")
 
     @property
     def data(self) -> dict:

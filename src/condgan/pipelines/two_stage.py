@@ -29,6 +29,12 @@ class TwoStage(Pipeline):
                       "generator2": [("num_classes", "label_b", "num_classes"), ("source_channels", "mask", "channels"),
                                      ("channels", "image", "channels"), ("height", "image", "height"),
                                      ("width", "image", "width")]}
+    card_tags = ("gan", "conditional-image-generation")
+    pipeline_tag = "unconditional-image-generation"
+
+    def usage(self) -> str:
+        return (f"images, intermediates = model.sample(label_a={self.label_a_names[0]!r}, "
+                f"label_b={self.label_b_names[0]!r}, n=4, seed=0, return_intermediate=True)")
 
     def __init__(self, g1: torch.nn.Module, g2: torch.nn.Module, spec: Spec, data: dict | None = None,
                  device: str | torch.device = "cpu"):

@@ -10,6 +10,7 @@ crafted pickle is refused instead of executed):
 Export (a folder; safetensors + JSON, no code can run):
     condgan.json  {format, version, task, spec, data, components: {name: {file, class, arguments}}}
     <name>.safetensors, one per component (generator; two-stage: generator1 and generator2)
+    (model_card.py adds README.md, sample.png and config.yaml for people; loading never reads them)
 Format 1 files (before named fields: class_names + config + gan) are upgraded
 on load, so runs trained by older condgan still sample, resume and evaluate.
 
@@ -244,6 +245,7 @@ class ModelFiles:
     networks: dict  # component -> {'class', 'arguments'}
     weights: dict  # component -> state dict
     source: str
+    run: str | None = None  # the run directory it was read from (its summary, samples and eval for a model card)
 
 
 def read_model(path: str | Path) -> ModelFiles:
@@ -255,8 +257,10 @@ def read_model(path: str | Path) -> ModelFiles:
         return _read_export(path)
     if path.is_dir() and not (path / "checkpoints").is_dir() and not list_checkpoints(path):
         raise CheckpointError(_neither_run_nor_export(path))
+    if path.is_dir() and (path / "checkpoints").is_dir():
+        return dataclasses.replace(model_of(Checkpoint.latest(path / "checkpoints")), run=str(path))
     if path.is_dir():
-        cp = Checkpoint.latest(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
+        cp = Checkpoint.latest(path)
     elif path.is_file():
         cp = Checkpoint.read(path)
     else:
