@@ -12,9 +12,10 @@ from .pipelines import Pipeline, assemble
 from .training import checkpoint as ckpt
 
 
-def load(path: str | Path, device: str = "cpu") -> Pipeline:
-    """The pipeline for a run directory, a checkpoint (.pt) or an exported folder, whatever its task or format."""
-    untrusted.device(str(device) if isinstance(device, torch.device) else device)
+def load(path: str | Path, device: str | torch.device = "auto") -> Pipeline:
+    """The pipeline for a run directory, a checkpoint (.pt) or an exported folder, whatever its task or format.
+    device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."""
+    device = untrusted.device(device)
     model = next((found for task in registry.tasks() if (found := task.locate(Path(path))) is not None), None)
     model = model or ckpt.read_model(path)  # a task whose runs are folders of runs reads those first (two-stage)
     task = model.task
