@@ -12,10 +12,11 @@ from .pipelines import Pipeline, assemble
 from .training import checkpoint as ckpt, hub
 
 
-def load(path: str | Path, device: str = "cpu") -> Pipeline:
+def load(path: str | Path, device: str | torch.device = "auto") -> Pipeline:
     """The pipeline for a run directory, a checkpoint (.pt), an exported folder or an export on the Hugging Face Hub
-    ("hf://owner/name" or "hf://owner/name@revision"; needs `pip install 'condgan[hub]'`), whatever its task or format."""
-    untrusted.device(str(device) if isinstance(device, torch.device) else device)
+    ("hf://owner/name" or "hf://owner/name@revision"; needs `pip install 'condgan[hub]'`), whatever its task or format.
+    device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."""
+    device = untrusted.device(device)
     if hub.is_hub(path):  # downloaded, then read like any export: the same closed registry and checks
         model = ckpt.read_model(hub.download(path))
     else:  # a task whose runs are folders of runs reads those first (two-stage)

@@ -201,13 +201,18 @@ def seed(value, name: str = "seed") -> int:
 
 
 def device(name, flag: str = "device"):
-    """A torch.device for `name`, checked: a typo or a missing GPU is a clear error, not a crash later."""
+    """A torch.device for `name`, checked: a typo or a missing GPU is a clear error, not a crash later.
+    The one resolver of every --device and train.device: auto is cuda, then mps, then cpu."""
     import torch
 
+    if isinstance(name, torch.device):
+        name = str(name)
     if not isinstance(name, str) or not _DEVICE.match(name):
         raise UserError(f"{flag} must be auto, cpu, cuda, cuda:N or mps, not {shown(name)}")
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UserError(f"{flag} {name}: no CUDA GPU is available here; use cpu")
@@ -217,6 +222,23 @@ def device(name, flag: str = "device"):
     if name == "mps" and not torch.backends.mps.is_available():
         raise UserError(f"{flag} mps: Apple's MPS is not available here; use cpu")
     return torch.device(name)
+
+
+# The packages of pyproject's optional extras, by import name: (extra, package name on PyPI, what needs it)
+EXTRAS = {"pytorch_metric_learning": ("similarity", "pytorch-metric-learning", "the similarity task")}
+
+
+def optional_module(name: str):
+    """Import `name` from an optional extra; when its package is not installed, one line names the pip install."""
+    import importlib
+
+    root = name.split(".")[0]
+    try:
+        importlib.import_module(root)
+    except ImportError:
+        extra, package, purpose = EXTRAS[root]
+        raise UserError(f"{purpose} needs the optional extra {package}: pip install 'condgan[{extra}]'") from None
+    return importlib.import_module(name)
 
 
 def finite_weights(state: dict, source: str) -> None:

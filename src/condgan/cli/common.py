@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from .. import registry
 from ..errors import UserError
-from ..untrusted import MAX_SEED, flag_type, printable
+from ..untrusted import MAX_SEED, device, flag_type, printable
+
+DEVICE_CHOICES = "auto (default): cuda, then mps, then cpu; or cpu, cuda, cuda:N, mps"
 
 
 class Parser(argparse.ArgumentParser):
@@ -23,6 +26,28 @@ class Parser(argparse.ArgumentParser):
 positive_int = flag_type(int, lambda v: v >= 1, "a positive integer")
 positive_float = flag_type(float, lambda v: math.isfinite(v) and v > 0, "a positive finite number")
 seed_int = flag_type(int, lambda v: 0 <= v <= MAX_SEED, "an integer between 0 and 2**63-1")
+
+
+def add_device_argument(parser: argparse.ArgumentParser, what: str = "the model runs") -> None:
+    parser.add_argument("--device", default="auto", help=f"where {what}: {DEVICE_CHOICES}")
+
+
+def load_on_device(args: argparse.Namespace, say: bool = True):
+    """args.run's model on args.device (the one resolver of every --device and train.device); say=False: the
+    command says the device itself, after checking its inputs."""
+    from ..api import load
+
+    model = load(args.run, device=device(args.device, "--device"))
+    if say:
+        say_device(args, model.device)
+    return model
+
+
+def say_device(args: argparse.Namespace, chosen) -> None:
+    """One stderr line, once the model is loaded (a mistake before is the only line), so a user knows where
+    the work runs; --quiet leaves it out."""
+    if not getattr(args, "quiet", False):
+        print(f"condgan: device {chosen}", file=sys.stderr)
 
 
 def add_task_arguments(command: str, parser: argparse.ArgumentParser) -> None:

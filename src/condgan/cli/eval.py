@@ -6,7 +6,8 @@ import argparse
 
 from .. import registry
 from ..errors import UserError
-from .common import add_task_arguments, check_flags_apply, default_out, seed_int
+from .common import (DEVICE_CHOICES, add_task_arguments, check_flags_apply, default_out, load_on_device, say_device,
+                     seed_int)
 
 MAX_EVALUATOR_EPOCHS = 1000
 
@@ -38,7 +39,9 @@ def add_eval_commands(subparsers) -> None:
     ev.add_argument("--image-size", type=int, metavar="PX", help="resize the dataset to this size (default: the samples' size)")
     ev.add_argument("--seed", type=seed_int, default=0, help="seed for the noise and the metric subsets (default 0)")
     ev.add_argument("--out", metavar="DIR", help="output folder (default RUN/eval, or NAME-eval beside the .npz)")
-    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.add_argument("--device", help=f"where the run's model generates: {DEVICE_CHOICES}. The evaluator's features "
+                    "are computed on the CPU (with --samples, only the CPU is used)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars, no device line")
     add_task_arguments("eval", ev)
     ev.set_defaults(func=cmd_eval)
 
@@ -71,9 +74,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_samples(args)
     if args.classes:
         raise UserError("--classes is for --samples; a run knows its own classes")
-    from ..api import load
-
-    model = load(args.run)
+    args.device = args.device or "auto"
+    model = load_on_device(args, say=False)
     task = registry.get(model.task)
     check_flags_apply("eval", args, task)
     if args.data or args.data_dir:
@@ -81,6 +83,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not model.data.get("name"):
         raise UserError(f"{args.run} does not say where its training data is (exports carry no local paths); "
                         f"pass --data FOLDER (and --data-dir if needed)")
+    say_device(args, model.device)
     return task.evaluate(model, args, default_out(args.run, args.out))
 
 
@@ -91,6 +94,8 @@ def _eval_samples(args: argparse.Namespace) -> int:
 
     if not args.data:
         raise UserError("--samples needs --data: the dataset the samples imitate (fashion-mnist, mnist, or a folder)")
+    if args.device not in (None, "auto", "cpu"):
+        raise UserError("--device is for a run's model; --samples are scored on the CPU (leave --device out)")
     for other in registry.tasks():
         for dest in other.flags.get("eval", ()):
             if getattr(args, dest, None) is not None:

@@ -7,7 +7,8 @@ import math
 import sys
 
 from ..errors import UserError
-from ..untrusted import printable
+from ..untrusted import device, printable
+from .common import add_device_argument, say_device
 
 
 def add_serve_command(sub) -> None:
@@ -31,7 +32,7 @@ def add_serve_command(sub) -> None:
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
                    "0.0.0.0 listens on every interface, which needs a proxy in front)")
     v.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
-    v.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N for inference")
+    add_device_argument(v, "the models run")
     v.add_argument("--timeout", type=float, default=d.timeout, help=f"seconds a connection may stay silent before "
                    f"it is dropped (default {d.timeout:g})")
     v.add_argument("--max-connections", type=int, default=d.max_connections, help=f"open connections served at once; "
@@ -40,7 +41,7 @@ def add_serve_command(sub) -> None:
                    "to this name (the Host header, any port; repeatable), e.g. the name a proxy forwards. By default "
                    "only the --host address, localhost, 127.0.0.1 and [::1] are answered; other names get a 403 "
                    "(a guard against DNS rebinding, docs/serving.md)")
-    v.add_argument("--quiet", action="store_true", help="no access log (errors are still logged)")
+    v.add_argument("--quiet", action="store_true", help="no access log and no device line (errors are still logged)")
     v.set_defaults(func=cmd_serve)
 
 
@@ -60,7 +61,9 @@ def cmd_serve(args) -> int:
         if not name.strip() or any(c in name for c in "/ @") or printable(name) != name:
             raise UserError(f"--allow-host takes a host name or address as a browser sends it (e.g. models.example.com), "
                             f"not {printable(name, 80)!r}")
-    models = load_models(args.models, device=args.device)
+    chosen = device(args.device, "--device")
+    models = load_models(args.models, device=chosen)
+    say_device(args, chosen)
     try:
         server = make_server(models, args.host, args.port, limits, quiet=args.quiet, allow_hosts=args.allow_host)
     except OSError as e:

@@ -10,17 +10,15 @@ import torch
 from ..errors import UserError
 from ..pipelines import read_user_image
 from ..untrusted import printable
-from .common import check_writable
+from .common import add_device_argument, check_writable, load_on_device, say_device
 
 
-def load_embedder(run: str, device: str):
-    from ..api import load
+def load_embedder(args: argparse.Namespace):
     from ..pipelines import Embedder
-    from ..untrusted import device as checked_device
 
-    model = load(run, device=checked_device(device, "--device"))
+    model = load_on_device(args, say=False)  # said once the inputs are read: a mistake in them is the only line
     if not isinstance(model, Embedder):
-        raise UserError(f"{run} is a {model.task} model; compare and search need a run of --task similarity")
+        raise UserError(f"{args.run} is a {model.task} model; compare and search need a run of --task similarity")
     return model
 
 
@@ -31,7 +29,7 @@ def add_similarity_commands(sub) -> None:
     c.add_argument("run", help="run directory, checkpoint (.pt) or export of --task similarity")
     c.add_argument("a", help="first image file")
     c.add_argument("b", help="second image file")
-    c.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_device_argument(c)
     c.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("search", help="find the images most like a query image, in a folder or the run's data",
@@ -44,14 +42,15 @@ def add_similarity_commands(sub) -> None:
                    "default: the run's own training images")
     s.add_argument("--k", type=int, default=8, help="how many to list and draw (default 8)")
     s.add_argument("--out", default="search.png", help="picture of query | nearest (default search.png)")
-    s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_device_argument(s)
     s.set_defaults(func=cmd_search)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    model = load_embedder(args.run, args.device)
+    model = load_embedder(args)
     field = model.spec["image"]
     a, b = read_user_image(args.a, field, "image"), read_user_image(args.b, field, "image")
+    say_device(args, model.device)
     score = float(model.similarity(a, b)[0])
     verdict = "similar" if score >= model.threshold else "not similar"
     print(f"similarity {score:.4f}  (threshold {model.threshold:.4f}): {verdict}")
@@ -59,7 +58,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..search import SearchIndex
+    from ..search import SearchIndex, list_images
     from ..visual import save_grid
 
     if not 1 <= args.k <= 1000:
@@ -68,9 +67,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise UserError(f"--out must end in .png or .jpg, not {printable(out.name, 80)!r}")
     check_writable(out)
-    model = load_embedder(args.run, args.device)
+    model = load_embedder(args)
     field = model.spec["image"]
     query = read_user_image(args.query, field, "query image")
+    if args.folder:
+        list_images(Path(args.folder))  # an empty or missing folder is refused before anything else is said
+    say_device(args, model.device)
     if args.folder:
         index = SearchIndex.of_folder(model, Path(args.folder), progress=True)
         print(f"{'reused the cached' if index.reused else 'built and cached an'} index of {len(index)} images in {args.folder}")

@@ -57,7 +57,8 @@ def add_train_command(sub) -> None:
     t.add_argument("--steps", type=positive_int, help="stop after this many generator steps (with --resume: this many more)")
     t.add_argument("--epochs", type=positive_float, help="stop after this many passes over the data (with --resume: this "
                    "many more)")
-    t.add_argument("--device", help="auto (default), cpu, cuda or cuda:N (sets train.device)")
+    t.add_argument("--device", help="where it trains (sets train.device): auto (default): cuda, then mps, then cpu; "
+                   "or cpu, cuda, cuda:N, mps")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     add_task_arguments("train", t)
     t.set_defaults(func=cmd_train)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .. import registry
 from ..errors import UserError
-from .common import add_task_arguments, check_flags_apply, check_writable, seed_int
+from .common import (add_device_argument, add_task_arguments, check_flags_apply, check_writable, load_on_device,
+                     say_device, seed_int)
 
 
 def add_use_commands(sub) -> None:
@@ -25,7 +26,7 @@ def add_use_commands(sub) -> None:
                    "a translator: pairs in the sheet; two-stage: rows per label A, default 1)")
     s.add_argument("--seed", type=seed_int, default=0, help="random seed: same seed, same images (default 0)")
     s.add_argument("--out", default="samples.png", help="output file: .png for a grid, .npz for arrays (default samples.png)")
-    s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_device_argument(s)
     add_task_arguments("sample", s)
     s.set_defaults(func=cmd_sample)
 
@@ -39,7 +40,7 @@ def add_use_commands(sub) -> None:
     a.add_argument("--out", required=True, help="output folder for INPUTs, or an .npz file for --split")
     a.add_argument("--label", help="class name for every input, for translators trained with model.use_label=true")
     a.add_argument("--seed", type=seed_int, default=0, help="noise seed: same seed, same outputs (default 0)")
-    a.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_device_argument(a)
     a.set_defaults(func=cmd_apply)
 
     e = sub.add_parser("export", help="save a run's model as safetensors + JSON (shareable, safe to load)",
@@ -58,23 +59,19 @@ def add_use_commands(sub) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from ..api import load
-    from ..untrusted import device
-
-    model = load(args.run, device=device(args.device, "--device"))
+    model = load_on_device(args, say=False)
     out = Path(args.out)
     check_writable(out)
     task = registry.get(model.task)
     check_flags_apply("sample", args, task)
+    say_device(args, model.device)
     return task.sample(model, args, out)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from ..api import load
     from ..apply import apply_to_files, apply_to_split
-    from ..untrusted import device
 
-    tr = load(args.run, device=device(args.device, "--device"))
+    tr = load_on_device(args, say=False)
     if not hasattr(tr, "translate") or not hasattr(tr, "uses_label"):
         raise UserError(f"{args.run} is a {tr.task} model: `condgan apply` is for translators; use `condgan sample` to generate")
     if (args.split is None) == (not args.inputs):
@@ -84,11 +81,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
         if out.suffix.lower() != ".npz":
             raise UserError(f"with --split, --out must be an .npz file, not {out.name!r}")
         check_writable(out)
+        say_device(args, tr.device)
         n = apply_to_split(tr, args.split, out, seed=args.seed)
         print(f"wrote {n} {args.split} pairs (images = outputs, sources, targets) to {out}")
     else:
         if args.label is not None and not tr.uses_label:
             raise UserError("--label does not apply: this translator was trained without labels (model.use_label=false)")
+        say_device(args, tr.device)
         written, skipped = apply_to_files(tr, [Path(p) for p in args.inputs], out, seed=args.seed, label=args.label)
         print(f"translated {len(written)} image(s) into {out}" + (f"; skipped {len(skipped)} unreadable file(s)" if skipped else ""))
     return 0
@@ -109,7 +108,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError(f"export into a folder of its own, not into the run directory {run}")
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise UserError(f"{out} is not empty and is not an earlier export; export into a new or empty folder")
-    folder = load(args.run).save_pretrained(out, repo=args.push_to_hub)
+    folder = load(args.run, device="cpu").save_pretrained(out, repo=args.push_to_hub)  # nothing to compute: no GPU
     print(f"exported to {folder} (load it with condgan.load({str(folder)!r}))")
     if args.push_to_hub:
         url = hub.push(folder, args.push_to_hub, private=args.private)

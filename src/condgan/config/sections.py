@@ -89,7 +89,7 @@ class TrainConfig:
     keep_checkpoints: int = 3         # older checkpoints are deleted
     on_divergence: str = "stop"       # NaN/Inf: 'stop', or 'rollback' to the last good checkpoint
     deterministic: bool = False       # bit-reproducible on CPU (slower)
-    device: str = "auto"              # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
+    device: str = "auto"              # 'auto' (cuda, then mps, then cpu) | 'cpu' | 'cuda' | 'cuda:N' | 'mps'
     threads: int | None = None        # CPU threads (default: torch's choice; torchrun sets 1 per process)
     precision: str = "auto"           # 'auto' (bf16 where the CPU/GPU computes it natively, else fp32) | 'fp32' |
                                       # 'bf16' (autocast) | 'fp16' (GPU only, with gradient scaling); weights and

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..untrusted import optional_module
 from ..visual import save_grid
 
 FOLDS = 10
@@ -106,12 +107,13 @@ def roc_auc_eer(scores: torch.Tensor, same: torch.Tensor) -> tuple[float, float]
 
 def retrieval(embeddings: torch.Tensor, labels: torch.Tensor) -> dict:
     """precision@1, R-precision and MAP@R, each test image a query against all the others (PML)."""
-    from pytorch_metric_learning.distances import CosineSimilarity
-    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
-    from pytorch_metric_learning.utils.inference import CustomKNN
+    def pml(module: str):  # the [similarity] extra
+        return optional_module(f"pytorch_metric_learning.{module}")
 
-    calc = AccuracyCalculator(include=("precision_at_1", "r_precision", "mean_average_precision_at_r"), k="max_bin_count",
-                              knn_func=CustomKNN(CosineSimilarity(), batch_size=1024), device=torch.device("cpu"))
+    knn = pml("utils.inference").CustomKNN(pml("distances").CosineSimilarity(), batch_size=1024)
+    calc = pml("utils.accuracy_calculator").AccuracyCalculator(
+        include=("precision_at_1", "r_precision", "mean_average_precision_at_r"), k="max_bin_count", knn_func=knn,
+        device=torch.device("cpu"))
     r = calc.get_accuracy(embeddings, labels, embeddings, labels, ref_includes_query=True)
     return {"precision_at_1": r["precision_at_1"], "r_precision": r["r_precision"], "map_at_r": r["mean_average_precision_at_r"]}
 

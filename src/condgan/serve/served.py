@@ -35,7 +35,7 @@ class ServedModel:
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-def load_models(specs: list[str], device: str = "cpu", say=print) -> list[ServedModel]:
+def load_models(specs: list[str], device="auto", say=print) -> list[ServedModel]:
     """Load each `PATH` or `NAME=PATH` once. A model's name is NAME, else the folder's (or file's) name."""
     from ..api import load
 

@@ -24,6 +24,7 @@ import contextlib
 import json
 import math
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -69,6 +70,8 @@ class Run(RunFiles):
         self.task = config.task_class.trains(config)  # two-stage: the class of the stage this run trains
         latest = self._resumable() if resume else None  # read first: a changed recipe is refused before any data
         self._take_data(*self.task.load_data(config, "train"))
+        if _device_line.pop("pending", False):  # once the data is there (a mistake in it is the only line), once a command
+            print(f"condgan: device {self.device}", file=sys.stderr)
         self._build_step()
         # Rank 0 (and a single process) draws noise from one stream whose state checkpoints keep; the other
         # ranks reseed theirs every step (_noise), so any number of processes resumes without their states.
@@ -328,6 +331,9 @@ class Run(RunFiles):
             write(message)
 
 
+_device_line = {}  # train() arms it; the first Run it makes says the device on stderr (two-stage makes several)
+
+
 def train(config: Config | None = None, out: str | Path = "runs/default", resume: bool = False,
           stop_overrides: dict | None = None, quiet: bool = False, overrides: list[str] = ()) -> dict:
     """Train (or resume) a run and return its summary.
@@ -368,6 +374,7 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
     created = dist.init_from_env(config.train.device)  # under torchrun: join the other processes
     finished = False
     try:
+        _device_line["pending"] = not quiet and dist.rank() == 0
         # One writer per run directory (rank 0 writes for all), taken before any work so a second writer is told at once.
         # quiet: no progress bar at all, the data loaders' decoding bars included
         with RunLock(out) if dist.rank() == 0 else contextlib.nullcontext() as lock, silenced(quiet):
@@ -380,5 +387,6 @@ def train(config: Config | None = None, out: str | Path = "runs/default", resume
             finished = True
             return summary
     finally:
+        _device_line.clear()
         torch.use_deterministic_algorithms(was_deterministic)
         dist.end(created, finished)

@@ -31,6 +31,7 @@ from ...data.folders import UNLABELLED
 from ...data.similar import load_images, read_csv  # noqa: F401  (re-exported: the similarity task's data)
 from ...errors import ConfigError
 from ...models.embedder import Embedder, FrozenBackboneEmbedder
+from ...untrusted import optional_module
 
 CALIBRATION_IMAGES = 2000  # training images (or CSV rows) the verification threshold is chosen on
 
@@ -79,12 +80,12 @@ class SymmetricNTXent(nn.Module):
 
 def make_loss(recipe: str, s: SimilarityConfig):
     """(loss, miner) for a recipe: PML's, except NT-Xent's faster matrix form."""
-    from pytorch_metric_learning import losses, miners
-
     if recipe == "selfsup":
         return SymmetricNTXent(s.temperature), None
+    losses = optional_module("pytorch_metric_learning.losses")  # the [similarity] extra
     if recipe == "siamese":
         return losses.ContrastiveLoss(pos_margin=s.pos_margin, neg_margin=s.margin), None
+    miners = optional_module("pytorch_metric_learning.miners")
     return losses.TripletMarginLoss(margin=s.margin), miners.TripletMarginMiner(margin=s.margin, type_of_triplets=s.mining)
 
 
