@@ -70,7 +70,7 @@ def test_the_installed_wheel_trains_samples_and_finds_its_data(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         return proc.stdout
 
-    installed = run(bin_dir / "python", "-c", CHECK, ROOT).strip()
+    installed = run(bin_dir / "python", "-c", CHECK, ROOT / "src").strip()  # (the borrowed venv may lie under ROOT)
     assert Path(installed).is_relative_to(tmp_path / "venv"), f"imported {installed}, not the installed wheel"
     assert run(bin_dir / "condgan", "--version").strip() == f"condgan {__version__}"
     data = write_folders(tmp_path / "shoes")
