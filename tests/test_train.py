@@ -244,3 +244,22 @@ def test_progress_in_a_file_is_plain_lines(shoes_dir, tmp_path, capsys, monkeypa
     assert "\r" not in err
     lines = [ln for ln in err.splitlines() if ln.startswith("training cgan resnet")]
     assert len(lines) >= 4 and "4/4 step" in lines[-1]
+
+
+def test_the_loss_plot_leaves_the_users_matplotlib_backend_alone(tmp_path):
+    """Training in a notebook must not switch the kernel's inline backend to Agg (plt.show would show nothing)."""
+    import json
+
+    import matplotlib
+
+    from condgan.visual import loss_plot
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        (tmp_path / "m.jsonl").write_text("".join(json.dumps({"step": s, "loss_d": 1.0 / s, "loss_g": s}) + "\n" for s in (1, 2)))
+        loss_plot(tmp_path / "m.jsonl", tmp_path / "loss.png")
+        assert (tmp_path / "loss.png").stat().st_size > 0
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)

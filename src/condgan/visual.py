@@ -139,18 +139,16 @@ def _as_rgb(images: torch.Tensor) -> torch.Tensor:
 
 
 def loss_plot(metrics_file: Path, out: Path) -> None:
-    """Plot every logged loss (loss_* keys) from metrics.jsonl as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Plot every logged loss (loss_* keys) from metrics.jsonl as a PNG. Drawn on a figure of its own (no pyplot),
+    so training inside a notebook leaves the user's matplotlib backend as it was."""
     records = [json.loads(line) for line in Path(metrics_file).read_text().splitlines() if line.strip()]
     records = [r for r in records if any(k.startswith("loss_") for k in r)]
     if not records:
         return
     steps = [r["step"] for r in records]
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    fig = Figure(figsize=(7, 3.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     keys = [k for k in records[-1] if k.startswith("loss_")]  # every loss term the task logs
     for key in keys:
         ax.plot(steps, [r.get(key, float("nan")) for r in records], label=key.removeprefix("loss_").upper() + " loss"
@@ -161,4 +159,3 @@ def loss_plot(metrics_file: Path, out: Path) -> None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out)
-    plt.close(fig)
