@@ -5,8 +5,10 @@ Set CONDGAN_SERVE_SCREENSHOT=docs/images/serve-page.png to keep the screenshot t
 CONDGAN_SERVE_MODEL=RUN_OR_EXPORT to show a real model in it (the tiny test models draw noise).
 """
 
+import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +51,19 @@ def page_server(tiny_runs):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def downloads(tmp_path_factory):
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,900",
                 "--no-first-run", "--disable-extensions"):
         options.add_argument(arg)
@@ -86,24 +95,39 @@ def set_number(driver, input_id: str, value: int):
     box.send_keys(str(value))
 
 
-def generate_and_wait(driver, previous_src: str | None = None) -> dict:
-    """Click Generate; wait for a decoded image (naturalWidth > 0) that is not the previous one."""
-    from selenium.webdriver.common.by import By
-
-    driver.find_element(By.ID, "generate").click()
+def shown_result(driver, previous_src: str | None = None) -> dict:
+    """Wait for a decoded image (naturalWidth > 0) that is not the previous one, and the page idle again."""
     return wait(driver, lambda d: d.execute_script(
         "const img = document.getElementById('result');"
         "return img.complete && img.naturalWidth > 0 && img.src !== arguments[0] && !document.getElementById('output').hidden"
         " ? {src: img.src, width: img.naturalWidth, height: img.naturalHeight,"
         "    download: document.getElementById('download').getAttribute('download'),"
-        "    href: document.getElementById('download').href} : null;", previous_src))
+        "    href: document.getElementById('download').href} : null;", previous_src)
+                and not d.execute_script("return document.getElementById('generate').disabled") and d.execute_script(
+        "const img = document.getElementById('result'); return {src: img.src, width: img.naturalWidth,"
+        " height: img.naturalHeight, download: document.getElementById('download').getAttribute('download'),"
+        " href: document.getElementById('download').href};"))
+
+
+def generate_and_wait(driver, previous_src: str | None = None) -> dict:
+    """Click Generate; wait for its grid."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "generate").click()
+    return shown_result(driver, previous_src)
+
+
+def open_page(driver, url: str) -> dict:
+    """Open the page; wait for the grid it generates on open (the first model, its default values)."""
+    driver.get(url)
+    return shown_result(driver)
 
 
 def test_choose_a_class_generate_and_download(page_server, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
-    browser.get(page_server.url)
-    names = wait(browser, lambda d: [o.get_attribute("value") for o in d.find_elements(By.CSS_SELECTOR, "#model option")] or None)
+    opened = open_page(browser, page_server.url)
+    names = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#model option")]
     assert {"shoes", "edges", "hostile"} <= set(names)
 
     choose(browser, "model", "shoes")
@@ -112,7 +136,7 @@ def test_choose_a_class_generate_and_download(page_server, browser, tmp_path):
     choose(browser, "field-label", "all")
     set_number(browser, "count", 4)
     set_number(browser, "seed", 3)
-    shown = generate_and_wait(browser)
+    shown = generate_and_wait(browser, opened["src"])
     assert (shown["width"], shown["height"]) == (2 + 4 * 18, 2 + 3 * 18), "3 rows (every class) of 4 images of 16 px"
     assert shown["download"] == "shoes-seed3.png" and shown["href"].startswith("blob:")
 
@@ -142,9 +166,10 @@ def test_choose_a_class_generate_and_download(page_server, browser, tmp_path):
 def test_upload_an_input_image_to_a_translator(page_server, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
-    browser.get(page_server.url)
+    browser.get(page_server.url + "?model=edges")  # a model that needs an upload: nothing is generated before one
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
-    choose(browser, "model", "edges")
+    assert browser.find_element(By.ID, "model").get_attribute("value") == "edges"
+    assert browser.find_element(By.ID, "output").get_attribute("hidden") is not None
     assert browser.find_elements(By.CSS_SELECTOR, "#field-label") == [], "a translator without labels has no dropdown"
     upload = browser.find_element(By.ID, "field-source")
     assert upload.get_attribute("type") == "file"
@@ -156,8 +181,10 @@ def test_upload_an_input_image_to_a_translator(page_server, browser, tmp_path):
     upload.send_keys(str(tmp_path / "mask.png"))
     wait(browser, lambda d: d.execute_script("const p = document.querySelector('img.preview');"
                                              "return !p.hidden && p.naturalWidth === 64;"))
+    first = shown_result(browser)  # the upload was what the page waited for: it generates once
+    assert (first["width"], first["height"]) == (2 + 4 * 18, 2 + 4 * 18), "the default 16 outputs"
     set_number(browser, "count", 9)
-    shown = generate_and_wait(browser)
+    shown = generate_and_wait(browser, first["src"])
     assert (shown["width"], shown["height"]) == (2 + 3 * 18, 2 + 3 * 18), "9 outputs of 16 px in a 3×3 grid"
     assert shown["download"] == "edges-seed0.png"
 
@@ -165,12 +192,51 @@ def test_upload_an_input_image_to_a_translator(page_server, browser, tmp_path):
 def test_class_names_from_data_are_shown_as_text(page_server, browser):
     from selenium.webdriver.common.by import By
 
-    browser.get(page_server.url)
-    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+    opened = open_page(browser, page_server.url)
     choose(browser, "model", "hostile")
     options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#field-label option")]
     assert options[0] == HOSTILE, "the name must be shown as the text it is"
     assert browser.find_elements(By.CSS_SELECTOR, "#fields img:not(.preview)") == [], "no element made from a name"
     assert browser.execute_script("return window.pwned === undefined")
-    generate_and_wait(browser)
+    generate_and_wait(browser, opened["src"])
+    assert browser.find_element(By.ID, "rows").text == f"label: {HOSTILE}"
     assert browser.execute_script("return window.pwned === undefined")
+
+
+def test_generated_on_open_history_restores_and_downloads(page_server, browser, downloads):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    opened = open_page(browser, page_server.url)  # the first model, its first class, 16 images, seed 0
+    first = browser.find_element(By.ID, "model").get_attribute("value")
+    assert first in ("demo", "shoes") and opened["download"] == f"{first}-seed0.png"
+    choose(browser, "model", "shoes")
+    choose(browser, "field-label", text="sneaker")
+    set_number(browser, "count", 4)
+    set_number(browser, "seed", 9)
+    latest = generate_and_wait(browser, opened["src"])
+    strip = browser.find_elements(By.CSS_SELECTOR, "#history-strip button")
+    assert len(strip) == 2 and "active" in strip[0].get_attribute("class"), "newest first, the one on show marked"
+
+    strip[1].click()  # back to the result made on open: its settings and its grid
+    wait(browser, lambda d: d.find_element(By.ID, "result").get_attribute("src") == opened["src"])
+    assert [browser.find_element(By.ID, i).get_attribute("value") for i in ("model", "field-label", "count", "seed")] == \
+        [first, "0", "16", "0"]
+    browser.find_elements(By.CSS_SELECTOR, "#history-strip button")[0].click()
+    wait(browser, lambda d: d.find_element(By.ID, "result").get_attribute("src") == latest["src"])
+    assert browser.find_element(By.ID, "field-label").get_attribute("value") == "2"
+
+    result = browser.find_element(By.ID, "result")  # 2×2 grid of 16 px: click the bottom right image
+    scale = result.size["width"] / latest["width"]
+    ActionChains(browser).move_to_element_with_offset(result, int((20 + 8 - latest["width"] / 2) * scale),
+                                                      int((20 + 8 - latest["height"] / 2) * scale)).click().perform()
+    one = wait(browser, lambda d: not d.find_element(By.ID, "download-one").get_attribute("hidden")
+               and d.find_element(By.ID, "download-one"))
+    assert one.get_attribute("download") == "shoes-seed9-003.png" and one.get_attribute("href").startswith("blob:")
+    browser.find_element(By.ID, "download-zip").click()
+    saved = wait(browser, lambda d: {p.name for p in downloads.iterdir()} >= {"shoes-seed9-003.png", "shoes-seed9.zip"}
+                 and not any(p.suffix == ".crdownload" for p in downloads.iterdir()), timeout=20)
+    assert saved
+    assert Image.open(downloads / "shoes-seed9-003.png").size == (16, 16)
+    with zipfile.ZipFile(downloads / "shoes-seed9.zip") as archive:
+        assert json.loads(archive.read("request.json"))["label"] == ["sneaker"] and len(archive.namelist()) == 6
