@@ -35,7 +35,7 @@ from importlib import resources
 import torch
 
 from ..errors import UserError
-from .answers import Result, grid_bytes, png_bytes  # noqa: F401 (png_bytes, grid_bytes: used from here before)
+from .answers import Result
 from .limits import Limits
 from .request import HTTPError, parse_generate
 from .served import ServedModel, load_models
