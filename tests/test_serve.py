@@ -18,13 +18,12 @@ from PIL import Image
 import condgan
 from condgan.cli import main
 from condgan.conditions import ClassField, ImageField, Spec
-from condgan.models.resnet import ResNetGenerator
 from condgan.models.unet import UNetGenerator
-from condgan.pipelines import TwoStage, Translator
+from condgan.pipelines import Translator
 from condgan.serve.app import ServedModel, load_models
 from condgan.registry import get as get_task
 from condgan.serve.kinds import Kind
-from serve_helpers import a_mask, png_b64, request, running, served, tiny_runs  # noqa: F401 (fixtures)
+from serve_helpers import a_mask, a_two_stage, png_b64, request, running, served, tiny_runs  # noqa: F401 (fixtures)
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -139,11 +138,7 @@ def test_zip_holds_each_image_the_grid_and_the_request(served):
 
 
 def test_a_two_stage_model_shows_one_column_per_label_b():
-    spec = Spec(image=ImageField(3, 16, 16), mask=ImageField(1, 16, 16), label_a=ClassField(("bar", "post")),
-                label_b=ClassField(("red", "green", "blue")))
-    g1 = ResNetGenerator(num_classes=2, z_dim=4, channels=1, image_size=16, width=4)
-    g2 = UNetGenerator(1, 3, 16, 16, z_dim=2, base_width=4, num_classes=3)
-    pipe = TwoStage(g1, g2, spec)
+    pipe = a_two_stage()
     with running([ServedModel("colours", "memory", pipe, get_task("two-stage").controls)]) as server:
         fields = json.loads(request(server, "GET", "/api/models")[2])["models"][0]["fields"]
         assert [(f["name"], f["multiple"], f.get("columns", False)) for f in fields] == [("label_a", True, False),

@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from condgan.conditions import ClassField, Spec
-from condgan.serve.app import load_models
-from serve_helpers import a_mask, running, tiny_runs  # noqa: F401 (fixture)
+from condgan.registry import get as get_task
+from condgan.serve.app import ServedModel, load_models
+from serve_helpers import a_mask, a_two_stage, running, tiny_runs  # noqa: F401 (fixture)
 
 
 def _find(names, extra=()):
@@ -41,7 +42,8 @@ def page_server(tiny_runs):
     spec = Spec(hostile.pipeline.spec)
     spec["label"] = ClassField((HOSTILE, "sandal", "sneaker"))
     hostile.pipeline.spec = spec
-    with running([shoes, edges, hostile]) as server:
+    colours = ServedModel("colours", "memory", a_two_stage(), get_task("two-stage").controls)
+    with running([shoes, edges, hostile, colours]) as server:
         yield server
 
 
@@ -226,3 +228,20 @@ def test_generated_on_open_history_restores_and_downloads(page_server, browser, 
     assert Image.open(downloads / "shoes-seed9-003.png").size == (16, 16)
     with zipfile.ZipFile(downloads / "shoes-seed9.zip") as archive:
         assert json.loads(archive.read("request.json"))["label"] == ["sneaker"] and len(archive.namelist()) == 6
+
+    choose(browser, "model", "colours")  # a two-stage model: one row per label A (n each), one column per label B
+    assert browser.find_elements(By.CSS_SELECTOR, "#field-label_b option")[-1].text == "every class (one column each)"
+    choose(browser, "field-label_a", "all")
+    choose(browser, "field-label_b", "all")
+    set_number(browser, "count", 2)
+    grid = generate_and_wait(browser, latest["src"])
+    assert (grid["width"], grid["height"]) == (2 + 3 * 18, 2 + 4 * 18)
+    assert browser.find_element(By.ID, "rows").text == "rows: bar, post · columns: red, green, blue"
+    browser.set_window_size(1100, 1400)  # the grid drawn 13× is about 1000 px tall: all of it in view
+    result = browser.find_element(By.ID, "result")  # grid row 3 (post, draw 1), column 3 (blue): image 11
+    scale = result.size["width"] / grid["width"]
+    ActionChains(browser).move_to_element_with_offset(result, int((2 + 2 * 18 + 8 - grid["width"] / 2) * scale),
+                                                      int((2 + 3 * 18 + 8 - grid["height"] / 2) * scale)).click().perform()
+    wait(browser, lambda d: d.find_element(By.ID, "download-one").get_attribute("download") == "colours-seed9-011.png")
+    assert browser.find_element(By.ID, "download-one").text == "Save image 12 (post, blue)"
+    browser.set_window_size(1100, 900)
