@@ -11,7 +11,7 @@ let limits = {max_count: 256, max_upload_bytes: 4194304};
 let uploads = {};  // image field name -> data: URL of the chosen file
 let autoRun = true;  // generate once on open (for a model that needs an upload: once one is chosen)
 let shown = null;  // the result on show: {model, body, gridUrl, answer, info}
-let history = [];  // earlier results of this tab, newest first
+let earlier = [];  // earlier results of this tab, newest first
 const HISTORY = 12;
 let savedUrl = null;  // the object URL of the last image saved alone
 
@@ -201,9 +201,9 @@ function show(result) {
 }
 
 function remember(result) {
-  history.unshift(result);
-  for (const old of history.splice(HISTORY)) URL.revokeObjectURL(old.gridUrl);
-  const buttons = history.map((past) => {
+  earlier.unshift(result);
+  for (const old of earlier.splice(HISTORY)) URL.revokeObjectURL(old.gridUrl);
+  const buttons = earlier.map((past) => {
     const button = el("button", {type: "button", title: `${past.model}: ${past.rows || past.info}`});
     button.result = past;
     button.append(el("img", {src: past.gridUrl, alt: `${past.model}, seed ${past.body.seed}`}),
