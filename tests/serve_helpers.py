@@ -75,3 +75,16 @@ def a_mask(size: int = 16) -> np.ndarray:
     mask = np.zeros((size, size), dtype=np.uint8)
     mask[size // 4: size // 2] = 255
     return mask
+
+
+def a_two_stage():
+    """An untrained two-stage pipeline built in memory: labels A bar, post; labels B red, green, blue; 16 px."""
+    from condgan.conditions import ClassField, ImageField, Spec
+    from condgan.models.resnet import ResNetGenerator
+    from condgan.models.unet import UNetGenerator
+    from condgan.pipelines import TwoStage
+
+    spec = Spec(image=ImageField(3, 16, 16), mask=ImageField(1, 16, 16), label_a=ClassField(("bar", "post")),
+                label_b=ClassField(("red", "green", "blue")))
+    g1 = ResNetGenerator(num_classes=2, z_dim=4, channels=1, image_size=16, width=4)
+    return TwoStage(g1, UNetGenerator(1, 3, 16, 16, z_dim=2, base_width=4, num_classes=3), spec)

@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+import zipfile
 from collections import namedtuple
 
 import numpy as np
@@ -22,7 +23,7 @@ from condgan.pipelines import Translator
 from condgan.serve.app import ServedModel, load_models
 from condgan.registry import get as get_task
 from condgan.serve.kinds import Kind
-from serve_helpers import a_mask, png_b64, request, running, served, tiny_runs  # noqa: F401 (fixtures)
+from serve_helpers import a_mask, a_two_stage, png_b64, request, running, served, tiny_runs  # noqa: F401 (fixtures)
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -109,6 +110,54 @@ def test_a_translator_with_a_label_gets_an_upload_and_a_dropdown():
         assert status == 200 and [im["label"] for im in json.loads(body)["images"]] == ["red", "red", "blue", "blue"]
         status, _, body = request(server, "POST", "/api/generate", {"source": png_b64(a_mask())})
         assert status == 400 and "missing 'label'" in json.loads(body)["error"]
+
+
+def test_zip_holds_each_image_the_grid_and_the_request(served):
+    body = {"model": "shoes", "labels": ["boot", "sneaker"], "n": 2, "seed": 5}
+    status, headers, data = request(served, "POST", "/api/generate", {**body, "format": "zip"})
+    assert status == 200 and headers["Content-Type"] == "application/zip"
+    assert headers["Content-Disposition"] == 'attachment; filename="shoes-seed5.zip"'
+    assert request(served, "POST", "/api/generate", {**body, "format": "zip"})[2] == data, "same request, same bytes"
+    answer = json.loads(request(served, "POST", "/api/generate", {**body, "format": "json"})[2])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    names = [f"image_{i:03d}.png" for i in range(4)]
+    assert list(files) == [*names, "grid.png", "request.json"]
+    assert [files[name] for name in names] == [base64.b64decode(im["png"]) for im in answer["images"]]
+    assert files["grid.png"] == base64.b64decode(answer["grid"])
+    assert json.loads(files["request.json"]) == {
+        "model": "shoes", "kind": "cgan", "seed": 5, "n": 2, "label": ["boot", "sneaker"],
+        "images": [{"file": name, "label": label} for name, label in zip(names, ["boot", "boot", "sneaker", "sneaker"])]}
+    status, _, data = request(served, "POST", "/api/generate", {"model": "edges", "source": png_b64(a_mask()), "n": 1, "format": "zip"})
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert status == 200 and archive.namelist() == ["image_000.png", "source.png", "grid.png", "request.json"]
+        assert json.loads(archive.read("request.json"))["source"] == "source.png"
+        assert np.array_equal(decode_png(archive.read("source.png")), a_mask()), "the upload as the model read it"
+    status, _, data = request(served, "POST", "/api/generate", {**body, "n": 200, "format": "zip"})
+    assert status == 400 and "at most 256" in json.loads(data)["error"], "the PNG limits hold for a zip"
+
+
+def test_a_two_stage_model_shows_one_column_per_label_b():
+    pipe = a_two_stage()
+    with running([ServedModel("colours", "memory", pipe, get_task("two-stage").controls)]) as server:
+        fields = json.loads(request(server, "GET", "/api/models")[2])["models"][0]["fields"]
+        assert [(f["name"], f["multiple"], f.get("columns", False)) for f in fields] == [("label_a", True, False),
+                                                                                          ("label_b", True, True)]
+        body = {"label_a": ["bar", "post"], "label_b": ["red", "green", "blue"], "n": 2, "seed": 4}
+        answer = json.loads(request(server, "POST", "/api/generate", {**body, "format": "json"})[2])
+        status, _, grid = request(server, "POST", "/api/generate", body)
+        status_big, _, big = request(server, "POST", "/api/generate", {**body, "n": 50})
+    assert answer["rows"] == ["bar", "post"] and answer["columns"] == ["red", "green", "blue"]
+    got = np.stack([decode_png(base64.b64decode(im["png"])) for im in answer["images"]])
+    want = pipe.sample(label_a=["bar", "post"], label_b=["red", "green", "blue"], n=2, seed=4, output_type="uint8")
+    assert np.array_equal(got, want.permute(0, 2, 3, 1).numpy())
+    assert [(im["label"], im["column"]) for im in answer["images"][4:8]] == [("bar", "blue")] * 2 + [("post", "red")] * 2
+    grid = decode_png(grid)
+    assert status == 200 and grid.shape == (2 + 4 * 18, 2 + 3 * 18, 3), "rows: 2 labels A × n = 2, columns: 3 labels B"
+    for a, i, b in ((0, 1, 2), (1, 0, 1), (1, 1, 0)):  # grid row a·n+i, column b: draw i of the pair (a, b)
+        r, c = a * 2 + i, b
+        assert np.array_equal(grid[2 + r * 18: 18 + r * 18, 2 + c * 18: 18 + c * 18], got[(a * 3 + b) * 2 + i])
+    assert status_big == 400 and "(got 50 × 2 × 3 = 300)" in json.loads(big)["error"]
 
 
 def test_concurrent_requests_get_their_own_images(served, tiny_runs):

@@ -1,21 +1,22 @@
 """End to end in headless Chromium (Debian's chromium + chromium-driver, driven by Selenium): the page lists the
-models, builds each model's controls from its fields, generates, shows the grid and offers it for download.
-
-Set CONDGAN_SERVE_SCREENSHOT=docs/images/serve-page.png to keep the screenshot taken after Generate, and
-CONDGAN_SERVE_MODEL=RUN_OR_EXPORT to show a real model in it (the tiny test models draw noise).
+models, builds each model's controls from its fields, generates (once on open too), shows the grid, keeps the
+tab's earlier results in a strip, and offers the grid, one image or a zip for download. (The screenshots of
+docs/serving.md are taken by scripts/serve_screenshots.py, with real models: the tiny test models draw noise.)
 """
 
+import json
 import os
 import shutil
-from pathlib import Path
+import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from condgan.conditions import ClassField, Spec
-from condgan.serve.app import load_models
-from serve_helpers import a_mask, running, tiny_runs  # noqa: F401 (fixture)
+from condgan.registry import get as get_task
+from condgan.serve.app import ServedModel, load_models
+from serve_helpers import a_mask, a_two_stage, running, tiny_runs  # noqa: F401 (fixture)
 
 
 def _find(names, extra=()):
@@ -41,20 +42,25 @@ def page_server(tiny_runs):
     spec = Spec(hostile.pipeline.spec)
     spec["label"] = ClassField((HOSTILE, "sandal", "sneaker"))
     hostile.pipeline.spec = spec
-    models = [shoes, edges, hostile]
-    if os.environ.get("CONDGAN_SERVE_MODEL"):
-        models.insert(0, load_models([f"demo={os.environ['CONDGAN_SERVE_MODEL']}"], say=say)[0])
-    with running(models) as server:
+    colours = ServedModel("colours", "memory", a_two_stage(), get_task("two-stage").controls)
+    with running([shoes, edges, hostile, colours]) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def browser():
+def downloads(tmp_path_factory):
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,900",
                 "--no-first-run", "--disable-extensions"):
         options.add_argument(arg)
@@ -86,24 +92,39 @@ def set_number(driver, input_id: str, value: int):
     box.send_keys(str(value))
 
 
-def generate_and_wait(driver, previous_src: str | None = None) -> dict:
-    """Click Generate; wait for a decoded image (naturalWidth > 0) that is not the previous one."""
-    from selenium.webdriver.common.by import By
-
-    driver.find_element(By.ID, "generate").click()
+def shown_result(driver, previous_src: str | None = None) -> dict:
+    """Wait for a decoded image (naturalWidth > 0) that is not the previous one, and the page idle again."""
     return wait(driver, lambda d: d.execute_script(
         "const img = document.getElementById('result');"
         "return img.complete && img.naturalWidth > 0 && img.src !== arguments[0] && !document.getElementById('output').hidden"
         " ? {src: img.src, width: img.naturalWidth, height: img.naturalHeight,"
         "    download: document.getElementById('download').getAttribute('download'),"
-        "    href: document.getElementById('download').href} : null;", previous_src))
+        "    href: document.getElementById('download').href} : null;", previous_src)
+                and not d.execute_script("return document.getElementById('generate').disabled") and d.execute_script(
+        "const img = document.getElementById('result'); return {src: img.src, width: img.naturalWidth,"
+        " height: img.naturalHeight, download: document.getElementById('download').getAttribute('download'),"
+        " href: document.getElementById('download').href};"))
+
+
+def generate_and_wait(driver, previous_src: str | None = None) -> dict:
+    """Click Generate; wait for its grid."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "generate").click()
+    return shown_result(driver, previous_src)
+
+
+def open_page(driver, url: str) -> dict:
+    """Open the page; wait for the grid it generates on open (the first model, its default values)."""
+    driver.get(url)
+    return shown_result(driver)
 
 
 def test_choose_a_class_generate_and_download(page_server, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
-    browser.get(page_server.url)
-    names = wait(browser, lambda d: [o.get_attribute("value") for o in d.find_elements(By.CSS_SELECTOR, "#model option")] or None)
+    opened = open_page(browser, page_server.url)
+    names = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#model option")]
     assert {"shoes", "edges", "hostile"} <= set(names)
 
     choose(browser, "model", "shoes")
@@ -112,7 +133,7 @@ def test_choose_a_class_generate_and_download(page_server, browser, tmp_path):
     choose(browser, "field-label", "all")
     set_number(browser, "count", 4)
     set_number(browser, "seed", 3)
-    shown = generate_and_wait(browser)
+    shown = generate_and_wait(browser, opened["src"])
     assert (shown["width"], shown["height"]) == (2 + 4 * 18, 2 + 3 * 18), "3 rows (every class) of 4 images of 16 px"
     assert shown["download"] == "shoes-seed3.png" and shown["href"].startswith("blob:")
 
@@ -122,29 +143,22 @@ def test_choose_a_class_generate_and_download(page_server, browser, tmp_path):
     assert status.text == "error 400: 'n' must be an integer between 1 and 256, got 1000"
     assert "error" in status.get_attribute("class")
 
-    model = "demo" if "demo" in names else "shoes"  # the screenshot: a real model when one is given
-    choose(browser, "model", model)
-    if model == "demo":
-        choose(browser, "field-label", "all")
-        set_number(browser, "count", 8)
-    else:
-        choose(browser, "field-label", text="sandal")
-        set_number(browser, "count", 16)
+    choose(browser, "field-label", text="sandal")
+    set_number(browser, "count", 16)
     set_number(browser, "seed", 0)
     generate_and_wait(browser, shown["src"])
     shot = tmp_path / "serve-page.png"
     browser.save_screenshot(str(shot))
     assert Image.open(shot).size[0] > 0
-    if os.environ.get("CONDGAN_SERVE_SCREENSHOT"):
-        Path(os.environ["CONDGAN_SERVE_SCREENSHOT"]).write_bytes(shot.read_bytes())
 
 
 def test_upload_an_input_image_to_a_translator(page_server, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
-    browser.get(page_server.url)
+    browser.get(page_server.url + "?model=edges")  # a model that needs an upload: nothing is generated before one
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
-    choose(browser, "model", "edges")
+    assert browser.find_element(By.ID, "model").get_attribute("value") == "edges"
+    assert browser.find_element(By.ID, "output").get_attribute("hidden") is not None
     assert browser.find_elements(By.CSS_SELECTOR, "#field-label") == [], "a translator without labels has no dropdown"
     upload = browser.find_element(By.ID, "field-source")
     assert upload.get_attribute("type") == "file"
@@ -156,8 +170,10 @@ def test_upload_an_input_image_to_a_translator(page_server, browser, tmp_path):
     upload.send_keys(str(tmp_path / "mask.png"))
     wait(browser, lambda d: d.execute_script("const p = document.querySelector('img.preview');"
                                              "return !p.hidden && p.naturalWidth === 64;"))
+    first = shown_result(browser)  # the upload was what the page waited for: it generates once
+    assert (first["width"], first["height"]) == (2 + 4 * 18, 2 + 4 * 18), "the default 16 outputs"
     set_number(browser, "count", 9)
-    shown = generate_and_wait(browser)
+    shown = generate_and_wait(browser, first["src"])
     assert (shown["width"], shown["height"]) == (2 + 3 * 18, 2 + 3 * 18), "9 outputs of 16 px in a 3×3 grid"
     assert shown["download"] == "edges-seed0.png"
 
@@ -165,12 +181,67 @@ def test_upload_an_input_image_to_a_translator(page_server, browser, tmp_path):
 def test_class_names_from_data_are_shown_as_text(page_server, browser):
     from selenium.webdriver.common.by import By
 
-    browser.get(page_server.url)
-    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+    opened = open_page(browser, page_server.url)
     choose(browser, "model", "hostile")
     options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#field-label option")]
     assert options[0] == HOSTILE, "the name must be shown as the text it is"
     assert browser.find_elements(By.CSS_SELECTOR, "#fields img:not(.preview)") == [], "no element made from a name"
     assert browser.execute_script("return window.pwned === undefined")
-    generate_and_wait(browser)
+    generate_and_wait(browser, opened["src"])
+    assert browser.find_element(By.ID, "rows").text == f"label: {HOSTILE}"
     assert browser.execute_script("return window.pwned === undefined")
+
+
+def test_generated_on_open_history_restores_and_downloads(page_server, browser, downloads):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    opened = open_page(browser, page_server.url)  # the first model, its first class, 16 images, seed 0
+    first = browser.find_element(By.ID, "model").get_attribute("value")
+    assert first == "shoes" and opened["download"] == "shoes-seed0.png"
+    choose(browser, "field-label", text="sneaker")
+    set_number(browser, "count", 4)
+    set_number(browser, "seed", 9)
+    latest = generate_and_wait(browser, opened["src"])
+    strip = browser.find_elements(By.CSS_SELECTOR, "#history-strip button")
+    assert len(strip) == 2 and "active" in strip[0].get_attribute("class"), "newest first, the one on show marked"
+
+    strip[1].click()  # back to the result made on open: its settings and its grid
+    wait(browser, lambda d: d.find_element(By.ID, "result").get_attribute("src") == opened["src"])
+    assert [browser.find_element(By.ID, i).get_attribute("value") for i in ("model", "field-label", "count", "seed")] == \
+        ["shoes", "0", "16", "0"]
+    browser.find_elements(By.CSS_SELECTOR, "#history-strip button")[0].click()
+    wait(browser, lambda d: d.find_element(By.ID, "result").get_attribute("src") == latest["src"])
+    assert browser.find_element(By.ID, "field-label").get_attribute("value") == "2"
+
+    result = browser.find_element(By.ID, "result")  # 2×2 grid of 16 px: click the bottom right image
+    scale = result.size["width"] / latest["width"]
+    ActionChains(browser).move_to_element_with_offset(result, int((20 + 8 - latest["width"] / 2) * scale),
+                                                      int((20 + 8 - latest["height"] / 2) * scale)).click().perform()
+    one = wait(browser, lambda d: not d.find_element(By.ID, "download-one").get_attribute("hidden")
+               and d.find_element(By.ID, "download-one"))
+    assert one.get_attribute("download") == "shoes-seed9-003.png" and one.get_attribute("href").startswith("blob:")
+    browser.find_element(By.ID, "download-zip").click()
+    saved = wait(browser, lambda d: {p.name for p in downloads.iterdir()} >= {"shoes-seed9-003.png", "shoes-seed9.zip"}
+                 and not any(p.suffix == ".crdownload" for p in downloads.iterdir()), timeout=20)
+    assert saved
+    assert Image.open(downloads / "shoes-seed9-003.png").size == (16, 16)
+    with zipfile.ZipFile(downloads / "shoes-seed9.zip") as archive:
+        assert json.loads(archive.read("request.json"))["label"] == ["sneaker"] and len(archive.namelist()) == 6
+
+    choose(browser, "model", "colours")  # a two-stage model: one row per label A (n each), one column per label B
+    assert browser.find_elements(By.CSS_SELECTOR, "#field-label_b option")[-1].text == "every class (one column each)"
+    choose(browser, "field-label_a", "all")
+    choose(browser, "field-label_b", "all")
+    set_number(browser, "count", 2)
+    grid = generate_and_wait(browser, latest["src"])
+    assert (grid["width"], grid["height"]) == (2 + 3 * 18, 2 + 4 * 18)
+    assert browser.find_element(By.ID, "rows").text == "rows: bar, post · columns: red, green, blue"
+    browser.set_window_size(1100, 1400)  # the grid drawn 13× is about 1000 px tall: all of it in view
+    result = browser.find_element(By.ID, "result")  # grid row 3 (post, draw 1), column 3 (blue): image 11
+    scale = result.size["width"] / grid["width"]
+    ActionChains(browser).move_to_element_with_offset(result, int((2 + 2 * 18 + 8 - grid["width"] / 2) * scale),
+                                                      int((2 + 3 * 18 + 8 - grid["height"] / 2) * scale)).click().perform()
+    wait(browser, lambda d: d.find_element(By.ID, "download-one").get_attribute("download") == "colours-seed9-011.png")
+    assert browser.find_element(By.ID, "download-one").text == "Save image 12 (post, blue)"
+    browser.set_window_size(1100, 900)

@@ -33,13 +33,15 @@ class Controls:
     """How `condgan serve` offers a task's models: the fields a user supplies and the call that makes images.
 
     `generate(pipeline, values, n, seed)` receives values already checked against the pipeline's Spec: a class
-    field as a list of class indices (several only for the `rows` field: one grid row per value), an image field
-    as a decoded PIL image."""
+    field as a list of class indices (several only for the `rows` field: one grid row per value, and the `columns`
+    field: one grid column per value), an image field as a decoded PIL image. It returns float images in [-1, 1]
+    ordered by row value, then column value, then the n draws."""
 
     title: str
     conditions: Callable  # pipeline -> the Spec field names the user supplies, in the page's order
     generate: Callable  # (pipeline, values, n, seed) -> float images in [-1, 1]
-    rows: str | None = None  # the class field that may take several values
+    rows: str | None = None  # the class field that may take several values, one grid row each
+    columns: str | None = None  # another class field that may take several values, one grid column each
     output: str = "image"  # the Spec field the model produces
     hints: dict[str, str] = field(default_factory=dict)  # a line of help per field
 

@@ -2,7 +2,7 @@
 
     GET  /                 the page (static HTML/JS/CSS shipped in the package; no CDN)
     GET  /api/models       every model: kind, fields (class names, image sizes), limits
-    POST /api/generate     {"model", <field>: value, "n", "seed", "format": "png"|"json"} -> PNG grid or JSON
+    POST /api/generate     {"model", <field>: value, "n", "seed", "format": "png"|"json"|"zip"} -> PNG grid, JSON, zip
     GET  /healthz          {"status": "ok"}
 
 Why the standard library's ThreadingHTTPServer and not FastAPI/uvicorn or
@@ -22,10 +22,7 @@ it (DNS rebinding; docs/serving.md).
 
 from __future__ import annotations
 
-import base64
-import io
 import json
-import math
 import re
 import socket
 import sys
@@ -36,11 +33,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 
 import torch
-from PIL import Image
-from torchvision.utils import make_grid
 
-from ..data.imageset import to_uint8
 from ..errors import UserError
+from .answers import Result
 from .limits import Limits
 from .request import HTTPError, parse_generate
 from .served import ServedModel, load_models
@@ -48,21 +43,7 @@ from .served import ServedModel, load_models
 __all__ = ["Server", "make_server", "load_models", "ServedModel"]  # the last two live in served.py
 
 
-# ----- answers ----------------------------------------------------------------------------------------
-def png_bytes(image_uint8: torch.Tensor) -> bytes:
-    """One (C, H, W) uint8 image as PNG."""
-    arr = image_uint8.permute(1, 2, 0).numpy()
-    buf = io.BytesIO()
-    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def grid_bytes(images: torch.Tensor, n: int, rows: int) -> bytes:
-    """A grid PNG: one row per label, or a near-square block for a single label."""
-    nrow = n if rows > 1 else math.ceil(math.sqrt(n))
-    return png_bytes(to_uint8(make_grid(images.clamp(-1, 1), nrow=nrow, padding=2, pad_value=1.0)))  # white padding
-
-
+# ----- inference ------------------------------------------------------------------------------------
 def generate(model: ServedModel, values: dict, n: int, seed: int, limits: Limits) -> torch.Tensor:
     """Run the model under its lock (one inference at a time per model); wait at most busy_timeout."""
     if not model.lock.acquire(timeout=limits.busy_timeout):
@@ -187,21 +168,24 @@ class Handler(BaseHTTPRequestHandler):
         except RecursionError:
             raise HTTPError(400, "the body is not a request: its JSON is nested too deeply") from None
         model, values, n, seed, fmt = parse_generate(body, self.server.models, limits)
-        images = generate(model, values, n, seed, limits)
-        rows = values.get(model.kind.rows)
-        row_names = [model.pipeline.spec[model.kind.rows].class_names[i] for i in rows] if rows else None
-        headers = {"X-Condgan-Seed": str(seed), "X-Condgan-Count": str(len(images))}
+        result = Result(model.name, model.pipeline.task, seed, n, generate(model, values, n, seed, limits),
+                        rows=self._names(model, model.kind.rows, values), columns=self._names(model, model.kind.columns, values),
+                        conditions={k: self._names(model, k, values) or v for k, v in values.items()})
+        headers = {"X-Condgan-Seed": str(seed), "X-Condgan-Count": str(len(result.images))}
         if fmt == "png":
             headers["Content-Disposition"] = f'inline; filename="{model.name}-seed{seed}.png"'
-            return self._send(200, grid_bytes(images, n, len(rows or [None])), "image/png", headers)
-        uint8 = to_uint8(images)
-        per_row = [name for name in (row_names or [None]) for _ in range(n)]
-        self._json(200, {
-            "model": model.name, "kind": model.pipeline.task, "seed": seed, "n": n, "rows": row_names,
-            "channels": uint8.shape[1], "height": uint8.shape[2], "width": uint8.shape[3],
-            "images": [{"label": label, "png": base64.b64encode(png_bytes(im)).decode()} for label, im in zip(per_row, uint8)],
-            "grid": base64.b64encode(grid_bytes(images, n, len(rows or [None]))).decode(),
-        }, headers=headers)
+            return self._send(200, result.grid(), "image/png", headers)
+        if fmt == "zip":
+            headers["Content-Disposition"] = f'attachment; filename="{model.name}-seed{seed}.zip"'
+            return self._send(200, result.zip_bytes(), "application/zip", headers)
+        self._json(200, result.to_json(), headers=headers)
+
+    @staticmethod
+    def _names(model: ServedModel, field: str | None, values: dict) -> list[str] | None:
+        """The class names of a class field's values (None: no such field, or an image field)."""
+        if field is None or not isinstance(values.get(field), list):
+            return None
+        return [model.pipeline.spec[field].class_names[i] for i in values[field]]
 
     # ---- answers -------------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, ctype: str, headers: dict | None = None, close: bool = False) -> None:

@@ -29,7 +29,9 @@ def describe_field(name: str, f, kind: Controls) -> dict:
     """A field as the page and API clients see it."""
     out = {"name": name, "kind": f.kind, "hint": kind.hints.get(name, "")}
     if isinstance(f, ClassField):
-        out.update(class_names=list(f.class_names), multiple=name == kind.rows)
+        out.update(class_names=list(f.class_names), multiple=name in (kind.rows, kind.columns))
+        if name == kind.columns:
+            out["columns"] = True  # several values: one grid column each (the rows field's: one row each)
     elif isinstance(f, ImageField):
         out.update(channels=f.channels, height=f.height, width=f.width)
     return out

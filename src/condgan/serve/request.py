@@ -56,8 +56,9 @@ def parse_generate(body: dict, models: dict[str, ServedModel], limits: Limits) -
     n = _integer(body.get("n", 8), "n", 1, limits.max_count)
     seed = _integer(body.get("seed", 0), "seed", 0, 2**32 - 1)
     fmt = body.get("format", "png")
-    if fmt not in ("png", "json"):
-        raise HTTPError(400, f"'format' must be \"png\" (a grid) or \"json\" (base64 images), not {str(fmt)[:20]!r}")
+    if fmt not in ("png", "json", "zip"):
+        raise HTTPError(400, f"'format' must be \"png\" (a grid), \"json\" (base64 images) or \"zip\" (PNG files and "
+                             f"request.json), not {str(fmt)[:20]!r}")
 
     values = {}
     for field_name in model.conditions:
@@ -65,12 +66,14 @@ def parse_generate(body: dict, models: dict[str, ServedModel], limits: Limits) -
         if field_name not in body:
             raise HTTPError(400, f"missing {field_name!r}: {_expected(field_name, f)}")
         if isinstance(f, ClassField):
-            values[field_name] = _classes(body[field_name], field_name, f, field_name == model.kind.rows, limits)
+            several = field_name in (model.kind.rows, model.kind.columns)
+            values[field_name] = _classes(body[field_name], field_name, f, several, limits)
         elif isinstance(f, ImageField):
             values[field_name] = decode_image(body[field_name], field_name, f, limits)
-    rows = len(values.get(model.kind.rows, [None]))
-    if n * rows > limits.max_count:
-        raise HTTPError(400, f"n × number of labels must be at most {limits.max_count} (got {n} × {rows} = {n * rows})")
+    rows, columns = len(values.get(model.kind.rows, [None])), len(values.get(model.kind.columns, [None]))
+    if n * rows * columns > limits.max_count:
+        got = f"{n} × {rows}" + (f" × {columns}" if columns > 1 else "")
+        raise HTTPError(400, f"n × number of labels must be at most {limits.max_count} (got {got} = {n * rows * columns})")
     return model, values, n, seed, fmt
 
 

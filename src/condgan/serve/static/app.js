@@ -1,13 +1,19 @@
 // condgan's page: the controls are built from GET /api/models (a dropdown per class field, an upload per
-// image field), Generate posts to /api/generate and shows the PNG grid. Text from the server (model and
-// class names, errors) only ever goes through textContent / option text, never parsed as markup.
+// image field), Generate posts to /api/generate (format json: every image and the grid) and shows the grid;
+// a click on one of its images saves that image, Download ZIP asks the server for a zip of them. The page
+// generates once on open, and keeps this tab's last results in a strip (page memory only). Text from the
+// server (model and class names, errors) only ever goes through textContent / option text, never markup.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let models = [];
 let limits = {max_count: 256, max_upload_bytes: 4194304};
 let uploads = {};  // image field name -> data: URL of the chosen file
-let resultUrl = null;
+let autoRun = true;  // generate once on open (for a model that needs an upload: once one is chosen)
+let shown = null;  // the result on show: {model, body, gridUrl, answer, info}
+let earlier = [];  // earlier results of this tab, newest first
+const HISTORY = 12;
+let savedUrl = null;  // the object URL of the last image saved alone
 
 function el(tag, attrs = {}, text) {
   const node = document.createElement(tag);
@@ -43,6 +49,14 @@ async function loadModels() {
   if (wanted && models.some((m) => m.name === wanted)) $("model").value = wanted;
   showFields();
   setStatus("");
+  maybeAutoRun();
+}
+
+function maybeAutoRun() {
+  const m = current();
+  if (!autoRun || !m || m.fields.some((f) => f.kind === "image" && !uploads[f.name])) return;
+  autoRun = false;
+  generate();
 }
 
 function showFields() {
@@ -59,7 +73,7 @@ function showFields() {
     if (f.kind === "class") {
       const select = el("select", {id, name: f.name});
       f.class_names.forEach((name, i) => select.append(el("option", {value: String(i)}, name)));
-      if (f.multiple) select.append(el("option", {value: "all"}, "every class (one row each)"));
+      if (f.multiple) select.append(el("option", {value: "all"}, `every class (one ${f.columns ? "column" : "row"} each)`));
       box.append(select);
     } else if (f.kind === "image") {
       const input = el("input", {id, name: f.name, type: "file", accept: "image/*"});
@@ -88,6 +102,7 @@ function readUpload(field, input, preview) {
     preview.src = reader.result;
     preview.hidden = false;
     setStatus("");
+    maybeAutoRun();
   };
   reader.onerror = () => setStatus(`could not read ${file.name}`, true);
   reader.readAsDataURL(file);
@@ -108,14 +123,24 @@ function requestBody(m) {
 }
 
 function rowNames(m, body) {
-  const f = m.fields.find((field) => field.kind === "class" && field.multiple);
-  if (!f) return "";
-  const ids = Array.isArray(body[f.name]) ? body[f.name] : [body[f.name]];
-  return `${ids.length > 1 ? "rows" : f.name}: ${ids.map((i) => f.class_names[i]).join(", ")}`;
+  const parts = [];
+  for (const f of m.fields.filter((field) => field.kind === "class" && field.multiple)) {
+    const ids = Array.isArray(body[f.name]) ? body[f.name] : [body[f.name]];
+    const axis = f.columns ? "columns" : "rows";
+    parts.push(`${ids.length > 1 ? axis : f.name}: ${ids.map((i) => f.class_names[i]).join(", ")}`);
+  }
+  return parts.join(" · ");
+}
+
+function pngBlob(base64) {
+  const text = atob(base64);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return new Blob([bytes], {type: "image/png"});
 }
 
 async function generate(event) {
-  event.preventDefault();
+  if (event) event.preventDefault();
   const m = current();
   if (!m) return;
   let body;
@@ -129,30 +154,13 @@ async function generate(event) {
   setStatus("generating…");
   const started = performance.now();
   try {
-    const response = await fetch("/api/generate", {
-      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
-    });
-    if (!response.ok) {
-      let message = response.statusText;
-      try { message = (await response.json()).error; } catch (err) { /* not JSON: keep the status text */ }
-      setStatus(`error ${response.status}: ${message}`, true);
-      return;
-    }
-    const blob = await response.blob();
-    if (resultUrl) URL.revokeObjectURL(resultUrl);
-    resultUrl = URL.createObjectURL(blob);
-    const count = response.headers.get("X-Condgan-Count");
-    const img = $("result");
-    img.onload = () => {  // small images drawn larger, whole pixels (CSS keeps them sharp)
-      const room = Math.min(760, $("output").clientWidth || 720);
-      img.style.width = `${img.naturalWidth * Math.max(1, Math.floor(room / img.naturalWidth))}px`;
-    };
-    img.src = resultUrl;
-    $("download").href = resultUrl;
-    $("download").download = `${m.name}-seed${body.seed}.png`;
-    $("result-info").textContent = `${count} image(s), seed ${body.seed}`;
-    $("rows").textContent = rowNames(m, body);
-    $("output").hidden = false;
+    const response = await post({...body, format: "json"});
+    if (!response) return;
+    const answer = await response.json();
+    const result = {model: m.name, body, answer, gridUrl: URL.createObjectURL(pngBlob(answer.grid)),
+                    info: `${answer.images.length} image(s), seed ${body.seed}`, rows: rowNames(m, body)};
+    remember(result);
+    show(result);
     setStatus(`done in ${Math.round(performance.now() - started)} ms`);
   } catch (err) {
     setStatus(`the server did not answer: ${err.message}`, true);
@@ -161,8 +169,119 @@ async function generate(event) {
   }
 }
 
+async function post(body) {
+  // The answer, or null after showing the server's error.
+  const response = await fetch("/api/generate", {
+    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
+  });
+  if (response.ok) return response;
+  let message = response.statusText;
+  try { message = (await response.json()).error; } catch (err) { /* not JSON: keep the status text */ }
+  setStatus(`error ${response.status}: ${message}`, true);
+  return null;
+}
+
+function show(result) {
+  shown = result;
+  const img = $("result");
+  img.onload = () => {  // small images drawn larger, whole pixels (CSS keeps them sharp)
+    const room = Math.min(760, $("output").clientWidth || 720);
+    img.style.width = `${img.naturalWidth * Math.max(1, Math.floor(room / img.naturalWidth))}px`;
+  };
+  img.src = result.gridUrl;
+  const name = `${result.model}-seed${result.body.seed}`;
+  $("download").href = result.gridUrl;
+  $("download").download = `${name}.png`;
+  $("download-zip").download = `${name}.zip`;
+  $("download-one").hidden = true;
+  $("result-info").textContent = result.info;
+  $("rows").textContent = result.rows;
+  $("output").hidden = false;
+  for (const button of $("history-strip").children) button.classList.toggle("active", button.result === result);
+}
+
+function remember(result) {
+  earlier.unshift(result);
+  for (const old of earlier.splice(HISTORY)) URL.revokeObjectURL(old.gridUrl);
+  const buttons = earlier.map((past) => {
+    const button = el("button", {type: "button", title: `${past.model}: ${past.rows || past.info}`});
+    button.result = past;
+    button.append(el("img", {src: past.gridUrl, alt: `${past.model}, seed ${past.body.seed}`}),
+                  el("span", {}, `${past.model} · ${past.body.seed}`));
+    button.addEventListener("click", () => restore(past));
+    return button;
+  });
+  $("history-strip").replaceChildren(...buttons);
+  $("history").hidden = false;
+}
+
+function restore(result) {
+  // The settings of an earlier result back in the controls (its uploads too), and its images on show.
+  autoRun = false;
+  $("model").value = result.model;
+  showFields();
+  const m = current();
+  for (const f of m.fields) {
+    const value = result.body[f.name];
+    if (f.kind === "class") {
+      $(`field-${f.name}`).value = Array.isArray(value) ? (value.length > 1 ? "all" : String(value[0])) : String(value);
+    } else if (f.kind === "image") {
+      uploads[f.name] = value;
+      const preview = $(`field-${f.name}`).nextElementSibling;
+      preview.src = value;
+      preview.hidden = false;
+    }
+  }
+  $("count").value = String(result.body.n);
+  $("seed").value = String(result.body.seed);
+  show(result);
+  setStatus(`restored: ${result.info}`);
+}
+
+function saveOne(event) {
+  // The image under the click, alone: the grid is columns × rows of cells with 2 px of padding.
+  if (!shown) return;
+  const {answer} = shown, img = $("result");
+  const x = event.offsetX * img.naturalWidth / img.clientWidth, y = event.offsetY * img.naturalHeight / img.clientHeight;
+  const columns = answer.columns ? answer.columns.length : 1, rows = answer.rows ? answer.rows.length : 1;
+  const across = columns > 1 ? columns : rows > 1 ? answer.n : Math.ceil(Math.sqrt(answer.n));
+  const col = Math.floor((x - 1) / (answer.width + 2)), row = Math.floor((y - 1) / (answer.height + 2));
+  if (col < 0 || col >= across || row < 0) return;
+  let index = row * across + col;  // the grid's order; with columns, rows are (row value, draw)
+  if (columns > 1) index = (Math.floor(row / answer.n) * columns + col) * answer.n + (row % answer.n);
+  const image = answer.images[index];
+  if (!image) return;
+  if (savedUrl) URL.revokeObjectURL(savedUrl);
+  savedUrl = URL.createObjectURL(pngBlob(image.png));
+  const link = $("download-one");
+  link.href = savedUrl;
+  link.download = `${shown.model}-seed${shown.body.seed}-${String(index).padStart(3, "0")}.png`;
+  link.textContent = `Save image ${index + 1}` + (image.label ? ` (${[image.label, image.column].filter(Boolean).join(", ")})` : "");
+  link.hidden = false;
+  link.click();
+}
+
+async function downloadZip(event) {
+  event.preventDefault();
+  if (!shown) return;
+  setStatus("making the zip…");
+  try {
+    const response = await post({...shown.body, format: "zip"});
+    if (!response) return;
+    const url = URL.createObjectURL(await response.blob());
+    const link = el("a", {href: url, download: $("download-zip").download});
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    setStatus(`saved ${$("download-zip").download}`);
+  } catch (err) {
+    setStatus(`the server did not answer: ${err.message}`, true);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  $("model").addEventListener("change", showFields);
+  $("model").addEventListener("change", () => { autoRun = false; showFields(); });
+  $("result").addEventListener("click", saveOne);
+  $("download-zip").addEventListener("click", downloadZip);
   $("controls").addEventListener("submit", generate);
   $("random-seed").addEventListener("click", () => { $("seed").value = String(Math.floor(Math.random() * 2 ** 32)); });
   loadModels();

@@ -21,8 +21,8 @@ from .stages import STAGE_TASKS, locate
 
 
 def _generate(p: TwoStage, values: dict, n: int, seed: int) -> torch.Tensor:
-    """n images per label A row, all under the one label B chosen."""
-    return p.sample(label_a=values["label_a"], label_b=values["label_b"][0], n=n, seed=seed)
+    """n images for every (label A, label B) pair, label A-major (rows: label A, columns: label B)."""
+    return p.sample(label_a=values["label_a"], label_b=values["label_b"], n=n, seed=seed)
 
 
 @register
@@ -38,7 +38,8 @@ class TwoStageTask(GANTask):
     flags = {"sample": ("label_a", "label_b", "n_per_pair"), "eval": ("n_per_pair",)}
     flag_keys = {"stage": "stages.stage"}
     controls = Controls(title="two labels, two stages (label A -> intermediate -> image with label B)",
-                        conditions=lambda p: ["label_a", "label_b"], rows="label_a", generate=_generate,
+                        conditions=lambda p: ["label_a", "label_b"], rows="label_a", columns="label_b",
+                        generate=_generate,
                         hints={"label_a": "what to make (G1 draws its intermediate)",
                                "label_b": "how it looks (G2 renders the intermediate with it)"})
 
