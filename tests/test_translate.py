@@ -162,3 +162,19 @@ def test_builtin_pairs_with_labels_conditioning_the_translator(tmp_path):
 def test_use_label_without_labelled_pairs_is_a_clear_error(pairs_dir, tmp_path):
     with pytest.raises(ConfigError, match="model.use_label needs pairs with class labels"):
         train(load_config(None, tiny_translate_overrides(pairs_dir, **{"model.use_label": True})), tmp_path / "r", quiet=True)
+
+
+def test_the_summary_line_reads_na_where_a_floor_is_missing(monkeypatch, capsys, tmp_path):
+    """A floor the data could not give (None) prints 'n/a', as report.md does, instead of a format error."""
+    import argparse
+
+    import condgan.eval.translation as translation
+    from condgan.tasks.translate import TranslationTask
+
+    report = {"model": {"l1": 0.2, "ssim": 0.5, "sharpness_ratio": 0.9, "fid": 1.5, "recall": 0.4, "class_accuracy": 0.8},
+              "real_floor": {"fid": None, "recall": 0.9, "class_accuracy": None}}
+    monkeypatch.setattr(translation, "evaluate_translator", lambda *a, **k: report)
+    args = argparse.Namespace(max_pairs=None, seed=0, quiet=True, run="run")
+    assert TranslationTask.evaluate(None, args, tmp_path) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "FID 1.500 (real n/a)" in line and "recall 0.400 (real 0.900)" in line and "80.0% (real n/a)" in line

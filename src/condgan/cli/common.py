@@ -67,14 +67,22 @@ class _OnceParser:
             self._parser.add_argument(*names, **kwargs)
 
 
-def check_flags_apply(command: str, args: argparse.Namespace, task) -> None:
-    """Refuse a task's own flag given for a model of another task, naming the task it is for."""
-    mine = set(task.flags.get(command, ()))
+def foreign_flag(command: str, args: argparse.Namespace, task=None) -> tuple[str, object] | None:
+    """The first task flag given that `task` does not take (any task's, for task None), and the task it is for."""
+    mine = set(task.flags.get(command, ())) if task is not None else set()
     for other in registry.tasks():
         for dest in other.flags.get(command, ()):
             if dest not in mine and getattr(args, dest, None) is not None:
-                flag = "--" + dest.replace("_", "-")
-                raise UserError(f"{flag} does not apply to {task.noun()}; {flag} is for {other.noun()}")
+                return "--" + dest.replace("_", "-"), other
+    return None
+
+
+def check_flags_apply(command: str, args: argparse.Namespace, task) -> None:
+    """Refuse a task's own flag given for a model of another task, naming the task it is for."""
+    found = foreign_flag(command, args, task)
+    if found:
+        flag, other = found
+        raise UserError(f"{flag} does not apply to {task.noun()}; {flag} is for {other.noun()}")
 
 
 def check_writable(out: Path) -> None:

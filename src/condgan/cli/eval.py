@@ -6,7 +6,7 @@ import argparse
 
 from .. import registry
 from ..errors import UserError
-from .common import (DEVICE_CHOICES, add_task_arguments, check_flags_apply, default_out, load_on_device, say_device,
+from .common import (DEVICE_CHOICES, foreign_flag, add_task_arguments, check_flags_apply, default_out, load_on_device, say_device,
                      seed_int)
 
 MAX_EVALUATOR_EPOCHS = 1000
@@ -96,11 +96,9 @@ def _eval_samples(args: argparse.Namespace) -> int:
         raise UserError("--samples needs --data: the dataset the samples imitate (fashion-mnist, mnist, or a folder)")
     if args.device not in (None, "auto", "cpu"):
         raise UserError("--device is for a run's model; --samples are scored on the CPU (leave --device out)")
-    for other in registry.tasks():
-        for dest in other.flags.get("eval", ()):
-            if getattr(args, dest, None) is not None:
-                raise UserError(f"--{dest.replace('_', '-')} is for a run of {other.noun()}; --samples takes --data, "
-                                f"--classes and --image-size")
+    found = foreign_flag("eval", args)
+    if found:
+        raise UserError(f"{found[0]} is for a run of {found[1].noun()}; --samples takes --data, --classes and --image-size")
     report = evaluate_samples(args.samples, _data_cfg(args), out_dir=args.out, seed=args.seed, progress=not args.quiet)
     print_summary(report)
     return 0

@@ -13,7 +13,7 @@ from ..pipelines import Translator, check_count
 from ..registry import Controls, register
 from ..untrusted import printable
 from ..visual import save_sheet
-from .base import GANTask, Roles, build_translator, class_term_check, pair_rows
+from .base import GANTask, Roles, build_translator, class_term_check, pair_rows, versus
 
 MAX_SHEET = 256
 
@@ -118,9 +118,9 @@ class TranslationTask(GANTask):
         m, f = r["model"], r["real_floor"]
         line = f"L1 {m['l1']:.4f}  SSIM {m['ssim']:.3f}  sharpness {m['sharpness_ratio']:.2f}x real"
         if m.get("fid") is not None:
-            line += f"  FID {m['fid']:.3f} (real {f['fid']:.3f})  recall {m['recall']:.3f} (real {f['recall']:.3f})"
+            line += f"  FID {versus(m, f, 'fid', '.3f')}  recall {versus(m, f, 'recall', '.3f')}"
         if m.get("class_accuracy") is not None:
-            line += f"  class accuracy {m['class_accuracy']:.1%} (real {f['class_accuracy']:.1%})"
+            line += f"  class accuracy {versus(m, f, 'class_accuracy', '.1%')}"
         print(line)
         print(f"report: {Path(out) / 'report.md'}")
         return 0

@@ -15,7 +15,7 @@ from ...errors import UserError
 from ...pipelines import TwoStage, check_count
 from ...registry import Controls, register
 from ...untrusted import printable
-from ..base import GANTask, class_term_check, labels_flag, parse_labels
+from ..base import GANTask, class_term_check, labels_flag, parse_labels, versus
 from . import config as sections
 from .stages import STAGE_TASKS, locate
 
@@ -120,9 +120,9 @@ class TwoStageTask(GANTask):
         n = 100 if args.n_per_pair is None else args.n_per_pair
         r = evaluate_two_stage(ts, out, n_per_pair=n, seed=args.seed, progress=not args.quiet, source=str(args.run))
         m, f = r["model"], r["real_floor"]
-        print(f"label A {m['label_a_accuracy']:.1%} (real {f['label_a_accuracy']:.1%})  label B {m['label_b_accuracy']:.1%} "
-              f"(real {f['label_b_accuracy']:.1%})  IoU {m['iou']:.3f} (real {f['iou']:.3f})  stage 1 label A "
-              f"{m['stage1_accuracy']:.1%} (real {f['stage1_accuracy']:.1%})  FID {m['fid']:.3f} (real {f['fid']:.3f})")
+        print(f"label A {versus(m, f, 'label_a_accuracy', '.1%')}  label B {versus(m, f, 'label_b_accuracy', '.1%')}  "
+              f"IoU {versus(m, f, 'iou', '.3f')}  stage 1 label A {versus(m, f, 'stage1_accuracy', '.1%')}  "
+              f"FID {versus(m, f, 'fid', '.3f')}")
         print(f"report: {Path(out) / 'report.md'}")
         return 0
 
