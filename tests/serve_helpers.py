@@ -6,6 +6,7 @@ import io
 import json
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +14,11 @@ from PIL import Image
 
 from condgan.config import load_config
 from condgan.serve.app import load_models, make_server
+from condgan.serve.folders import index_folders
 from condgan.training import train
 from conftest import tiny_overrides, tiny_translate_overrides, write_folders, write_pairs
+
+V2 = Path(__file__).parent / "fixtures" / "v2"  # one run and one export of each task (fixtures/v2/README.md)
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +28,23 @@ def tiny_runs(tmp_path_factory):
     train(load_config(None, tiny_overrides(write_folders(root / "shoes-data"), steps=2)), root / "shoes", quiet=True)
     train(load_config(None, tiny_translate_overrides(write_pairs(root / "pairs"), steps=2)), root / "edges", quiet=True)
     return {"shoes": root / "shoes", "edges": root / "edges"}
+
+
+@pytest.fixture(scope="session")
+def gallery(tmp_path_factory):
+    """A folder to search: 8 distinct 28 px grey images in two sub-folders (bars/000.png ... posts/003.png)."""
+    return write_folders(tmp_path_factory.mktemp("search") / "shoes", classes=("bars", "posts"), per_class=4, size=28)
+
+
+@pytest.fixture(scope="session")
+def similarity_models(gallery, tmp_path_factory):
+    """('sim', 'bare'): the v2 similarity export twice, 'sim' searching `gallery` (indexed into a temporary
+    cache, as --search-folder does at start), 'bare' with no folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONDGAN_CACHE", str(tmp_path_factory.mktemp("cache")))
+        sim, bare = load_models([f"sim={V2 / 'export-similarity'}", f"bare={V2 / 'export-similarity'}"], say=lambda *_: None)
+        index_folders([sim], [str(gallery)], say=lambda *_: None)
+    return sim, bare
 
 
 @contextmanager

@@ -138,13 +138,17 @@ def test_the_python_api_trains_the_task_from_arrays(tmp_path):
     assert isinstance(model, Denoiser) and model.denoise(images[:2]).shape == (2, 1, 12, 12)
 
 
-def test_a_task_without_controls_is_refused_by_serve_with_the_served_list(tmp_path):
+def test_a_task_without_controls_is_refused_by_serve_with_the_served_list(tmp_path, monkeypatch):
     from condgan.serve.kinds import kind_of
 
-    class Plain(Translator):
-        task = "similarity"
+    class Unserved(registry.Task):  # a task that declares no controls
+        name = "unserved"
 
-    with pytest.raises(UserError, match="does not know how to serve a 'similarity' model yet .*denoise"):
+    class Plain(Translator):
+        task = "unserved"
+
+    monkeypatch.setitem(registry._TASKS, "unserved", Unserved)
+    with pytest.raises(UserError, match="does not know how to serve a 'unserved' model yet .*similarity.*denoise"):
         kind_of(Plain.__new__(Plain), tmp_path)
 
 

@@ -13,6 +13,7 @@ from collections import namedtuple
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import condgan
@@ -23,7 +24,7 @@ from condgan.pipelines import Translator
 from condgan.serve.app import ServedModel, load_models
 from condgan.registry import get as get_task
 from condgan.serve.kinds import Kind
-from serve_helpers import a_mask, a_two_stage, png_b64, request, running, served, tiny_runs  # noqa: F401 (fixtures)
+from serve_helpers import V2, a_mask, a_two_stage, png_b64, request, running, served, tiny_runs  # noqa: F401 (fixtures)
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -49,11 +50,12 @@ def test_healthz_and_the_page_with_no_outside_resource(served):
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert b'src="/static/app.js"' in page and b'href="/static/style.css"' in page
     assert "script-src 'self'" in headers["Content-Security-Policy"] and headers["X-Content-Type-Options"] == "nosniff"
-    for path in ("/", "/static/app.js", "/static/style.css"):
+    for path in ("/", "/static/app.js", "/static/similar.js", "/static/style.css"):
         status, _, text = request(served, "GET", path)
         assert status == 200 and b"http://" not in text and b"https://" not in text, f"{path} refers to another site"
-    script = request(served, "GET", "/static/app.js")[2]
-    assert b"innerHTML" not in script and b"textContent" in script, "text from data must go through textContent"
+    for script in ("/static/app.js", "/static/similar.js"):
+        text = request(served, "GET", script)[2]
+        assert b"innerHTML" not in text and b"textContent" in text, "text from data must go through textContent"
     assert request(served, "HEAD", "/healthz")[::2] == (200, b"")
 
 
@@ -160,6 +162,52 @@ def test_a_two_stage_model_shows_one_column_per_label_b():
     assert status_big == 400 and "(got 50 × 2 × 3 = 300)" in json.loads(big)["error"]
 
 
+def test_the_latent_path_starts_and_ends_at_the_seeds_own_noise():
+    from condgan.pipelines.latents import seed_path
+
+    gen = condgan.load(V2 / "export-cgan")
+    z_a, z_b = gen.noise(1, 3)[0], gen.noise(1, 11)[0]
+    path = seed_path(z_a, z_b, 7)
+    assert torch.equal(path[0], z_a) and torch.equal(path[-1], z_b), "the ends are the seeds' noise, bit for bit"
+    wide = torch.randn(2, 64, generator=torch.Generator().manual_seed(0))  # nearly orthogonal in 64 dimensions
+    middle, straight = seed_path(wide[0], wide[1], 3)[1].norm(), wide.mean(0).norm()
+    assert straight < 0.8 * wide.norm(dim=1).min() and middle > 0.95 * wide.norm(dim=1).min(), \
+        "slerp keeps the middle at the ends' radius; the straight line's midpoint falls inside the shell"
+    assert torch.equal(seed_path(z_a, z_a, 3), z_a.expand(3, -1)), "one seed twice: no division by zero"
+
+
+def test_a_seed_to_seed_strip_ends_at_each_seeds_plain_image(served, tiny_runs):
+    body = {"model": "shoes", "label": "sandal", "seed_a": 3, "seed_b": 11, "steps": 5}
+    status, _, raw = request(served, "POST", "/api/interpolate", {**body, "format": "json"})
+    assert status == 200, raw
+    answer = json.loads(raw)
+    assert (answer["seed_a"], answer["seed_b"], answer["steps"], answer["strip"]) == (3, 11, 5, True)
+    assert [im["t"] for im in answer["images"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    strip = np.stack([decode_png(base64.b64decode(im["png"])) for im in answer["images"]]).astype(int)
+    plain = {}
+    for seed in (3, 11):  # the plain generation of that class, one image, through the API
+        status, _, raw = request(served, "POST", "/api/generate", {"model": "shoes", "label": "sandal", "n": 1,
+                                                                   "seed": seed, "format": "json"})
+        plain[seed] = decode_png(base64.b64decode(json.loads(raw)["images"][0]["png"])).astype(int)
+    # equal pixels, but for float rounding: the strip runs as one batch of 5, plain generation as a batch of 1
+    for end, seed in ((strip[0], 3), (strip[-1], 11)):
+        assert np.abs(end - plain[seed]).max() <= 1 and (end == plain[seed]).mean() > 0.99
+    assert np.abs(plain[3] - plain[11]).mean() > 5, "the two seeds' images differ: the check above means something"
+    want = condgan.load(tiny_runs["shoes"]).interpolate("sandal", 3, 11, steps=5, output_type="uint8")
+    assert np.array_equal(strip, want[:, 0].numpy()), "the API's strip is the pipeline's"
+
+    grid = decode_png(request(served, "POST", "/api/interpolate", {**body, "label": ["boot", "sneaker"]})[2])
+    assert grid.shape[:2] == (2 + 2 * 18, 2 + 5 * 18), "one strip (row) per class, one column per step"
+    status, headers, data = request(served, "POST", "/api/interpolate", {**body, "format": "zip"})
+    assert status == 200 and headers["Content-Disposition"] == 'attachment; filename="shoes-seed3-to-11.zip"'
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        asked = json.loads(archive.read("request.json"))
+        assert len(archive.namelist()) == 5 + 2 and archive.read("image_004.png") == base64.b64decode(answer["images"][4]["png"])
+    assert {k: asked[k] for k in ("seed_a", "seed_b", "steps", "label")} == {"seed_a": 3, "seed_b": 11, "steps": 5,
+                                                                              "label": ["sandal"]}
+    assert asked["images"][2] == {"file": "image_002.png", "label": "sandal", "t": 0.5}
+
+
 def test_concurrent_requests_get_their_own_images(served, tiny_runs):
     gen = condgan.load(tiny_runs["shoes"])
     seeds = list(range(100, 116))
@@ -225,6 +273,11 @@ BAD_REQUESTS = [
     Case("body over the limit (Content-Length 1 GB)", "POST", "/api/generate", None, {**JSON, "Content-Length": "1000000000"}, 413, "the body is 1,000,000,000 bytes; the limit is"),
     Case("not JSON (form post)", "POST", "/api/generate", b"model=shoes", {"Content-Type": "application/x-www-form-urlencoded"}, 415, "send the request as JSON"),
     Case("no Content-Length (chunked)", "POST", "/api/generate", None, {**JSON, "Transfer-Encoding": "chunked"}, 411, "send a Content-Length"),
+    Case("strip of 1 step", "POST", "/api/interpolate", {"model": "shoes", "label": "boot", "seed_a": 0, "seed_b": 1, "steps": 1}, None, 400, "'steps' must be an integer between 2 and 64, got 1"),
+    Case("strip of 65 steps", "POST", "/api/interpolate", {"model": "shoes", "label": "boot", "seed_a": 0, "seed_b": 1, "steps": 65}, None, 400, "'steps' must be an integer between 2 and 64, got 65"),
+    Case("strip without seed_b", "POST", "/api/interpolate", {"model": "shoes", "label": "boot", "seed_a": 0}, None, 400, "missing 'seed_b': an integer between 0 and 4294967295"),
+    Case("strip with n (a generate key)", "POST", "/api/interpolate", {"model": "shoes", "label": "boot", "seed_a": 0, "seed_b": 1, "n": 4}, None, 400, "unknown key 'n' for model 'shoes'; it takes: model, seed_a, seed_b, steps, format, label"),
+    Case("strip of a translator", "POST", "/api/interpolate", {"model": "edges", "source": _MASK, "seed_a": 0, "seed_b": 1}, None, 400, "model 'edges' does not interpolate between seeds; it answers /api/generate"),
     Case("GET on the generate route", "GET", "/api/generate", None, None, 405, "/api/generate takes POST, not GET"),
     Case("POST on the models route", "POST", "/api/models", {}, None, 405, "/api/models takes GET, not POST"),
     Case("DELETE", "DELETE", "/healthz", None, None, 405, "/healthz takes GET, not DELETE"),

@@ -1,7 +1,8 @@
 """End to end in headless Chromium (Debian's chromium + chromium-driver, driven by Selenium): the page lists the
 models, builds each model's controls from its fields, generates (once on open too), shows the grid, keeps the
-tab's earlier results in a strip, and offers the grid, one image or a zip for download. (The screenshots of
-docs/serving.md are taken by scripts/serve_screenshots.py, with real models: the tiny test models draw noise.)
+tab's earlier results in a strip, and offers the grid, one image or a zip for download; a class-conditional
+model's seed-to-seed strip; a similarity model's Compare and Search tabs. (The screenshots of docs/serving.md
+are taken by scripts/serve_screenshots.py, with real models: the tiny test models draw noise.)
 """
 
 import json
@@ -16,7 +17,7 @@ from PIL import Image
 from condgan.conditions import ClassField, Spec
 from condgan.registry import get as get_task
 from condgan.serve.app import ServedModel, load_models
-from serve_helpers import a_mask, a_two_stage, running, tiny_runs  # noqa: F401 (fixture)
+from serve_helpers import a_mask, a_two_stage, gallery, png_b64, request, running, similarity_models, tiny_runs  # noqa: F401
 
 
 def _find(names, extra=()):
@@ -35,7 +36,7 @@ HOSTILE = "<img src=x onerror=window.pwned=1>"  # a class name from someone's fo
 
 
 @pytest.fixture(scope="module")
-def page_server(tiny_runs):
+def page_server(tiny_runs, similarity_models):
     say = lambda *_: None  # noqa: E731
     shoes, edges = load_models([str(tiny_runs["shoes"]), str(tiny_runs["edges"])], say=say)
     hostile = load_models([f"hostile={tiny_runs['shoes']}"], say=say)[0]
@@ -43,7 +44,7 @@ def page_server(tiny_runs):
     spec["label"] = ClassField((HOSTILE, "sandal", "sneaker"))
     hostile.pipeline.spec = spec
     colours = ServedModel("colours", "memory", a_two_stage(), get_task("two-stage").controls)
-    with running([shoes, edges, hostile, colours]) as server:
+    with running([shoes, edges, hostile, colours, *similarity_models]) as server:
         yield server
 
 
@@ -245,3 +246,80 @@ def test_generated_on_open_history_restores_and_downloads(page_server, browser, 
     wait(browser, lambda d: d.find_element(By.ID, "download-one").get_attribute("download") == "colours-seed9-011.png")
     assert browser.find_element(By.ID, "download-one").text == "Save image 12 (post, blue)"
     browser.set_window_size(1100, 900)
+
+
+def test_a_seed_to_seed_strip_ends_at_each_seeds_own_image(page_server, browser):
+    import base64
+    import io
+
+    from selenium.webdriver.common.by import By
+
+    opened = open_page(browser, page_server.url + "?model=shoes")
+    assert not browser.find_element(By.ID, "interpolation").get_attribute("hidden"), "a class-conditional model interpolates"
+    choose(browser, "field-label", text="sneaker")
+    set_number(browser, "seed", 3)
+    set_number(browser, "seed-b", 11)
+    set_number(browser, "steps", 6)
+    browser.find_element(By.ID, "interpolate").click()
+    strip = shown_result(browser, opened["src"])
+    assert (strip["width"], strip["height"]) == (2 + 6 * 18, 2 + 18), "one row of 6 images of 16 px"
+    assert strip["download"] == "shoes-seed3-to-11.png"
+    pngs = browser.execute_script("return shown.answer.images.map((im) => im.png);")
+    assert len(pngs) == 6
+
+    def decoded(png: str) -> np.ndarray:
+        return np.array(Image.open(io.BytesIO(base64.b64decode(png)))).astype(int)
+
+    for end, seed in ((pngs[0], 3), (pngs[-1], 11)):  # the ends on the page against plain generation, through the API
+        status, _, body = request(page_server, "POST", "/api/generate", {"model": "shoes", "label": "sneaker", "n": 1,
+                                                                        "seed": seed, "format": "json"})
+        plain = decoded(json.loads(body)["images"][0]["png"])
+        assert status == 200 and np.abs(decoded(end) - plain).max() <= 1, "equal but for float rounding of a batch"
+    assert np.abs(decoded(pngs[0]) - decoded(pngs[-1])).mean() > 5, "the two ends differ"
+    history = browser.find_elements(By.CSS_SELECTOR, "#history-strip button")
+    assert history[0].text == "shoes · 3→11" and "active" in history[0].get_attribute("class")
+
+
+def upload(browser, input_id: str, path) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.ID, input_id).send_keys(str(path))
+    wait(browser, lambda d: d.execute_script(f"return picked['{input_id}'] !== undefined;"))
+
+
+def test_a_similarity_model_compares_and_searches(page_server, browser, gallery):
+    from selenium.webdriver.common.by import By
+
+    browser.get(page_server.url + "?model=sim")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+    assert browser.find_element(By.ID, "make").get_attribute("hidden") is not None, "no generate controls"
+    assert browser.find_element(By.ID, "similar").get_attribute("hidden") is None
+    assert browser.find_element(By.ID, "output").get_attribute("hidden") is not None, "nothing generated on open"
+    a, b = gallery / "bars" / "000.png", gallery / "posts" / "002.png"
+    upload(browser, "upload-a", a)
+    upload(browser, "upload-b", b)
+    browser.find_element(By.ID, "compare").click()
+    text = wait(browser, lambda d: d.find_element(By.ID, "verdict").is_displayed() and d.find_element(By.ID, "verdict-text").text)
+    answer = json.loads(request(page_server, "POST", "/api/compare", {"model": "sim", "a": png_b64(np.array(Image.open(a))),
+                                                                      "b": png_b64(np.array(Image.open(b)))})[2])
+    assert text == ("the same, to this model" if answer["same"] else "different, to this model")
+    assert f"similarity {answer['similarity']:.4f}" in browser.find_element(By.ID, "verdict-info").text
+
+    browser.find_element(By.ID, "tab-search").click()
+    assert not browser.find_element(By.ID, "verdict").is_displayed(), "each tab shows its own answer"
+    assert [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#folder option")] == ["shoes (8 images)"]
+    upload(browser, "upload-query", gallery / "posts" / "001.png")
+    set_number(browser, "k", 3)
+    browser.find_element(By.ID, "search").click()
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#matches-list figure")) == 3 and d.execute_script(
+        "return [...document.querySelectorAll('#matches-list img')].every((im) => im.complete && im.naturalWidth === 28);"))
+    captions = [f.text for f in browser.find_elements(By.CSS_SELECTOR, "#matches-list figcaption")]
+    assert captions[0].startswith("1. posts/001.png · 1.0000") and captions[2].startswith("3. ")
+    src = browser.find_element(By.CSS_SELECTOR, "#matches-list img").get_attribute("src")
+    assert src.startswith(page_server.url + "api/search-image?model=sim&folder=0&item=") and str(gallery) not in src
+
+    choose(browser, "model", "bare")  # the same kind of model, started without --search-folder
+    assert browser.find_element(By.ID, "search-panel").is_displayed(), "the Search tab stays chosen"
+    off = browser.find_element(By.ID, "search-off")
+    assert off.is_displayed() and "--search-folder DIR" in off.text
+    assert not browser.find_element(By.ID, "search-on").is_displayed() and not browser.find_element(By.ID, "matches").is_displayed()

@@ -30,20 +30,34 @@ BUILTIN = "condgan.tasks"  # importing it registers condgan's own tasks
 
 @dataclass(frozen=True)
 class Controls:
-    """How `condgan serve` offers a task's models: the fields a user supplies and the call that makes images.
+    """How `condgan serve` offers a task's models: the fields a user supplies and the calls that use the model.
 
     `generate(pipeline, values, n, seed)` receives values already checked against the pipeline's Spec: a class
     field as a list of class indices (several only for the `rows` field: one grid row per value, and the `columns`
     field: one grid column per value), an image field as a decoded PIL image. It returns float images in [-1, 1]
-    ordered by row value, then column value, then the n draws."""
+    ordered by row value, then column value, then the n draws. A model that makes no images leaves it None and
+    offers `compare` and `search` instead (the page's Compare and Search tabs)."""
 
     title: str
     conditions: Callable  # pipeline -> the Spec field names the user supplies, in the page's order
-    generate: Callable  # (pipeline, values, n, seed) -> float images in [-1, 1]
+    generate: Callable | None = None  # (pipeline, values, n, seed) -> float images in [-1, 1]
     rows: str | None = None  # the class field that may take several values, one grid row each
     columns: str | None = None  # another class field that may take several values, one grid column each
-    output: str = "image"  # the Spec field the model produces
+    output: str = "image"  # the Spec field of its images: those it makes (or, to compare and search, those it reads)
     hints: dict[str, str] = field(default_factory=dict)  # a line of help per field
+    # (pipeline, values, seed_a, seed_b, steps) -> float images: per row value, `steps` images whose noise goes from
+    # seed_a's to seed_b's (the seed-to-seed strip)
+    interpolate: Callable | None = None
+    compare: Callable | None = None  # (pipeline, image_a, image_b) -> pipelines.embedder.Comparison
+    index: Callable | None = None  # (pipeline, folder) -> search.SearchIndex of its images (`--search-folder`)
+    query: Callable | None = None  # (pipeline, image) -> the embedding that the index's nearest() takes
+
+    @property
+    def tools(self) -> list[str]:
+        """What the API and the page offer for its models: generate, interpolate, compare, search."""
+        offered = {"generate": self.generate, "interpolate": self.interpolate, "compare": self.compare,
+                   "search": self.index and self.query}
+        return [name for name, call in offered.items() if call is not None]
 
 
 class Task:

@@ -36,7 +36,7 @@ def list_images(folder: Path) -> list[Path]:
     if not folder.exists():
         raise UserError(f"search folder {folder} does not exist")
     if not folder.is_dir():
-        raise UserError(f"--in {folder} is a file; give a folder of images to search")
+        raise UserError(f"search folder {folder} is a file; give a folder of images to search")
     files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
                    and not any(part.startswith(".") for part in f.relative_to(folder).parts))
     if not files:
@@ -78,11 +78,9 @@ class SearchIndex:
         top = scores.topk(min(k, len(scores)))
         out = []
         for score, i in zip(top.values.tolist(), top.indices.tolist()):
-            item = {"score": round(score, 6)}
+            item = {"score": round(score, 6), "index": i}  # a folder's: its position in the sorted listing (names)
             if self.names is not None:
                 item["path"] = str(self.root / self.names[i])
-            else:
-                item["index"] = i
             out.append(item)
         return out
 

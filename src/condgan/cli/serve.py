@@ -18,12 +18,15 @@ def add_serve_command(sub) -> None:
     v = sub.add_parser("serve", help="a web page and a JSON API for trained models (loopback only by default)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Load the models once and serve a page (choose a model, its class or input image,\n"
-                       "count and seed; see and download the grid) and a JSON API: GET /api/models,\n"
-                       "POST /api/generate, GET /healthz. Limits: at most 256 images per request, uploads of at\n"
-                       "most 4 MiB and 2048x2048 pixels, one inference at a time per model.\n"
+                       "count and seed; see and download the grid; a class-conditional model's seed-to-seed strip;\n"
+                       "a similarity model's Compare and Search tabs) and a JSON API: GET /api/models, POST\n"
+                       "/api/generate, /api/interpolate, /api/compare, /api/search, GET /healthz. Limits: at most\n"
+                       "256 images per request, uploads of at most 4 MiB and 2048x2048 pixels, one inference at a\n"
+                       "time per model.\n"
                        "There is no authentication: keep the default --host 127.0.0.1, or put a reverse proxy\n"
                        "with TLS, authentication and rate limits in front (docs/serving.md).",
                        epilog="examples:\n  condgan serve runs/fmnist\n  condgan serve shoes=runs/shoes edges=exported/edges --port 8080\n"
+                       "  condgan serve runs/similar --search-folder shoes=/data/shoes\n"
                        "  curl -s localhost:8000/api/models\n"
                        "  curl -s localhost:8000/api/generate -H 'Content-Type: application/json' "
                        "-d '{\"model\": \"fmnist\", \"label\": \"sandal\", \"n\": 16, \"seed\": 3}' -o sandals.png")
@@ -32,6 +35,10 @@ def add_serve_command(sub) -> None:
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
                    "0.0.0.0 listens on every interface, which needs a proxy in front)")
     v.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
+    v.add_argument("--search-folder", action="append", default=[], metavar="[NAME=]DIR", help="a folder of images that "
+                   "a similarity model's Search tab searches (sub-folders included; repeatable; indexed at start, the "
+                   "index cached as condgan search caches it). The page and API pick it by NAME (default: the folder's "
+                   "name) or id, never by a path")
     add_device_argument(v, "the models run")
     v.add_argument("--timeout", type=float, default=d.timeout, help=f"seconds a connection may stay silent before "
                    f"it is dropped (default {d.timeout:g})")
@@ -50,6 +57,7 @@ def cmd_serve(args) -> int:
     import signal
 
     from ..serve.app import load_models, make_server
+    from ..serve.folders import index_folders
     from ..serve.limits import Limits
 
     if not 0 <= args.port <= 65535:
@@ -63,6 +71,7 @@ def cmd_serve(args) -> int:
                             f"not {printable(name, 80)!r}")
     chosen = device(args.device, "--device")
     models = load_models(args.models, device=chosen)
+    index_folders(models, args.search_folder)
     say_device(args, chosen)
     try:
         server = make_server(models, args.host, args.port, limits, quiet=args.quiet, allow_hosts=args.allow_host)

@@ -51,9 +51,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     field = model.spec["image"]
     a, b = read_user_image(args.a, field, "image"), read_user_image(args.b, field, "image")
     say_device(args, model.device)
-    score = float(model.similarity(a, b)[0])
-    verdict = "similar" if score >= model.threshold else "not similar"
-    print(f"similarity {score:.4f}  (threshold {model.threshold:.4f}): {verdict}")
+    c = model.compare(a, b)
+    print(f"similarity {c.similarity:.4f}  (threshold {c.threshold:.4f}): {c.verdict}")
     return 0
 
 

@@ -23,6 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..data import to_uint8
+from ..pipelines.latents import slerp
 from ..visual import drawable_label, save_grid
 from .evaluator import Evaluator
 
@@ -36,18 +37,6 @@ def interference_grid(gen, path: Path, n_cols: int = 8, seed: int = 0) -> Path:
     images = gen(z, labels)
     return save_grid(images, path, nrow=n_cols, row_names=list(gen.class_names),
                      title="same noise in each column, one label per row")
-
-
-def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation, row-wise: stays at the typical radius of a Gaussian, unlike lerp."""
-    a, b = z0 / z0.norm(dim=-1, keepdim=True), z1 / z1.norm(dim=-1, keepdim=True)
-    omega = (a * b).sum(-1, keepdim=True).clamp(-1, 1).acos()
-    so = omega.sin()
-    t = t[:, None]
-    near = so.abs() < 1e-6  # parallel vectors: plain linear interpolation
-    w0 = torch.where(near, 1 - t, ((1 - t) * omega).sin() / so.where(~near, torch.ones_like(so)))
-    w1 = torch.where(near, t, (t * omega).sin() / so.where(~near, torch.ones_like(so)))
-    return w0 * z0 + w1 * z1
 
 
 @torch.no_grad()

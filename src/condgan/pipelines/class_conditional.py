@@ -12,10 +12,11 @@ from ..data.imageset import resolve_class, to_uint8
 from ..errors import UserError
 from ..progress import progress
 from .base import Pipeline, as_output, check_count
+from .latents import seed_path
 
 
 class ClassConditional(Pipeline):
-    """A class-conditional generator: `sample(labels, n, seed)`."""
+    """A class-conditional generator: `sample(labels, n, seed)`, `interpolate(labels, seed_a, seed_b, steps)`."""
 
     task = "cgan"
     needs = ("image", "label")
@@ -72,6 +73,15 @@ class ClassConditional(Pipeline):
         ids = self.label_ids(labels).repeat_interleave(n)
         check_count(len(ids), "number of images")
         return as_output(self(self.noise(len(ids), seed), ids), output_type)
+
+    def interpolate(self, labels: str | int | Sequence[str | int], seed_a: int, seed_b: int, steps: int = 8,
+                    output_type: str = "pt"):
+        """`steps` images of each label in `labels` whose noise walks from seed_a's to seed_b's (latents.slerp), grouped
+        by label: each label's first image is its `sample(label, n=1, seed=seed_a)`, its last the one of seed_b."""
+        ids = self.label_ids(labels)
+        z = seed_path(self.noise(1, seed_a)[0], self.noise(1, seed_b)[0], steps)
+        check_count(len(ids) * steps, "number of images")
+        return as_output(self(z.repeat(len(ids), 1), ids.repeat_interleave(steps)), output_type)
 
     def sample_per_class(self, n_per_class: int, seed: int = 0, batch_size: int = 500,
                          progress_bar: bool = False, labels: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
 
 import torch
 
@@ -10,8 +11,21 @@ from .base import Pipeline, as_images, as_output, check_count
 from ..conditions import Spec
 
 
+class Comparison(NamedTuple):
+    """Two images compared: their cosine similarity, the run's threshold, and whether it calls them the same."""
+
+    similarity: float
+    threshold: float
+    same: bool
+
+    @property
+    def verdict(self) -> str:
+        """The words `condgan compare` and the serve API give it."""
+        return "similar" if self.same else "not similar"
+
+
 class Embedder(Pipeline):
-    """An embedding network (the similarity task): `embed`, `similarity`, `same`, `search`.
+    """An embedding network (the similarity task): `embed`, `similarity`, `same`, `compare`, `search`.
 
     Embeddings are unit vectors; the similarity of two images is their cosine (1 = identical in the
     network's eyes), and `threshold` is the similarity above which the run calls two images the same
@@ -65,8 +79,13 @@ class Embedder(Pipeline):
         """Whether a[i] and b[i] are similar at the learned threshold (bool, (N,))."""
         return self.similarity(a, b) >= self.threshold
 
+    def compare(self, a, b) -> Comparison:
+        """One image with another: the score and verdict `condgan compare` prints and the serve page's Compare tab shows."""
+        score = float(self.similarity(a, b)[0])
+        return Comparison(score, self.threshold, score >= self.threshold)
+
     def search(self, query, k: int = 8, within=None) -> list[dict]:
-        """The k images most similar to one query image, best first, as {'score', 'index' | 'path'}.
+        """The k images most similar to one query image, best first, as {'score', 'index'} (and 'path' for a folder).
         within: a folder of images (indexed once, cached, rebuilt when the folder changes), images
         (anything `embed` takes), or None: the run's own training images."""
         from ..search import SearchIndex

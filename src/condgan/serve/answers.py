@@ -1,8 +1,9 @@
-"""What a generate request is answered with: a PNG grid, JSON of base64 images, or a zip of PNG files.
+"""What a generate or strip request is answered with: a PNG grid, JSON of base64 images, or a zip of PNG files.
 
 The images come from a task's `generate` ordered by row value, then column value, then the n draws
 (the order of TwoStage.sample: label A-major). The grid shows one row per row value (n per row), or, with
 several column values, n rows per row value and one column per column value (as TwoStage.save_grid).
+A seed-to-seed strip is one row of its steps per row value.
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ def png_bytes(image_uint8: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-def grid_bytes(images: torch.Tensor, n: int, rows: int, columns: int = 1) -> bytes:
+def grid_bytes(images: torch.Tensor, n: int, rows: int, columns: int = 1, strip: bool = False) -> bytes:
     """A grid PNG of images ordered (row, column, draw): one row per row value, or a near-square block
-    for a single one; with several column values, n rows per row value and one column per column value."""
+    for a single one (unless a strip: one row, always); with several column values, n rows per row value and
+    one column per column value."""
     if columns > 1:
         images = images.view(rows, columns, n, *images.shape[1:]).transpose(1, 2).reshape(images.shape)
         nrow = columns
     else:
-        nrow = n if rows > 1 else math.ceil(math.sqrt(n))
+        nrow = n if rows > 1 or strip else math.ceil(math.sqrt(n))
     return png_bytes(to_uint8(make_grid(images.clamp(-1, 1), nrow=nrow, padding=2, pad_value=1.0)))  # white padding
 
 
@@ -46,22 +48,26 @@ class Result:
 
     model: str
     kind: str
-    seed: int
-    n: int
+    asked: dict  # what the request chose besides its conditions: {"seed", "n"}, or a strip's {"seed_a", "seed_b", "steps"}
+    n: int  # images per condition: the draws, or a strip's steps
     images: torch.Tensor  # float in [-1, 1], ordered (row value, column value, draw)
     rows: list[str] | None  # the row field's class names, one per row value (None: no row field)
     columns: list[str] | None  # the column field's class names (None: no column field)
     conditions: dict  # field -> class names, or an uploaded PIL image
+    strip: bool = False  # a seed-to-seed strip: one row of n per row value, however few rows
+    draws: list[dict] | None = None  # what tells a condition's n images apart (a strip's {"t"}), one per draw
 
     def grid(self) -> bytes:
-        return grid_bytes(self.images, self.n, len(self.rows or [None]), len(self.columns or [None]))
+        return grid_bytes(self.images, self.n, len(self.rows or [None]), len(self.columns or [None]), self.strip)
 
     def labels(self) -> list[dict]:
-        """What each image shows: its row's class ("label") and, with a column field, its column's ("column")."""
+        """What each image shows: its row's class ("label"), with a column field its column's ("column"), and
+        in a strip where it sits between the two seeds ("t")."""
         out = []
         for row in self.rows or [None]:
             for column in self.columns or [None]:
-                out += [{"label": row} | ({"column": column} if self.columns else {}) for _ in range(self.n)]
+                out += [{"label": row} | ({"column": column} if self.columns else {}) | (self.draws[i] if self.draws else {})
+                        for i in range(self.n)]
         return out
 
     def pngs(self) -> list[bytes]:
@@ -69,9 +75,11 @@ class Result:
 
     def to_json(self) -> dict:
         c, h, w = self.images.shape[1:]
-        answer = {"model": self.model, "kind": self.kind, "seed": self.seed, "n": self.n, "rows": self.rows}
+        answer = {"model": self.model, "kind": self.kind, **self.asked, "rows": self.rows}
         if self.columns is not None:
             answer["columns"] = self.columns
+        if self.strip:
+            answer["strip"] = True
         return {**answer, "channels": c, "height": h, "width": w,
                 "images": [{**label, "png": base64.b64encode(png).decode()} for label, png in zip(self.labels(), self.pngs())],
                 "grid": base64.b64encode(self.grid()).decode()}
@@ -89,7 +97,7 @@ class Result:
                 conditions[name] = f"{name}.png"
             else:
                 conditions[name] = value
-        request = {"model": self.model, "kind": self.kind, "seed": self.seed, "n": self.n, **conditions,
+        request = {"model": self.model, "kind": self.kind, **self.asked, **conditions,
                    "images": [{"file": file, **label} for file, label in zip(files, self.labels())]}
         files["grid.png"] = self.grid()
         files["request.json"] = (json.dumps(request, indent=1) + "\n").encode()

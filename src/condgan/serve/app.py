@@ -1,12 +1,18 @@
 """`condgan serve`: one process, the models loaded once, a page and a JSON API over the standard library.
 
     GET  /                 the page (static HTML/JS/CSS shipped in the package; no CDN)
-    GET  /api/models       every model: kind, fields (class names, image sizes), limits
+    GET  /api/models       every model: kind, tools, fields (class names, image sizes), search folders; limits
     POST /api/generate     {"model", <field>: value, "n", "seed", "format": "png"|"json"|"zip"} -> PNG grid, JSON, zip
+    POST /api/interpolate  {"model", <field>: value, "seed_a", "seed_b", "steps", "format"} -> a seed-to-seed strip
+    POST /api/compare      {"model", "a", "b"} (two uploads) -> similarity, threshold and verdict
+    POST /api/search       {"model", "query", "folder", "k"} -> the k nearest images of a --search-folder
+    GET  /api/search-image ?model=M&folder=F&item=I -> one search result, as a PNG
     GET  /healthz          {"status": "ok"}
 
+(routes.py answers the API routes; this module is the HTTP around them.)
+
 Why the standard library's ThreadingHTTPServer and not FastAPI/uvicorn or
-Gradio: four routes and one JSON body do not need a framework, it adds no
+Gradio: a handful of routes with JSON bodies do not need a framework, it adds no
 runtime dependency (condgan installs offline from a wheel cache), and every
 limit the issue asks for is a few explicit lines here rather than settings of
 three layers. Inference is CPU/GPU bound and serialised per model by a lock
@@ -32,27 +38,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 
-import torch
-
 from ..errors import UserError
-from .answers import Result
+from . import routes
 from .limits import Limits
-from .request import HTTPError, parse_generate
+from .request import HTTPError, read_json
 from .served import ServedModel, load_models
 
 __all__ = ["Server", "make_server", "load_models", "ServedModel"]  # the last two live in served.py
-
-
-# ----- inference ------------------------------------------------------------------------------------
-def generate(model: ServedModel, values: dict, n: int, seed: int, limits: Limits) -> torch.Tensor:
-    """Run the model under its lock (one inference at a time per model); wait at most busy_timeout."""
-    if not model.lock.acquire(timeout=limits.busy_timeout):
-        raise HTTPError(503, f"model {model.name!r} is busy; try again shortly")
-    try:
-        images = model.kind.generate(model.pipeline, values, n, seed)
-    finally:
-        model.lock.release()
-    return images.float().cpu()
 
 
 # ----- HTTP -------------------------------------------------------------------------------------------
@@ -61,9 +53,11 @@ def _static(name: str) -> bytes:
 
 
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+          "/static/similar.js": ("similar.js", "text/javascript; charset=utf-8"),
           "/static/style.css": ("style.css", "text/css; charset=utf-8")}
-ROUTES = {"/": "GET", "/static/app.js": "GET", "/static/style.css": "GET", "/api/models": "GET", "/healthz": "GET",
-          "/api/generate": "POST"}
+ROUTES = {**{path: "GET" for path in STATIC}, "/api/models": "GET", "/healthz": "GET", "/api/search-image": "GET",
+          **{path: "POST" for path in routes.POSTS}}
+API = "GET /api/models, GET /healthz, POST /api/generate, /api/interpolate, /api/compare, /api/search"
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -105,23 +99,29 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("PATCH")
 
     def _dispatch(self, method: str) -> None:
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         try:
             self._check_host()
             allowed = ROUTES.get(path)
             if allowed is None:
-                raise HTTPError(404, f"no such page {path[:80]!r}; the API is GET /api/models, POST /api/generate, GET /healthz")
+                raise HTTPError(404, f"no such page {path[:80]!r}; the API is {API}")
             if method != allowed and not (method, allowed) == ("HEAD", "GET"):
                 raise HTTPError(405, f"{path} takes {allowed}, not {method}")
+            server = self.server
             if path in STATIC:
                 file, ctype = STATIC[path]
-                return self._send(200, self.server.static[file], ctype)
+                return self._send(200, server.static[file], ctype)
             if path == "/healthz":
-                return self._json(200, {"status": "ok", "models": len(self.server.models)})
+                return self._json(200, {"status": "ok", "models": len(server.models)})
             if path == "/api/models":
-                return self._json(200, {"models": [m.describe() for m in self.server.models.values()],
-                                        "limits": self.server.limits.to_dict()})
-            return self._generate()
+                return self._json(200, {"models": [m.describe() for m in server.models.values()],
+                                        "limits": server.limits.to_dict()})
+            if path == "/api/search-image":
+                reply = routes.search_image(server.models, server.limits, query)
+            else:
+                body = read_json(self.headers, self.rfile, server.limits, routes.UPLOADS.get(path, 1))
+                reply = routes.POSTS[path](server.models, server.limits, body)
+            self._send(200, reply.body, reply.ctype, reply.headers)
         except HTTPError as e:
             self._json(e.status, {"error": e.args[0]}, close=True)
         except UserError as e:  # a pipeline's own check of the request (the same words as the CLI's)
@@ -142,50 +142,6 @@ class Handler(BaseHTTPRequestHandler):
         if name not in self.server.allowed_hosts and not (self.server.any_address and _is_address(name)):
             raise HTTPError(403, f"Host {host[:80]!r} is not a name of this server (a guard against DNS rebinding); "
                                  f"to allow it, start condgan serve with --allow-host {name[:80] or 'NAME'}")
-
-    def _generate(self) -> None:
-        limits = self.server.limits
-        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            raise HTTPError(415, "send the request as JSON (Content-Type: application/json)")
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            raise HTTPError(411, "send a Content-Length (chunked bodies are not accepted)")
-        try:
-            length = int(self.headers.get("Content-Length") or "")
-        except ValueError:
-            raise HTTPError(411, "send a Content-Length header") from None
-        if length < 0:
-            raise HTTPError(400, "Content-Length must not be negative")
-        if length > limits.max_body_bytes:
-            raise HTTPError(413, f"the body is {length:,} bytes; the limit is {limits.max_body_bytes:,}")
-        raw = self.rfile.read(length)
-        if len(raw) < length:
-            raise ConnectionError("body cut short")
-        try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as e:
-            raise HTTPError(400, f"the body is not valid JSON ({str(e)[:80]})") from None
-        except RecursionError:
-            raise HTTPError(400, "the body is not a request: its JSON is nested too deeply") from None
-        model, values, n, seed, fmt = parse_generate(body, self.server.models, limits)
-        result = Result(model.name, model.pipeline.task, seed, n, generate(model, values, n, seed, limits),
-                        rows=self._names(model, model.kind.rows, values), columns=self._names(model, model.kind.columns, values),
-                        conditions={k: self._names(model, k, values) or v for k, v in values.items()})
-        headers = {"X-Condgan-Seed": str(seed), "X-Condgan-Count": str(len(result.images))}
-        if fmt == "png":
-            headers["Content-Disposition"] = f'inline; filename="{model.name}-seed{seed}.png"'
-            return self._send(200, result.grid(), "image/png", headers)
-        if fmt == "zip":
-            headers["Content-Disposition"] = f'attachment; filename="{model.name}-seed{seed}.zip"'
-            return self._send(200, result.zip_bytes(), "application/zip", headers)
-        self._json(200, result.to_json(), headers=headers)
-
-    @staticmethod
-    def _names(model: ServedModel, field: str | None, values: dict) -> list[str] | None:
-        """The class names of a class field's values (None: no such field, or an image field)."""
-        if field is None or not isinstance(values.get(field), list):
-            return None
-        return [model.pipeline.spec[field].class_names[i] for i in values[field]]
 
     # ---- answers -------------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, ctype: str, headers: dict | None = None, close: bool = False) -> None:

@@ -34,6 +34,7 @@ class ClassConditionalTask(GANTask):
     flags = {"sample": ("label", "n_per_class"), "eval": ("n_per_class",)}
     controls = Controls(title="class-conditional generator", conditions=lambda p: ["label"], rows="label",
                         generate=lambda p, v, n, seed: p.sample(v["label"], n=n, seed=seed),
+                        interpolate=lambda p, v, seed_a, seed_b, steps: p.interpolate(v["label"], seed_a, seed_b, steps),
                         hints={"label": "the class to generate"})
 
     @classmethod

@@ -1,8 +1,10 @@
 // condgan's page: the controls are built from GET /api/models (a dropdown per class field, an upload per
 // image field), Generate posts to /api/generate (format json: every image and the grid) and shows the grid;
-// a click on one of its images saves that image, Download ZIP asks the server for a zip of them. The page
-// generates once on open, and keeps this tab's last results in a strip (page memory only). Text from the
-// server (model and class names, errors) only ever goes through textContent / option text, never markup.
+// Interpolate (a model whose tools include it) posts to /api/interpolate and shows the seed-to-seed strip the
+// same way. A click on one of its images saves that image, Download ZIP asks the server for a zip of them. The
+// page generates once on open, and keeps this tab's last results in a strip (page memory only). A model that
+// makes no images gets similar.js's Compare and Search tabs instead. Text from the server (model and class
+// names, errors) only ever goes through textContent / option text, never markup.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -10,7 +12,7 @@ let models = [];
 let limits = {max_count: 256, max_upload_bytes: 4194304};
 let uploads = {};  // image field name -> data: URL of the chosen file
 let autoRun = true;  // generate once on open (for a model that needs an upload: once one is chosen)
-let shown = null;  // the result on show: {model, body, gridUrl, answer, info}
+let shown = null;  // the result on show: {route, model, body, stem, gridUrl, answer, info, rows}
 let earlier = [];  // earlier results of this tab, newest first
 const HISTORY = 12;
 let savedUrl = null;  // the object URL of the last image saved alone
@@ -44,6 +46,7 @@ async function loadModels() {
     return;
   }
   $("count").max = String(limits.max_count);
+  $("steps").max = String(limits.max_steps);
   $("model").replaceChildren(...models.map((m) => el("option", {value: m.name}, m.name)));
   const wanted = new URLSearchParams(location.search).get("model");
   if (wanted && models.some((m) => m.name === wanted)) $("model").value = wanted;
@@ -54,7 +57,7 @@ async function loadModels() {
 
 function maybeAutoRun() {
   const m = current();
-  if (!autoRun || !m || m.fields.some((f) => f.kind === "image" && !uploads[f.name])) return;
+  if (!autoRun || !m || !m.tools.includes("generate") || m.fields.some((f) => f.kind === "image" && !uploads[f.name])) return;
   autoRun = false;
   generate();
 }
@@ -65,8 +68,15 @@ function showFields() {
   box.replaceChildren();
   uploads = {};
   if (!m) return;
-  const colour = m.output.channels === 1 ? "grey" : "colour";
-  $("model-info").textContent = `${m.title}: makes ${m.output.width}×${m.output.height} ${colour} images`;
+  const makes = m.tools.includes("generate"), size = m.output || m.input;
+  const colour = size.channels === 1 ? "grey" : "colour";
+  $("model-info").textContent = makes ? `${m.title}: makes ${size.width}×${size.height} ${colour} images`
+    : `${m.title}: reads ${size.width}×${size.height} ${colour} images (uploads are resized)`;
+  $("make").hidden = !makes;
+  $("interpolation").hidden = !m.tools.includes("interpolate");
+  $("output").hidden = !makes || !shown;
+  $("history").hidden = !makes || !earlier.length;
+  if (makes) hideSimilar(); else showSimilar(m);
   for (const f of m.fields) {
     const id = `field-${f.name}`;
     box.append(el("label", {for: id}, f.name));
@@ -108,8 +118,10 @@ function readUpload(field, input, preview) {
   reader.readAsDataURL(file);
 }
 
-function requestBody(m) {
-  const body = {model: m.name, n: Number($("count").value), seed: Number($("seed").value), format: "png"};
+function requestBody(m, route = "generate") {
+  const body = route === "interpolate"
+    ? {model: m.name, seed_a: Number($("seed").value), seed_b: Number($("seed-b").value), steps: Number($("steps").value)}
+    : {model: m.name, n: Number($("count").value), seed: Number($("seed").value)};
   for (const f of m.fields) {
     if (f.kind === "class") {
       const value = $(`field-${f.name}`).value;
@@ -139,39 +151,51 @@ function pngBlob(base64) {
   return new Blob([bytes], {type: "image/png"});
 }
 
-async function generate(event) {
+function generate(event) {
   if (event) event.preventDefault();
   const m = current();
-  if (!m) return;
+  if (m && m.tools.includes("generate")) produce(m, "generate");
+}
+
+async function produce(m, route) {
+  // Generate or Interpolate: post the controls' request (format json), show and remember the answer.
   let body;
   try {
-    body = requestBody(m);
+    body = requestBody(m, route);
   } catch (err) {
     setStatus(err.message, true);
     return;
   }
-  $("generate").disabled = true;
-  setStatus("generating…");
+  setBusy(true);
+  setStatus(route === "interpolate" ? "interpolating…" : "generating…");
   const started = performance.now();
   try {
-    const response = await post({...body, format: "json"});
+    const response = await post({...body, format: "json"}, `/api/${route}`);
     if (!response) return;
     const answer = await response.json();
-    const result = {model: m.name, body, answer, gridUrl: URL.createObjectURL(pngBlob(answer.grid)),
-                    info: `${answer.images.length} image(s), seed ${body.seed}`, rows: rowNames(m, body)};
+    const strip = route === "interpolate";
+    const result = {route, model: m.name, body, answer, gridUrl: URL.createObjectURL(pngBlob(answer.grid)),
+                    stem: strip ? `${m.name}-seed${body.seed_a}-to-${body.seed_b}` : `${m.name}-seed${body.seed}`,
+                    info: strip ? `${answer.images.length} image(s), seed ${body.seed_a} → ${body.seed_b} in ${body.steps} steps`
+                      : `${answer.images.length} image(s), seed ${body.seed}`,
+                    rows: rowNames(m, body)};
     remember(result);
     show(result);
     setStatus(`done in ${Math.round(performance.now() - started)} ms`);
   } catch (err) {
     setStatus(`the server did not answer: ${err.message}`, true);
   } finally {
-    $("generate").disabled = false;
+    setBusy(false);
   }
 }
 
-async function post(body) {
+function setBusy(busy) {
+  for (const id of ["generate", "interpolate", "compare", "search"]) $(id).disabled = busy;
+}
+
+async function post(body, route = "/api/generate") {
   // The answer, or null after showing the server's error.
-  const response = await fetch("/api/generate", {
+  const response = await fetch(route, {
     method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
   });
   if (response.ok) return response;
@@ -189,10 +213,9 @@ function show(result) {
     img.style.width = `${img.naturalWidth * Math.max(1, Math.floor(room / img.naturalWidth))}px`;
   };
   img.src = result.gridUrl;
-  const name = `${result.model}-seed${result.body.seed}`;
   $("download").href = result.gridUrl;
-  $("download").download = `${name}.png`;
-  $("download-zip").download = `${name}.zip`;
+  $("download").download = `${result.stem}.png`;
+  $("download-zip").download = `${result.stem}.zip`;
   $("download-one").hidden = true;
   $("result-info").textContent = result.info;
   $("rows").textContent = result.rows;
@@ -204,10 +227,10 @@ function remember(result) {
   earlier.unshift(result);
   for (const old of earlier.splice(HISTORY)) URL.revokeObjectURL(old.gridUrl);
   const buttons = earlier.map((past) => {
+    const seeds = past.route === "interpolate" ? `${past.body.seed_a}→${past.body.seed_b}` : String(past.body.seed);
     const button = el("button", {type: "button", title: `${past.model}: ${past.rows || past.info}`});
     button.result = past;
-    button.append(el("img", {src: past.gridUrl, alt: `${past.model}, seed ${past.body.seed}`}),
-                  el("span", {}, `${past.model} · ${past.body.seed}`));
+    button.append(el("img", {src: past.gridUrl, alt: `${past.model}, seed ${seeds}`}), el("span", {}, `${past.model} · ${seeds}`));
     button.addEventListener("click", () => restore(past));
     return button;
   });
@@ -232,8 +255,14 @@ function restore(result) {
       preview.hidden = false;
     }
   }
-  $("count").value = String(result.body.n);
-  $("seed").value = String(result.body.seed);
+  if (result.route === "interpolate") {
+    $("seed").value = String(result.body.seed_a);
+    $("seed-b").value = String(result.body.seed_b);
+    $("steps").value = String(result.body.steps);
+  } else {
+    $("count").value = String(result.body.n);
+    $("seed").value = String(result.body.seed);
+  }
   show(result);
   setStatus(`restored: ${result.info}`);
 }
@@ -244,7 +273,7 @@ function saveOne(event) {
   const {answer} = shown, img = $("result");
   const x = event.offsetX * img.naturalWidth / img.clientWidth, y = event.offsetY * img.naturalHeight / img.clientHeight;
   const columns = answer.columns ? answer.columns.length : 1, rows = answer.rows ? answer.rows.length : 1;
-  const across = columns > 1 ? columns : rows > 1 ? answer.n : Math.ceil(Math.sqrt(answer.n));
+  const across = answer.strip ? answer.steps : columns > 1 ? columns : rows > 1 ? answer.n : Math.ceil(Math.sqrt(answer.n));
   const col = Math.floor((x - 1) / (answer.width + 2)), row = Math.floor((y - 1) / (answer.height + 2));
   if (col < 0 || col >= across || row < 0) return;
   let index = row * across + col;  // the grid's order; with columns, rows are (row value, draw)
@@ -255,8 +284,10 @@ function saveOne(event) {
   savedUrl = URL.createObjectURL(pngBlob(image.png));
   const link = $("download-one");
   link.href = savedUrl;
-  link.download = `${shown.model}-seed${shown.body.seed}-${String(index).padStart(3, "0")}.png`;
-  link.textContent = `Save image ${index + 1}` + (image.label ? ` (${[image.label, image.column].filter(Boolean).join(", ")})` : "");
+  link.download = `${shown.stem}-${String(index).padStart(3, "0")}.png`;
+  const t = image.t === undefined ? null : `t = ${image.t.toFixed(2)}`;
+  const about = [image.label, image.column, t].filter(Boolean).join(", ");
+  link.textContent = `Save image ${index + 1}` + (about ? ` (${about})` : "");
   link.hidden = false;
   link.click();
 }
@@ -266,7 +297,7 @@ async function downloadZip(event) {
   if (!shown) return;
   setStatus("making the zip…");
   try {
-    const response = await post({...shown.body, format: "zip"});
+    const response = await post({...shown.body, format: "zip"}, `/api/${shown.route}`);
     if (!response) return;
     const url = URL.createObjectURL(await response.blob());
     const link = el("a", {href: url, download: $("download-zip").download});
@@ -283,6 +314,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("result").addEventListener("click", saveOne);
   $("download-zip").addEventListener("click", downloadZip);
   $("controls").addEventListener("submit", generate);
+  $("interpolate").addEventListener("click", () => { const m = current(); if (m) produce(m, "interpolate"); });
   $("random-seed").addEventListener("click", () => { $("seed").value = String(Math.floor(Math.random() * 2 ** 32)); });
   loadModels();
 });

@@ -11,7 +11,8 @@ from pathlib import Path
 from ...config import Config, DataConfig, load_config
 from ...errors import UserError
 from ...pipelines import Embedder
-from ...registry import Task, register
+from ...registry import Controls, Task, register
+from ...search import SearchIndex
 from . import config as section
 from .config import MINING, RECIPES, SimilarityConfig
 from .metric import ClassBalanced, MetricLearning, MetricStep, SymmetricNTXent, embed_all, load_images, read_csv
@@ -38,6 +39,10 @@ class SimilarityTask(MetricLearning, Task):
     pipeline = Embedder
     flags = {"eval": ("pairs",)}
     flag_keys = {"recipe": "similarity.recipe", "pairs": "similarity.pairs"}
+    controls = Controls(title="similarity model (compare two images, search folders)", conditions=lambda p: [],
+                        compare=lambda p, a, b: p.compare(a, b),
+                        index=lambda p, folder: SearchIndex.of_folder(p, folder, progress=True),
+                        query=lambda p, image: p.embed(image)[0])
 
     @classmethod
     def resolve(cls, config: Config) -> None:

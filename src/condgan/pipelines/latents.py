@@ -1,0 +1,39 @@
+"""Paths through a generator's latent space: the seed-to-seed strip of the serve page and the eval's traversal."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import UserError
+
+MAX_STEPS = 1000  # images along one path
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation, row-wise, between z0[i] and z1[i] at t[i] in [0, 1]; t = 0 and 1 give z0 and z1 exactly.
+
+    Why not a straight line: a Gaussian latent of dimension d lies close to the sphere of radius sqrt(d), and
+    the generator only ever saw such latents in training. The midpoint of two of them, almost orthogonal in
+    high dimension, has a norm near sqrt(d / 2): off that shell, where images come out faded and alike. The
+    great circle between them keeps every step at the typical radius."""
+    a, b = z0 / z0.norm(dim=-1, keepdim=True), z1 / z1.norm(dim=-1, keepdim=True)
+    omega = (a * b).sum(-1, keepdim=True).clamp(-1, 1).acos()
+    so = omega.sin()
+    t = t[:, None]
+    near = so.abs() < 1e-6  # parallel vectors (the same seed twice): plain linear interpolation
+    w0 = torch.where(near, 1 - t, ((1 - t) * omega).sin() / so.where(~near, torch.ones_like(so)))
+    w1 = torch.where(near, t, (t * omega).sin() / so.where(~near, torch.ones_like(so)))
+    return w0 * z0 + w1 * z1
+
+
+def positions(steps: int) -> torch.Tensor:
+    """Where the `steps` images of a path sit between its ends: evenly spaced, 0 and 1 included."""
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= MAX_STEPS:
+        raise UserError(f"steps must be an integer between 2 and {MAX_STEPS:,}, got {steps!r}")
+    return torch.linspace(0, 1, steps)
+
+
+def seed_path(z_a: torch.Tensor, z_b: torch.Tensor, steps: int) -> torch.Tensor:
+    """(steps, D) latents from z_a to z_b along the great circle (slerp): the first is z_a, the last z_b."""
+    t = positions(steps)
+    return slerp(z_a.expand(steps, -1), z_b.expand(steps, -1), t)
