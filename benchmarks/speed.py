@@ -24,6 +24,9 @@ waits for.
 | bf16 autocast (1 x 1)        | 1 x 1               | train.precision=bf16      | 1 x 1         |
 | torch.compile (1 x 1)        | 1 x 1               | train.compile=true        | 1 x 1         |
 
+`--part shared` (also in the default, both) measures the thread defaults when the machine is shared: see
+benchmarks/speed_shared.py.
+
 The options are measured with one thread: on a machine whose cores other work
 also uses, a second thread's speed depends mostly on that other work, which
 would drown the option's own effect. The load average at the start of every run
@@ -42,6 +45,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import speed_shared  # beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -96,6 +101,12 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def machine(device: str) -> dict:
+    import torch
+
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__, "device": device}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="bench-results/speed.json", help="JSON results (a .md table is written beside it)")
@@ -104,7 +115,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of every setting, in turns (default 2)")
     parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated subset of the settings")
     parser.add_argument("--device", default="cpu", help="train.device for every run (default cpu)")
+    parser.add_argument("--part", choices=("settings", "shared", "both"), default="both",
+                        help="settings: the table above; shared: alone / beside a busy loop / two at once for the old "
+                             "and new thread defaults (benchmarks/speed_shared.py); both (default)")
+    parser.add_argument("--seconds", type=float, default=60, help="shared part: training seconds per run (default 60)")
+    parser.add_argument("--tasks", default="cgan,translate,two-stage", help="shared part: comma-separated tasks")
+    parser.add_argument("--conditions", default=",".join(speed_shared.CONDITIONS),
+                        help="shared part: comma-separated subset of: " + ", ".join(speed_shared.CONDITIONS))
     args = parser.parse_args()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.part != "settings":
+        shared = speed_shared.measure(args.seconds, args.log_every, args.tasks.split(","), args.conditions.split(","))
+        text = speed_shared.table(shared)
+        print("\n" + text)
+        shared_out = out.with_name(out.stem + "-shared.json")
+        shared_out.write_text(json.dumps({"seconds": args.seconds, "log_every": args.log_every, "machine": machine(args.device),
+                                          "results": shared}, indent=2))
+        shared_out.with_suffix(".md").write_text(text + "\n")
+        print(f"\nwritten: {shared_out}, {shared_out.with_suffix('.md')}")
+    if args.part == "shared":
+        return
     names = [n.strip() for n in args.settings.split(",")]
     unknown = [n for n in names if n not in SETTINGS]
     if unknown:
@@ -123,14 +154,8 @@ def main() -> None:
         r["best"] = max(r["runs"])
     text = table(results)
     print("\n" + text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    import torch
-
     out.write_text(json.dumps({"steps": args.steps, "log_every": args.log_every, "repeats": args.repeats,
-                               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                                           "torch": torch.__version__, "device": args.device},
-                               "results": results}, indent=2))
+                               "machine": machine(args.device), "results": results}, indent=2))
     out.with_suffix(".md").write_text(text + "\n")
     print(f"\nwritten: {out}, {out.with_suffix('.md')}")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from conftest import tiny_overrides
@@ -48,6 +50,8 @@ def test_every_command_defaults_to_auto(command):
 
 def test_load_defaults_to_auto(run_dir):
     assert condgan.load(run_dir).device.type == expected_auto()
+    # on a machine without a GPU auto is cpu, so the default itself is checked too
+    assert inspect.signature(condgan.load).parameters["device"].default == "auto"
 
 
 def test_the_device_is_said_once(run_dir, tmp_path, capsys):

@@ -11,7 +11,7 @@
 __version__ = "0.1.0"
 
 
-def load(path, device: str = "cpu"):
+def load(path, device: str = "auto"):
     """The pipeline for a run directory, checkpoint or exported folder, whatever task the model was trained for:
     ClassConditional (`sample`), Translator (`translate`), TwoStage, Embedder (`embed`) or Exemplar."""
     from .api import load as _load

@@ -90,7 +90,9 @@ class TrainConfig:
     on_divergence: str = "stop"       # NaN/Inf: 'stop', or 'rollback' to the last good checkpoint
     deterministic: bool = False       # bit-reproducible on CPU (slower)
     device: str = "auto"              # 'auto' (cuda, then mps, then cpu) | 'cpu' | 'cuda' | 'cuda:N' | 'mps'
-    threads: int | None = None        # CPU threads (default: torch's choice; torchrun sets 1 per process)
+    threads: int | None = None        # CPU threads; null: measured while training (all cores, half or 1, whichever
+                                      # trains fastest with what else runs now; training/threads.py). Fixed by a
+                                      # number here, OMP_NUM_THREADS (torchrun sets 1 per process) or deterministic
     precision: str = "auto"           # 'auto' (bf16 where the CPU/GPU computes it natively, else fp32) | 'fp32' |
                                       # 'bf16' (autocast) | 'fp16' (GPU only, with gradient scaling); weights and
                                       # optimiser state stay fp32 (docs/distributed.md, docs/benchmarks.md)

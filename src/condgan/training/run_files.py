@@ -129,7 +129,7 @@ class RunFiles:
 
     def _write_metrics(self, writer, step: int, losses: dict, rate: float) -> None:
         record = {"step": step, **{k: round(v, 5) for k, v in losses.items()}, "images_per_s": round(rate, 1),
-                  "elapsed_s": round(self.elapsed, 1), "epoch": round(self.batches_done / self.batches_per_epoch, 3)}
+                  "threads": torch.get_num_threads(), "elapsed_s": round(self.elapsed, 1), "epoch": round(self.batches_done / self.batches_per_epoch, 3)}
         with open(self.metrics_file, "a") as f:
             f.write(json.dumps(record) + "\n")
         for k, v in record.items():

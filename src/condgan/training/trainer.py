@@ -43,6 +43,7 @@ from . import dist
 from .augment import jitter
 from .lock import RunLock
 from .device import resolve_device, resolve_precision
+from .threads import ThreadTuner, fixed_count
 from .run_files import RunFiles
 
 
@@ -58,11 +59,13 @@ class Run(RunFiles):
     def __init__(self, config: Config, out: Path, resume: bool = False, quiet: bool = False, more: dict | None = None):
         self.config, self.out, self.quiet = config, Path(out), quiet
         t = config.train
+        self.threads_before = torch.get_num_threads()  # condgan.train in a notebook: fit() gives it back
         if t.threads:
             torch.set_num_threads(t.threads)
         if t.deterministic:
             torch.use_deterministic_algorithms(True)
         self.device = dist.local_device(resolve_device(t.device))
+        self.threads = None if fixed_count(t.threads, t.deterministic, self.device) else ThreadTuner(torch.get_num_threads())
         self.precision = resolve_precision(t.precision, self.device)
         self.rank, self.world = dist.rank(), dist.world()
         self.main = self.rank == 0  # the one process that writes logs, pictures and checkpoints
@@ -232,6 +235,7 @@ class Run(RunFiles):
                     break
         finally:  # a second Ctrl-C leaves through here with KeyboardInterrupt: nothing more is written
             bar.close()
+            torch.set_num_threads(self.threads_before)
             for s, handler in previous.items():
                 signal.signal(s, handler)
         return self._finish(writer)
@@ -262,6 +266,8 @@ class Run(RunFiles):
             diverged = str(e)
         else:
             self.elapsed += time.monotonic() - start
+            if self.threads:
+                self.threads.step_took(time.monotonic() - start)
         stop, any_diverged = self._agree(self.stop_requested(), diverged is not None)
         if any_diverged:
             self._handle_divergence(diverged or f"a non-finite loss in another process at step {self.step.steps_done}")
@@ -290,7 +296,8 @@ class Run(RunFiles):
         if self.main:
             self._write_metrics(writer, step, losses, rate)
         bar.set_postfix(**{k.removeprefix("loss_"): f"{v:.3f}" for k, v in losses.items() if k.startswith("loss_")},
-                        img_s=f"{rate:.0f}", min=f"{self.elapsed / 60:.1f}")
+                        img_s=f"{rate:.0f}", min=f"{self.elapsed / 60:.1f}",
+                        **({"threads": torch.get_num_threads()} if self.threads else {}))
 
     def _finish(self, writer) -> dict:
         """The last checkpoint and preview, and the run's summary (summary.json)."""
@@ -309,6 +316,7 @@ class Run(RunFiles):
             "precision": self.precision, **{f"params_{name}": count_parameters(net) for name, net in self.step.networks().items()},
             "class_names": self.class_names, "checkpoint": str(final_ckpt), "grid": str(grid),
             "loss_plot": str(self.out / "loss.png"), "interrupted": self.stopped_by_request, "augment": t.augment,
+            **(self.threads.summary() if self.threads else {"threads": torch.get_num_threads()}),
         }
         if self.main:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
