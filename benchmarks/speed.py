@@ -120,13 +120,17 @@ def main() -> None:
                              "and new thread defaults (benchmarks/speed_shared.py); both (default)")
     parser.add_argument("--seconds", type=float, default=60, help="shared part: training seconds per run (default 60)")
     parser.add_argument("--tasks", default="cgan,translate,two-stage", help="shared part: comma-separated tasks")
+    parser.add_argument("--variants", default=None,
+                        help="shared part: comma-separated thread settings (default: the old and new default); also: "
+                             + ", ".join(speed_shared.REJECTED))
     parser.add_argument("--conditions", default=",".join(speed_shared.CONDITIONS),
                         help="shared part: comma-separated subset of: " + ", ".join(speed_shared.CONDITIONS))
     args = parser.parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.part != "settings":
-        shared = speed_shared.measure(args.seconds, args.log_every, args.tasks.split(","), args.conditions.split(","))
+        shared = speed_shared.measure(args.seconds, args.log_every, args.tasks.split(","), args.conditions.split(","),
+                                      args.variants.split(",") if args.variants else None)
         text = speed_shared.table(shared)
         print("\n" + text)
         shared_out = out.with_name(out.stem + "-shared.json")

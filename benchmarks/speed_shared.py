@@ -38,17 +38,31 @@ def torch_threads() -> int:
     return int(done.stdout)
 
 
-def defaults() -> dict[str, list[str]]:
-    return {"old (torch's threads)": [f"train.threads={torch_threads()}"], "new (measured)": []}
+OLD, NEW = "old (torch's threads)", "new (measured)"
+# the rejected fixes, for --variants: name -> (--set overrides, environment); "ALL" is torch's own count
+REJECTED = {"OMP_WAIT_POLICY=PASSIVE": (["train.threads=ALL"], {"OMP_WAIT_POLICY": "PASSIVE"}),
+            "GOMP_SPINCOUNT=10000": (["train.threads=ALL"], {"GOMP_SPINCOUNT": "10000"}),
+            "one thread always": (["train.threads=1"], {})}
 
 
-def start(task: str, sets: list[str], seconds: float, out: Path, log_every: int) -> subprocess.Popen:
+def variants(names: list[str] | None = None) -> dict[str, tuple[list[str], dict]]:
+    """The thread settings compared: the old and new default, and any of REJECTED."""
+    everyone = {OLD: (["train.threads=ALL"], {}), NEW: ([], {}), **REJECTED}
+    unknown = [n for n in names or [] if n not in everyone]
+    if unknown:
+        raise SystemExit(f"unknown variant {unknown[0]!r}; known: {', '.join(everyone)}")
+    every_core = f"train.threads={torch_threads()}"
+    return {n: ([every_core if x == "train.threads=ALL" else x for x in sets], env)
+            for n, (sets, env) in everyone.items() if n in (names or [OLD, NEW])}
+
+
+def start(task: str, sets: list[str], seconds: float, out: Path, log_every: int, env_extra: dict) -> subprocess.Popen:
     sets = [f"train.log_every={log_every}", "train.sample_every=1000000", "train.checkpoint_every=1000000",
             "train.checkpoint_minutes=1000", *sets]
     cmd = [sys.executable, "-m", "condgan", "train", "--config", str(ROOT / "configs" / TASKS[task]),
            "--budget-minutes", str(seconds / 60), "--quiet", "--out", str(out), "--set", *sets]
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    env["PYTHONPATH"] = str(ROOT / "src")
+    env.update(PYTHONPATH=str(ROOT / "src"), **env_extra)
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -76,12 +90,12 @@ def threads_used(out: Path) -> dict[str, int]:
     return used
 
 
-def cell(task: str, sets: list[str], condition: str, seconds: float, log_every: int) -> dict:
+def cell(task: str, setting: tuple[list[str], dict], condition: str, seconds: float, log_every: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if condition == "beside a busy loop" else None
         try:
             outs = [Path(tmp) / f"run{i}" for i in range(2 if condition == "two at once" else 1)]
-            runs = [start(task, sets, seconds, out, log_every) for out in outs]
+            runs = [start(task, setting[0], seconds, out, log_every, setting[1]) for out in outs]
             for run, out in zip(runs, outs):
                 _, err = run.communicate()
                 if run.returncode:
@@ -94,16 +108,17 @@ def cell(task: str, sets: list[str], condition: str, seconds: float, log_every: 
                 "threads_steps": [threads_used(out) for out in outs], "load_before": round(os.getloadavg()[0], 2)}
 
 
-def measure(seconds: float, log_every: int, tasks: list[str], conditions: list[str] = CONDITIONS) -> dict:
+def measure(seconds: float, log_every: int, tasks: list[str], conditions: list[str] = CONDITIONS,
+            names: list[str] | None = None) -> dict:
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
         raise SystemExit(f"unknown condition {unknown[0]!r}; known: {', '.join(CONDITIONS)}")
     results: dict = {}
     for condition in conditions:
         for task in tasks:
-            for name, sets in defaults().items():
+            for name, setting in variants(names).items():
                 t0 = time.monotonic()
-                r = cell(task, sets, condition, seconds, log_every)
+                r = cell(task, setting, condition, seconds, log_every)
                 results.setdefault(task, {}).setdefault(name, {})[condition] = r
                 print(f"{task} | {name} | {condition}: {r['images_per_s']:.0f} images/s {r['per_process']} "
                       f"threads {r['threads_steps']} ({time.monotonic() - t0:.0f} s)", flush=True)
@@ -114,13 +129,14 @@ def table(results: dict) -> str:
     lines = ["| task | threads | alone (images/s) | beside a busy loop | share of alone | two at once (sum) | "
              "share of alone | alone vs old |", "|---|---|---|---|---|---|---|---|"]
     for task, by_default in results.items():
-        old_alone = by_default["old (torch's threads)"]["alone"]["images_per_s"]
+        old_alone = by_default.get(OLD, {}).get("alone", {}).get("images_per_s")
         for name, r in by_default.items():
             if len(r) < len(CONDITIONS):  # --conditions: a subset, listed as measured
                 lines.append(f"| {task} | {name} | " + ", ".join(f"{c}: {x['images_per_s']:.0f}" for c, x in r.items()) + " |")
                 continue
             alone, busy, two = (r[c]["images_per_s"] for c in CONDITIONS)
+            versus_old = f"{alone / old_alone:.2f}" if old_alone else "—"
             lines.append(f"| {task} | {name} | {alone:.0f} | {busy:.0f} | {busy / alone:.2f} | {two:.0f} "
                          f"({' + '.join(f'{x:.0f}' for x in r['two at once']['per_process'])}) | {two / alone:.2f} | "
-                         f"{alone / old_alone:.2f} |")
+                         f"{versus_old} |")
     return "\n".join(lines)
