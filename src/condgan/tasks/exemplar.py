@@ -85,7 +85,8 @@ class ExemplarTask(GANTask):
     @classmethod
     def checks(cls, config: Config) -> list[tuple[bool, str]]:
         return [*super().checks(config), *section.checks(config.similarity), class_term_check(config, False),
-                (config.similarity.pairs is None, "similarity.pairs is for --task similarity")]
+                (config.similarity.pairs is None, "similarity.pairs is for --task similarity"),
+                (config.similarity.augment is None, "similarity.augment is for --task similarity")]
 
     @classmethod
     def add_arguments(cls, command: str, parser) -> None:

@@ -34,7 +34,7 @@ class SimilarityTask(MetricLearning, Task):
                 "train.aux_weight": 0.0, "train.augment": []}
     archs = ("embedder",)
     unused = GAN_KEYS
-    added_keys = {"similarity": {"pos_margin": 0.0, "projector": 0}}
+    added_keys = {"similarity": {"pos_margin": 0.0, "projector": 0, "augment": section.old_augment}}
     pipeline = Embedder
     flags = {"eval": ("pairs",)}
     flag_keys = {"recipe": "similarity.recipe", "pairs": "similarity.pairs"}
