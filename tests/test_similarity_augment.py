@@ -108,3 +108,52 @@ def test_rgb_colour_change_keeps_grey_grey():
     assert torch.allclose(out[:, 0], out[:, 1], atol=1e-5) and torch.allclose(out[:, 1], out[:, 2], atol=1e-5)
     rgb = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (16, 3, 6, 6)).astype(np.float32))
     assert not torch.allclose(augment(rgb, ["colour"], torch.Generator().manual_seed(0)), rgb)
+
+
+# ----- the evaluation that tests it: one side flipped, or shifted ------------------------------------------
+class _Fixed:
+    """An 'embedder' that is a fixed function of the pixels, so the evaluation's answers are known."""
+
+    threshold = 0.5
+
+    def __init__(self, features):
+        self.features = features
+
+    def embed(self, images):
+        x = images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images
+        return torch.nn.functional.normalize(self.features(x).flatten(1), dim=1)
+
+
+def test_flipped_and_shifted_figures_find_what_an_embedding_ignores(tmp_path):
+    from condgan.eval.similarity import evaluate_embedder
+
+    rng = np.random.default_rng(0)
+    labels = torch.arange(60) % 3
+    base = torch.from_numpy(rng.uniform(0, 255, (3, 1, 10, 10)).astype(np.uint8))
+    images = (base[labels].float() + torch.from_numpy(rng.normal(0, 20, (60, 1, 10, 10)))).clamp(0, 255).to(torch.uint8)
+    rows = _Fixed(lambda x: x.mean(3))  # each row's mean: blind to a mirror, not to a shift
+    pixels = _Fixed(lambda x: x)  # every pixel where it is: sees both
+    m = {name: evaluate_embedder(model, images, labels, ["a", "b", "c"], tmp_path / name, progress=False)["model"]
+         for name, model in (("rows", rows), ("pixels", pixels))}
+    assert m["rows"]["roc_auc_flipped"] == pytest.approx(m["rows"]["roc_auc"], abs=1e-6)
+    assert m["rows"]["precision_at_1_flipped"] == pytest.approx(m["rows"]["precision_at_1"], abs=1e-6)
+    assert m["pixels"]["roc_auc_flipped"] < m["pixels"]["roc_auc"] - 0.1
+    assert m["pixels"]["roc_auc_shifted"] < m["pixels"]["roc_auc"] - 0.1
+    assert "second image shifted" in (tmp_path / "rows" / "report.md").read_text()
+
+
+def test_changes_are_seeded_and_small():
+    from condgan.eval.invariance import changed, max_shift, precision_at_1
+    from condgan.eval.similarity import retrieval
+
+    x = torch.arange(5 * 28 * 28, dtype=torch.float).view(5, 1, 28, 28) / (5 * 28 * 28)
+    assert torch.equal(changed(x, "shifted", 3), changed(x, "shifted", 3)) and max_shift(28) == 2 and max_shift(64) == 5
+    assert torch.equal(changed(x, "flipped", 0), x.flip(-1))
+    moved = changed(x, "shifted", 3)
+    assert all(not torch.equal(moved[k], x[k]) for k in range(5))  # never moved by (0, 0)
+    found = [(dy, dx) for k in range(5) for dy in range(-2, 3) for dx in range(-2, 3)
+             if torch.equal(moved[k, 0, 2:-2, 2:-2], torch.roll(x[k, 0], (dy, dx), (0, 1))[2:-2, 2:-2])]
+    assert len(found) == 5  # each image moved by one offset of at most 2 px
+    e = torch.nn.functional.normalize(torch.randn(50, 6, generator=torch.Generator().manual_seed(0)), dim=1)
+    labels = torch.arange(50) % 4
+    assert precision_at_1(e, e, labels) == pytest.approx(retrieval(e, labels)["precision_at_1"])  # PML's, unchanged
