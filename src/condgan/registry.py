@@ -105,6 +105,12 @@ class Task:
         raise NotImplementedError(f"task {cls.name} does not load data")
 
     @classmethod
+    def load_run_data(cls, config, out):
+        """(fields, spec) of a training run writing to `out`: load_data(config, 'train'), unless the task keeps
+        costly derived fields in the run directory (the exemplar task's neighbours) to reuse on resume."""
+        return cls.load_data(config, "train")
+
+    @classmethod
     def make_step(cls, run):
         """The training step for a Run (tasks/gan.py GANStep for generators)."""
         raise NotImplementedError(f"task {cls.name} has no training step")

@@ -55,12 +55,19 @@ def _listing(folder: Path, files: list[Path]) -> str:
     return h.hexdigest()
 
 
-def _model_key(embedder) -> str:
+def digest(named: dict) -> str:
+    """A short hash of named tensors (names, shapes, dtypes, bytes): equal only for the same numbers. Keys
+    caches of embeddings: an embedder's weights, the images it embedded."""
     h = hashlib.sha1()
-    for name, t in sorted(embedder.net.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    for name, t in sorted(named.items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}\0{tuple(t.shape)}\0{t.dtype}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def _model_key(embedder) -> str:
+    return digest(embedder.net.state_dict())
 
 
 class SearchIndex:
