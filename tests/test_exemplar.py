@@ -57,6 +57,34 @@ def test_exemplar_run_resumes_exactly(world, tmp_path):
     assert (world["run"] / "samples" / "latest.png").is_file()
 
 
+def test_neighbours_are_kept_in_the_run_and_reused_until_the_embedder_changes(world, tmp_path, monkeypatch, capsys):
+    """Embedding every training image and finding its neighbours is done once per embedder: a resume reads
+    them from the run (keyed by the embedder's weights, the images and k); a retrained embedder recomputes."""
+    import shutil
+
+    from condgan.tasks import exemplar
+
+    embedder = tmp_path / "ssl"
+    shutil.copytree(world["embedder"], embedder)
+    run = tmp_path / "run"
+    train(load_config(None, exemplar_overrides(world["flat"], embedder, 1)), run, quiet=True)
+    kept = torch.load(run / exemplar.NEIGHBOURS_FILE, weights_only=True)
+    assert kept["knn"].shape == (36, 3) and kept["embedding"].shape == (36, 8)  # 36: every 10th image is held out
+    computed = []
+    real = exemplar.nearest_neighbours
+    monkeypatch.setattr(exemplar, "nearest_neighbours", lambda e, k: computed.append(k) or real(e, k))
+    train(out=run, resume=True, stop_overrides={"steps": 1})
+    assert computed == [] and "reused the embeddings and 3 nearest neighbours of 36 images" in capsys.readouterr().err
+    train(out=embedder, resume=True, stop_overrides={"steps": 1}, quiet=True)  # the embedder trained on: new weights
+    train(out=run, resume=True, stop_overrides={"steps": 1}, quiet=True)
+    assert computed == [3]
+    again = torch.load(run / exemplar.NEIGHBOURS_FILE, weights_only=True)
+    assert again["key"] != kept["key"] and not torch.equal(again["embedding"], kept["embedding"])
+    (run / exemplar.NEIGHBOURS_FILE).write_bytes(b"damaged")  # a damaged file is recomputed, never trusted
+    train(out=run, resume=True, stop_overrides={"steps": 1}, quiet=True)
+    assert computed == [3, 3]
+
+
 def test_sample_like_an_image(world):
     model = condgan.load(world["run"])
     assert model.task == "exemplar"

@@ -60,6 +60,10 @@ def test_v2_runs_resume(tmp_path, monkeypatch, name):
     last = run / "joint" if name == "two-stage" else run
     assert (last / "checkpoints" / f"step_{steps:08d}.pt").is_file()
     assert condgan.load(run).task == name
+    if name == "similarity":  # written before similarity.augment: it resumed on its images as they are, as it trained
+        from condgan.config import load_config
+
+        assert load_config(run / "config.yaml", of_run=True).similarity.augment == []
 
 
 @needs_fashion

@@ -213,12 +213,14 @@ def test_eval_on_a_tiny_run(world, cache, capsys):
     out = world["run"] / "eval"
     report = json.loads((out / "report.json").read_text())
     m = report["model"]
-    for key in ("accuracy", "roc_auc", "eer", "precision_at_1", "r_precision", "map_at_r"):
+    for key in ("accuracy", "roc_auc", "eer", "precision_at_1", "r_precision", "map_at_r", "roc_auc_flipped", "eer_flipped",
+                "precision_at_1_flipped", "roc_auc_shifted", "eer_shifted", "precision_at_1_shifted"):
         assert 0 <= m[key] <= 1, key
     assert report["test_images"] == 40 and report["pairs"] == 6000
     assert (out / "map.png").stat().st_size > 0 and (out / "queries.png").stat().st_size > 0
-    assert "MAP@R" in (out / "report.md").read_text()
-    assert "verification accuracy" in capsys.readouterr().out
+    assert "MAP@R" in (out / "report.md").read_text() and "ROC AUC, second image flipped" in (out / "report.md").read_text()
+    printed = capsys.readouterr().out
+    assert "verification accuracy" in printed and "flipped: ROC AUC" in printed and "shifted: ROC AUC" in printed
 
 
 def test_labelled_recipes_refuse_a_folder_without_classes(tmp_path):
@@ -242,4 +244,4 @@ def test_a_run_from_before_a_key_existed_resumes_with_its_old_recipe(recipe, rem
     assert train(out=tmp_path / "old", resume=True, stop_overrides={"steps": 2}, quiet=True)["steps"] == 4
     resumed = load_config(tmp_path / "old" / "config.yaml").similarity
     assert getattr(resumed, removed) == 0
-    assert load_config(None, [f"task=similarity", f"similarity.recipe={recipe}"]).similarity.__dict__[removed] > 0
+    assert load_config(None, ["task=similarity", f"similarity.recipe={recipe}"]).similarity.__dict__[removed] > 0

@@ -43,6 +43,12 @@ def write(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
+def note(message: str) -> None:
+    """A line about what was chosen (a default picked by the data), unless silenced (--quiet)."""
+    if not _silenced:
+        write(message)
+
+
 class Lines:
     def __init__(self, iterable=None, total: int | None = None, desc: str | None = None, initial: int = 0, unit: str = "it"):
         self.iterable, self.desc, self.unit = iterable, desc or "progress", unit

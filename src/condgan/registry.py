@@ -74,7 +74,8 @@ class Task:
     owns: ClassVar[dict[str, str]] = {}  # data/model/train keys only it uses -> their flag ('' if none); other
                                          # tasks refuse them when set and do not record them
     unused: ClassVar[tuple[str, ...]] = ()  # data/model/train keys it ignores: not recorded in its config.yaml
-    added_keys: ClassVar[dict[str, dict]] = {}  # section -> {key: value older runs without the key trained with}
+    added_keys: ClassVar[dict[str, dict]] = {}  # section -> {key: value older runs without the key trained with,
+                                                # or a function of the section's raw dict giving it}
     pipeline: ClassVar[type | None] = None  # what condgan.load returns for its runs
     controls: ClassVar[Controls | None] = None  # None: condgan serve does not offer it
     augments_small_data: ClassVar[bool] = False  # DiffAugment by default below config.SMALL_DATA images
@@ -116,6 +117,12 @@ class Task:
     def load_data(cls, config, split: str = "train"):
         """(fields, spec): named tensors of equal length, and their Spec."""
         raise NotImplementedError(f"task {cls.name} does not load data")
+
+    @classmethod
+    def load_run_data(cls, config, out):
+        """(fields, spec) of a training run writing to `out`: load_data(config, 'train'), unless the task keeps
+        costly derived fields in the run directory (the exemplar task's neighbours) to reuse on resume."""
+        return cls.load_data(config, "train")
 
     @classmethod
     def make_step(cls, run):

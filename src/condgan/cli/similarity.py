@@ -34,8 +34,12 @@ def add_similarity_commands(sub) -> None:
 
     s = sub.add_parser("search", help="find the images most like a query image, in a folder or the run's data",
                        description="List the K images most similar to QUERY (best first, with scores) and draw "
-                       "them: query | nearest. A folder is indexed once (embeddings cached in "
-                       "$CONDGAN_CACHE/search, default ~/.cache/condgan/search) and re-indexed when its files change.")
+                       "them: query | nearest. A folder is indexed once: embeddings are kept in $CONDGAN_CACHE/search "
+                       "(default ~/.cache/condgan/search), one file per folder and embedder; a file added or changed "
+                       "(size or modification time) is embedded again, a removed one dropped. The cache is bounded: "
+                       "indexes unused for CONDGAN_SEARCH_CACHE_DAYS days (default 30) are removed, then the least "
+                       "recently used until the rest fit in CONDGAN_SEARCH_CACHE_MB megabytes (default 1024); the "
+                       "index in use always stays.")
     s.add_argument("run", help="run directory, checkpoint (.pt) or export of --task similarity")
     s.add_argument("query", help="the query image file")
     s.add_argument("--in", dest="folder", metavar="FOLDER", help="folder of images to search (sub-folders included); "
@@ -56,6 +60,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _index_line(index, folder: str) -> str:
+    if index.reused:
+        return f"reused the cached index of {len(index)} images in {folder}"
+    if index.embedded == len(index) and not index.removed:
+        return f"built and cached an index of {len(index)} images in {folder}"
+    return (f"updated the cached index of {len(index)} images in {folder}: {index.embedded} new or changed embedded, "
+            f"{index.removed} removed")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from ..search import SearchIndex, list_images
     from ..visual import save_grid
@@ -74,7 +87,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     say_device(args, model.device)
     if args.folder:
         index = SearchIndex.of_folder(model, Path(args.folder), progress=True)
-        print(f"{'reused the cached' if index.reused else 'built and cached an'} index of {len(index)} images in {args.folder}")
+        print(_index_line(index, args.folder))
     else:
         index = SearchIndex.for_within(model, None)
     results = index.nearest(model.embed(query)[0], args.k)

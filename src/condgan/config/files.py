@@ -78,7 +78,7 @@ def migrate_renamed_keys(raw: dict, quiet: bool = False) -> dict:
 
 # Keys added after runs were first made, with what a run's config.yaml without them was trained with (today's
 # defaults differ). A run keeps its recipe when resumed or evaluated: see load_config(of_run=True). Tasks add
-# their own (Task.added_keys).
+# their own (Task.added_keys); a value may be a function of the section's other keys (an old run's recipe).
 ADDED_KEYS = {"train": {"aux_form": "ce"}}
 
 
@@ -103,8 +103,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), of_ru
             added = {**ADDED_KEYS, **registry.get(raw.get("task", "cgan")).added_keys}
             for section, keys in added.items():
                 if isinstance(raw.get(section), dict):
-                    for key, old in keys.items():
-                        raw[section].setdefault(key, old)
+                    for key, old in keys.items():  # a value, or a function of the section's raw keys
+                        if key not in raw[section]:
+                            raw[section][key] = old(raw[section]) if callable(old) else old
     for key, parsed in parse_overrides(overrides):
         if key == "task":
             raw["task"] = parsed

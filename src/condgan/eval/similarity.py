@@ -7,6 +7,9 @@ and scored on the tenth), plus ROC AUC and the equal error rate.
 Retrieval ("find the ones like this"): precision@1, R-precision and MAP@R from
 pytorch-metric-learning's AccuracyCalculator, every test image a query
 against all the others.
+Invariance (eval/invariance.py): ROC AUC and EER with the second image of every
+pair mirrored, and again moved a few pixels; precision@1 with each query so
+changed.
 
 The k-NN behind AccuracyCalculator is PML's pure-torch CustomKNN (exact, on
 cosine similarity, in batches), not faiss: a 10,000-image test split takes a
@@ -27,6 +30,9 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from .invariance import NOTE as INVARIANCE_NOTE
+from .invariance import ROWS as INVARIANCE_ROWS
+from .invariance import changed_embeddings, precision_at_1
 from ..untrusted import optional_module
 from ..visual import save_grid
 
@@ -193,6 +199,9 @@ def evaluate_embedder(model, images: torch.Tensor, labels: torch.Tensor, class_n
     at_learned = ((scores >= model.threshold) == same).double().mean().item()
     metrics = {**verification, "roc_auc": auc, "eer": eer, "accuracy_at_learned_threshold": at_learned,
                "learned_threshold": model.threshold, **retrieval(e, labels)}
+    for change, moved in changed_embeddings(model, images, seed).items():  # one side mirrored / moved
+        metrics[f"roc_auc_{change}"], metrics[f"eer_{change}"] = roc_auc_eer((e[i] * moved[j]).sum(1), same)
+        metrics[f"precision_at_1_{change}"] = precision_at_1(moved, e, labels)
     subset = torch.randperm(len(e), generator=torch.Generator().manual_seed(seed))[:MAP_IMAGES]
     method = map_2d(e[subset], labels[subset], class_names, out / "map.png", seed)
     query_sheet(images, e, labels, out / "queries.png", class_names, seed=seed)
@@ -205,7 +214,7 @@ def evaluate_embedder(model, images: torch.Tensor, labels: torch.Tensor, class_n
     return write_report(report, out, render_markdown, progress)
 
 
-def evaluate_pairs(model, fields: dict, out: str | Path, progress: bool = True, source: str = "model") -> dict:
+def evaluate_pairs(model, fields: dict, out: str | Path, progress: bool = True, source: str = "model", seed: int = 0) -> dict:
     """Verification only, on a CSV's held-out pairs or triplets (no classes: no retrieval metrics)."""
     from .report import write_report
 
@@ -213,10 +222,11 @@ def evaluate_pairs(model, fields: dict, out: str | Path, progress: bool = True, 
     out.mkdir(parents=True, exist_ok=True)
     a = model.embed(fields["image"])
     if "similar" in fields:
-        scores, same = (a * model.embed(fields["other"])).sum(1), fields["similar"].bool()
+        b, same = fields["other"], fields["similar"].bool()
     else:
-        scores = torch.cat([(a * model.embed(fields["positive"])).sum(1), (a * model.embed(fields["negative"])).sum(1)])
-        same = torch.arange(len(scores)) < len(a)
+        b, a = torch.cat([fields["positive"], fields["negative"]]), a.repeat(2, 1)
+        same = torch.arange(len(b)) < len(b) // 2
+    scores = (a * model.embed(b)).sum(1)
     if same.all() or not same.any():
         raise UserError("the held-out rows are all similar or all dissimilar; verification needs both")
     folds = min(FOLDS, int(len(scores)))
@@ -224,6 +234,8 @@ def evaluate_pairs(model, fields: dict, out: str | Path, progress: bool = True, 
                ((scores >= model.threshold) == same).double().mean().item(), "learned_threshold": model.threshold}
     if folds >= 2:
         metrics["roc_auc"], metrics["eer"] = roc_auc_eer(scores, same)
+        for change, moved in changed_embeddings(model, b, seed).items():
+            metrics[f"roc_auc_{change}"], metrics[f"eer_{change}"] = roc_auc_eer((a * moved).sum(1), same)
     report = {"kind": "similarity", "source": source, "pairs": len(same), "folds": folds, "model": metrics, "pictures": {}}
     return write_report(report, out, render_markdown, progress)
 
@@ -238,6 +250,7 @@ ROWS = [
     ("precision_at_1", "precision@1", "pct"),
     ("r_precision", "R-precision", "pct"),
     ("map_at_r", "MAP@R", "pct"),
+    *INVARIANCE_ROWS,
 ]
 
 
@@ -255,6 +268,8 @@ def render_markdown(r: dict) -> str:
         if m.get(key) is not None:
             v = m[key]
             lines.append(f"| {label} | {v:.2%} |" if kind == "pct" else f"| {label} | {v:.4f} |")
+    if any(m.get(key) is not None for key, _, _ in INVARIANCE_ROWS):
+        lines += ["", INVARIANCE_NOTE]
     if r.get("pictures"):
         lines += ["", f"![map]({r['pictures']['map']})", "", f"2-D map: {r.get('map_method')}.", "",
                   f"![queries]({r['pictures']['queries']})"]

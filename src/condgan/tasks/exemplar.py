@@ -34,6 +34,7 @@ from .similarity import config as section
 MAX_GRID = 256
 
 EXEMPLAR_ROWS = 8  # preview: this many fixed exemplars
+NEIGHBOURS_FILE = "neighbours.pt"  # in the run: every training image's embedding and k nearest, and their key
 
 
 def load_embedder(config: Config):
@@ -49,6 +50,31 @@ def load_embedder(config: Config):
         raise ConfigError(f"similarity.embedder {path} is a {printable(str(model.task), 40)} model; it must be a "
                           f"--task similarity run")
     return assemble(model, Embedder)
+
+
+def _images_and_embedder(config: Config, split: str):
+    """The run's images (class labels, if the data has any, are not used) and its embedder, checked to match."""
+    data = load_images(config, split)
+    embedder = load_embedder(config)
+    want = embedder.spec["image"]
+    if (want.channels, want.height) != (data.channels, data.image_size):
+        raise ConfigError(f"the embedder takes {want.channels}-channel {want.height}px images, the data is "
+                          f"{data.channels}-channel {data.image_size}px: set data.image_size / data.channels to match")
+    return data, embedder
+
+
+def _fields(data, e: torch.Tensor, knn: torch.Tensor):
+    spec = Spec(image=ImageField(data.channels, data.image_size, data.image_size), embedding=VectorField(e.shape[1]))
+    return {"image": data.images, "embedding": e, "knn": knn}, spec
+
+
+def _read_neighbours(path: Path, key: str) -> dict | None:
+    """What NEIGHBOURS_FILE holds, if it was made with this key; a missing, stale or damaged file is None."""
+    try:
+        kept = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # missing or damaged: recomputed, never trusted
+        return None
+    return kept if isinstance(kept, dict) and kept.get("key") == key else None
 
 
 @torch.no_grad()
@@ -85,7 +111,8 @@ class ExemplarTask(GANTask):
     @classmethod
     def checks(cls, config: Config) -> list[tuple[bool, str]]:
         return [*super().checks(config), *section.checks(config.similarity), class_term_check(config, False),
-                (config.similarity.pairs is None, "similarity.pairs is for --task similarity")]
+                (config.similarity.pairs is None, "similarity.pairs is for --task similarity"),
+                (config.similarity.augment is None, "similarity.augment is for --task similarity")]
 
     @classmethod
     def add_arguments(cls, command: str, parser) -> None:
@@ -101,16 +128,35 @@ class ExemplarTask(GANTask):
 
     @staticmethod
     def load_data(config: Config, split: str = "train"):
-        data = load_images(config, split)  # class labels, if the data has any, are not used
-        embedder = load_embedder(config)
-        want = embedder.spec["image"]
-        if (want.channels, want.height) != (data.channels, data.image_size):
-            raise ConfigError(f"the embedder takes {want.channels}-channel {want.height}px images, the data is "
-                              f"{data.channels}-channel {data.image_size}px: set data.image_size / data.channels to match")
+        data, embedder = _images_and_embedder(config, split)
         e = embedder.embed(data.images)
-        knn = nearest_neighbours(e, config.similarity.neighbours)
-        spec = Spec(image=ImageField(data.channels, data.image_size, data.image_size), embedding=VectorField(e.shape[1]))
-        return {"image": data.images, "embedding": e, "knn": knn}, spec
+        return _fields(data, e, nearest_neighbours(e, config.similarity.neighbours))
+
+    @classmethod
+    def load_run_data(cls, config: Config, out: Path):
+        """The training data, with every image's embedding and neighbours kept in the run (NEIGHBOURS_FILE,
+        keyed by the embedder's weights, the images and k): a resume reuses them instead of embedding the
+        whole training set again; a different embedder, data or k recomputes them."""
+        from ..progress import note
+        from ..search import digest
+        from ..training import dist
+        from ..training.atomic import atomic_save
+
+        data, embedder = _images_and_embedder(config, "train")
+        k = config.similarity.neighbours
+        key = digest({**{f"embedder.{n}": t for n, t in embedder.net.state_dict().items()}, "images": data.images,
+                      "k": torch.tensor(k)})
+        path = Path(out) / NEIGHBOURS_FILE
+        kept = _read_neighbours(path, key)
+        if kept is not None:
+            note(f"data: reused the embeddings and {k} nearest neighbours of {len(data.images):,} images kept in {path}")
+            return _fields(data, kept["embedding"], kept["knn"].long())
+        e = embedder.embed(data.images)
+        knn = nearest_neighbours(e, k)
+        if dist.rank() == 0:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            atomic_save({"key": key, "embedding": e, "knn": knn.int()}, path)
+        return _fields(data, e, knn)
 
     @staticmethod
     def roles(spec: Spec, config: Config) -> Roles:

@@ -65,13 +65,21 @@ def jitter(batch: dict[str, torch.Tensor], ops: list[str], fields: list[str], ge
         sh, sw = max(1, int(h * max_shift + 0.5)), max(1, int(w * max_shift + 0.5))
         dy = torch.randint(-sh, sh + 1, (n,), generator=gen)
         dx = torch.randint(-sw, sw + 1, (n,), generator=gen)
-        for f in fields:  # edge pixels are repeated: backgrounds stay background
-            x = F.pad(out[f], (sw, sw, sh, sh), mode="replicate")
-            rows = (torch.arange(h)[None, :] + sh - dy[:, None]).to(x.device)
-            cols = (torch.arange(w)[None, :] + sw - dx[:, None]).to(x.device)
-            idx = torch.arange(n, device=x.device)[:, None, None]
-            out[f] = x.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+        for f in fields:
+            out[f] = shift(out[f], dy, dx)
     return out
+
+
+def shift(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """Each image moved by its own whole-pixel (dy, dx), down and right; edge pixels are repeated into the gap
+    (backgrounds stay background)."""
+    n, _, h, w = x.shape
+    sh, sw = (int(dy.abs().max()), int(dx.abs().max())) if n else (0, 0)
+    padded = F.pad(x, (sw, sw, sh, sh), mode="replicate")
+    rows = (torch.arange(h)[None, :] + sh - dy[:, None]).to(x.device)
+    cols = (torch.arange(w)[None, :] + sw - dx[:, None]).to(x.device)
+    idx = torch.arange(n, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
 
 # ----- two views of one image: the positive pair of self-supervised similarity learning -------------------

@@ -10,6 +10,7 @@ Run directory layout (everything a user or a resumed run needs):
     loss.png           the logged losses
     checkpoints/       step_XXXXXXXX.pt, the last `keep_checkpoints` of them
     summary.json       steps, images/s, parameter counts, where things are
+    neighbours.pt      exemplar: every training image's embedding and nearest neighbours, reused on resume
 
 Several processes (`torchrun --nproc_per_node N -m condgan train ...`, docs/distributed.md):
 every process runs this same loop on its share of each batch, DDP averages the
@@ -72,7 +73,7 @@ class Run(RunFiles):
         self.quiet = quiet or not self.main
         self.task = config.task_class.trains(config)  # two-stage: the class of the stage this run trains
         latest = self._resumable() if resume else None  # read first: a changed recipe is refused before any data
-        self._take_data(*self.task.load_data(config, "train"))
+        self._take_data(*self.task.load_run_data(config, self.out))
         if _device_line.pop("pending", False):  # once the data is there (a mistake in it is the only line), once a command
             print(f"condgan: device {self.device}", file=sys.stderr)
         self._build_step()

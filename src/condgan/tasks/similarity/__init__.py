@@ -35,7 +35,7 @@ class SimilarityTask(MetricLearning, Task):
                 "train.aux_weight": 0.0, "train.augment": []}
     archs = ("embedder",)
     unused = GAN_KEYS
-    added_keys = {"similarity": {"pos_margin": 0.0, "projector": 0}}
+    added_keys = {"similarity": {"pos_margin": 0.0, "projector": 0, "augment": section.old_augment}}
     pipeline = Embedder
     flags = {"eval": ("pairs",)}
     flag_keys = {"recipe": "similarity.recipe", "pairs": "similarity.pairs"}
@@ -93,7 +93,7 @@ class SimilarityTask(MetricLearning, Task):
             pairs, outside = run_config.similarity.pairs, run_config.data.paths_outside
         if pairs:
             fields, _ = read_csv(pairs, "test", model.spec["image"].height, model.spec["image"].channels, outside)
-            r = evaluate_pairs(model, fields, out, progress=not args.quiet, source=str(run))
+            r = evaluate_pairs(model, fields, out, progress=not args.quiet, source=str(run), seed=args.seed)
         else:
             test = load_images(Config(data=DataConfig(**{k: v for k, v in model.data.items() if v is not None})), "test")
             if test.num_classes < 2:
@@ -108,6 +108,10 @@ class SimilarityTask(MetricLearning, Task):
         if m.get("precision_at_1") is not None:
             line += f"  precision@1 {m['precision_at_1']:.2%}  R-precision {m['r_precision']:.2%}  MAP@R {m['map_at_r']:.2%}"
         print(line)
+        if m.get("roc_auc_flipped") is not None:  # one side of each pair (each query) mirrored, or moved a few pixels
+            print("  ".join(f"{change}: ROC AUC {m[f'roc_auc_{change}']:.4f}  EER {m[f'eer_{change}']:.2%}" +
+                            (f"  precision@1 {m[f'precision_at_1_{change}']:.2%}" if f"precision_at_1_{change}" in m else "")
+                            for change in ("flipped", "shifted")))
         print(f"report: {Path(out) / 'report.md'}")
         return 0
 

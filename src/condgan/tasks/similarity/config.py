@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ...training.views import AUGMENTS, SELFSUP_CROP_AREA
 from ...untrusted import shown
 
 RECIPES = ("siamese", "triplet", "frozen", "selfsup")
 MINING = ("semihard", "hard", "all")
+CHARACTERS = ("mnist",)  # built-in data of digits or letters: a mirrored one is another character, or none
 
 @dataclass
 class SimilarityConfig:
@@ -30,6 +32,13 @@ class SimilarityConfig:
     projector: int | None = None      # selfsup: hidden width of a projection MLP between the embedding and the
                                       # NT-Xent loss (SimCLR; 256: ROC AUC 0.82 vs 0.69 without, docs/similarity.md);
                                       # 0 = the loss sees the embedding itself
+    augment: list[str] | None = None  # similarity: changes that leave an image "the same", applied to what it
+                                      # trains on: flip (mirror left-right), shift (up to 1/8 of the side), crop
+                                      # (50-100 % of the area, resized back), colour (brightness, contrast; RGB:
+                                      # saturation, hue, grey); [] = none. None (default): chosen by the data at
+                                      # train start, printed and written to config.yaml: flip,shift (+ colour for
+                                      # RGB); shift only for digits or letters (mnist, or one-character class
+                                      # names). selfsup always adds a harder crop and colour to its two views
     lr: float = 1e-3                  # Adam learning rate of the embedding network
     width: int = 32                   # channels of the embedding CNN's first block (doubles twice)
     pairs: str | None = None          # a CSV of image_a,image_b,similar or of anchor,positive,negative (paths
@@ -48,6 +57,28 @@ def resolve(s: SimilarityConfig) -> None:
         s.projector = 256 if s.recipe == "selfsup" else 0
 
 
+def default_augment(channels: int, data_name: str, class_names: list[str], recipe: str) -> tuple[list[str], str]:
+    """similarity.augment as the data calls for it, and the line saying so at train start."""
+    named = data_name.lower() in CHARACTERS
+    characters = named or (len(class_names) > 1 and all(len(c.strip()) == 1 for c in class_names))
+    ops = (["shift"] if characters else ["flip", "shift"]) + (["colour"] if channels == 3 else [])
+    why = ("no flip: a mirrored digit or letter is another character or none; "
+           + (f"{data_name} is digits" if named else "the class names are single characters, like digits or letters")
+           if characters else "a mirrored or slightly moved image shows the same thing")
+    if channels == 3:
+        why += "; RGB: colour changes too"
+    line = f"data: similarity.augment {','.join(ops)} by default ({why}; set similarity.augment to change, [] for none)"
+    if recipe == "selfsup":
+        low, high = SELFSUP_CROP_AREA
+        line += f"; selfsup's two views also take a crop of {low:.0%}-{high:.0%} of the area and a colour change"
+    return ops, line
+
+
+def old_augment(section: dict) -> list[str]:
+    """What a run from before similarity.augment trained with: nothing added (selfsup: its one fixed view)."""
+    return ["classic"] if section.get("recipe") == "selfsup" else []
+
+
 def checks(s: SimilarityConfig) -> list[tuple[bool, str]]:
     """What holds for the section whichever task reads it."""
     return [
@@ -62,6 +93,10 @@ def checks(s: SimilarityConfig) -> list[tuple[bool, str]]:
         (math.isfinite(s.temperature) and s.temperature > 0, "similarity.temperature must be a positive number"),
         (0 <= s.projector <= 4096, f"similarity.projector must be between 0 and 4,096, not {s.projector}"),
         (s.recipe == "selfsup" or s.projector == 0, "similarity.projector is for recipe selfsup"),
+        (all(a in AUGMENTS for a in s.augment or []),
+         f"similarity.augment items must be among {', '.join(AUGMENTS[:-1])}, not {shown(s.augment)}"),
+        ("classic" not in (s.augment or []) or (s.recipe == "selfsup" and s.augment == ["classic"]),
+         "similarity.augment classic is the selfsup view of runs from before similarity.augment: alone, recipe selfsup"),
         (math.isfinite(s.lr) and s.lr > 0, "similarity.lr must be a positive number"),
         (1 <= s.neighbours <= 1000, f"similarity.neighbours must be between 1 and 1,000, not {s.neighbours}"),
         (not (s.pairs and s.recipe == "selfsup"), "similarity.pairs is a CSV of labelled pairs; recipe selfsup uses no "

@@ -25,11 +25,13 @@ from torch import nn
 
 from ...conditions import ClassField, ImageField, Spec
 from ...config import Config
+from . import config as section
 from .config import SimilarityConfig
 from ...data import to_float
 from ...data.folders import UNLABELLED
 from ...data.similar import load_images, read_csv  # noqa: F401  (re-exported: the similarity task's data)
 from ...errors import ConfigError
+from ...progress import note
 from ...models.embedder import Embedder, FrozenBackboneEmbedder
 from ...untrusted import optional_module
 
@@ -108,7 +110,7 @@ class MetricStep:
     """Owns the embedder and its optimiser; `step()` trains once. Same interface as GANStep for Run."""
 
     def __init__(self, net: nn.Module, recipe: str, s: SimilarityConfig, calibration: dict):
-        self.net, self.recipe = net, recipe
+        self.net, self.recipe, self.augment = net, recipe, list(s.augment or [])
         self.opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=s.lr)
         self.loss, self.miner = make_loss(recipe, s)
         self.calibration = calibration  # uint8 images (+ labels, or CSV fields) the threshold is chosen on
@@ -121,12 +123,14 @@ class MetricStep:
         return {"embedder": ("embedder", "embedder")}
 
     def _pairs_and_triplets(self, batch: dict, gen: torch.Generator):
-        """(embeddings, labels, indices_tuple) of a batch of any kind; selfsup returns the two views' embeddings."""
-        from ...training.augment import view
+        """(embeddings, labels, indices_tuple) of a batch of any kind; selfsup returns the two views' embeddings.
+        Every image is seen through its own random draw of similarity.augment."""
+        from ...training.views import augment, selfsup_view
 
         if self.recipe == "selfsup":
             x = batch["image"]
-            return self.net.for_loss(view(x, gen)), self.net.for_loss(view(x, gen)), None
+            return self.net.for_loss(selfsup_view(x, self.augment, gen)), self.net.for_loss(selfsup_view(x, self.augment, gen)), None
+        batch = {k: augment(v, self.augment, gen) if v.dim() == 4 else v for k, v in batch.items()}
         if "similar" in batch:  # CSV of pairs: (anchor1, positive, anchor2, negative) index tuples
             n, similar = len(batch["image"]), batch["similar"].bool()
             emb = self.net(torch.cat([batch["image"], batch["other"]]))
@@ -167,7 +171,7 @@ class MetricStep:
         """Choose the verification threshold on training data (own fixed generator: the run's random
         streams are untouched, so resuming stays exact)."""
         from ...eval.similarity import best_threshold
-        from ...training.augment import view
+        from ...training.views import selfsup_view
 
         c, g = self.calibration, torch.Generator().manual_seed(12345)
         if "similar" in c or "positive" in c:
@@ -182,7 +186,7 @@ class MetricStep:
             scores, positive = _all_pairs(e, c["label"])
         else:  # no labels: two views of one image are similar, views of two images are not
             x = to_float(c["image"][:1000])
-            e1, e2 = embed_all(self.net, view(x, g)), embed_all(self.net, view(x, g))
+            e1, e2 = embed_all(self.net, selfsup_view(x, self.augment, g)), embed_all(self.net, selfsup_view(x, self.augment, g))
             shuffled = torch.roll(e2, 1, dims=0)
             scores = torch.cat([(e1 * e2).sum(1), (e1 * shuffled).sum(1)])
             positive = torch.arange(len(scores)) < len(e1)
@@ -211,8 +215,8 @@ def _all_pairs(e: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, tor
 class MetricLearning:
     """How a similarity run trains: its data, its class-balanced batches, its network, step and preview."""
 
-    @staticmethod
-    def load_data(config: Config, split: str = "train"):
+    @classmethod
+    def load_data(cls, config: Config, split: str = "train"):
         s = config.similarity
         if s.pairs:
             fields, spec = read_csv(s.pairs, split, config.data.image_size, config.data.channels, config.data.paths_outside)
@@ -222,9 +226,11 @@ class MetricLearning:
             if s.recipe == "frozen":
                 raise ConfigError("recipe frozen uses the evaluator of a labelled dataset as its backbone; with a CSV "
                                   "choose recipe siamese or triplet")
+            cls.choose_augment(s, spec["image"].channels, "", [])
             return fields, spec
         data = load_images(config, split)
         spec = Spec(image=ImageField(data.channels, data.image_size, data.image_size))
+        cls.choose_augment(s, data.channels, config.data.name, data.class_names)
         if s.recipe == "selfsup":
             return {"image": data.images}, spec  # labels are not even loaded into the run: none are used
         if data.class_names == [UNLABELLED]:
@@ -232,6 +238,14 @@ class MetricLearning:
                               f"sub-folders): use similarity.recipe=selfsup, or give similarity.pairs=FILE.csv")
         spec["label"] = ClassField(tuple(data.class_names))
         return {"image": data.images, "label": data.labels}, spec
+
+    @staticmethod
+    def choose_augment(s: SimilarityConfig, channels: int, data_name: str, class_names: list[str]) -> None:
+        """similarity.augment left unset: chosen by the data once and said; config.yaml records it, so a resumed
+        run keeps it."""
+        if s.augment is None and (s.recipe == "selfsup" or class_names != [UNLABELLED]):
+            s.augment, line = section.default_augment(channels, data_name, class_names, s.recipe)
+            note(line)
 
     @staticmethod
     def sampler(run):
