@@ -41,6 +41,15 @@ def fixed_count(threads: int | None, deterministic: bool, device: torch.device) 
     return None
 
 
+def take_threads(threads: int | None, deterministic: bool, device: torch.device) -> tuple[int, "ThreadTuner | None"]:
+    """Set a run's thread count; returns the count before (given back when the run ends: condgan.train in a
+    notebook) and the tuner that measures it, or None when the count is fixed."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    return before, None if fixed_count(threads, deterministic, device) else ThreadTuner(torch.get_num_threads())
+
+
 class ThreadTuner:
     """Chooses among `most`, half of it and 1 thread by the measured time per step.
 

@@ -44,7 +44,7 @@ from . import dist
 from .augment import jitter
 from .lock import RunLock
 from .device import resolve_device, resolve_precision
-from .threads import ThreadTuner, fixed_count
+from .threads import take_threads
 from .run_files import RunFiles
 
 
@@ -60,13 +60,10 @@ class Run(RunFiles):
     def __init__(self, config: Config, out: Path, resume: bool = False, quiet: bool = False, more: dict | None = None):
         self.config, self.out, self.quiet = config, Path(out), quiet
         t = config.train
-        self.threads_before = torch.get_num_threads()  # condgan.train in a notebook: fit() gives it back
-        if t.threads:
-            torch.set_num_threads(t.threads)
         if t.deterministic:
             torch.use_deterministic_algorithms(True)
         self.device = dist.local_device(resolve_device(t.device))
-        self.threads = None if fixed_count(t.threads, t.deterministic, self.device) else ThreadTuner(torch.get_num_threads())
+        self.threads_before, self.threads = take_threads(t.threads, t.deterministic, self.device)  # fit() gives back
         self.precision = resolve_precision(t.precision, self.device)
         self.rank, self.world = dist.rank(), dist.world()
         self.main = self.rank == 0  # the one process that writes logs, pictures and checkpoints
