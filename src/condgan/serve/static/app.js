@@ -96,8 +96,8 @@ function showFields() {
   }
 }
 
-function readUpload(field, input, preview) {
-  delete uploads[field.name];
+function readImageFile(input, preview, done) {
+  // Read the chosen file as a data: URL (within the server's upload limit), show it, then hand it to done.
   preview.hidden = true;
   const file = input.files[0];
   if (!file) return;
@@ -108,14 +108,18 @@ function readUpload(field, input, preview) {
   }
   const reader = new FileReader();
   reader.onload = () => {
-    uploads[field.name] = reader.result;
     preview.src = reader.result;
     preview.hidden = false;
     setStatus("");
-    maybeAutoRun();
+    done(reader.result);
   };
   reader.onerror = () => setStatus(`could not read ${file.name}`, true);
   reader.readAsDataURL(file);
+}
+
+function readUpload(field, input, preview) {
+  delete uploads[field.name];
+  readImageFile(input, preview, (url) => { uploads[field.name] = url; maybeAutoRun(); });
 }
 
 function requestBody(m, route = "generate") {

@@ -38,25 +38,9 @@ function selectTab(name) {
 }
 
 function pickImage(input) {
-  // Read the chosen file as a data: URL (bounded by the server's upload limit) and show it beside the input.
-  const preview = input.nextElementSibling, file = input.files[0];
+  // The preview sits right after its input; the read itself is app.js's readImageFile.
   delete picked[input.id];
-  preview.hidden = true;
-  if (!file) return;
-  if (file.size > limits.max_upload_bytes) {
-    setStatus(`${file.name} is larger than the upload limit (${limits.max_upload_bytes} bytes)`, true);
-    input.value = "";
-    return;
-  }
-  const reader = new FileReader();
-  reader.onload = () => {
-    picked[input.id] = reader.result;
-    preview.src = reader.result;
-    preview.hidden = false;
-    setStatus("");
-  };
-  reader.onerror = () => setStatus(`could not read ${file.name}`, true);
-  reader.readAsDataURL(file);
+  readImageFile(input, input.nextElementSibling, (url) => { picked[input.id] = url; });
 }
 
 async function ask(route, body, what) {
