@@ -245,3 +245,10 @@ def test_a_run_from_before_a_key_existed_resumes_with_its_old_recipe(recipe, rem
     resumed = load_config(tmp_path / "old" / "config.yaml").similarity
     assert getattr(resumed, removed) == 0
     assert load_config(None, ["task=similarity", f"similarity.recipe={recipe}"]).similarity.__dict__[removed] > 0
+
+
+def test_a_similarity_run_says_its_own_defaults_and_nothing_of_a_generator(world, cache, tmp_path, capsys):
+    train(load_config(None, tiny(world["data"], "triplet", 1)), tmp_path / "said", quiet=False)
+    printed = "".join(capsys.readouterr())
+    assert "similarity.augment" in printed  # what it learns to ignore, chosen by the data
+    assert "class term" not in printed  # train.aux_form is G's, and a similarity run has no G

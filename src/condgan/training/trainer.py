@@ -108,7 +108,7 @@ class Run(RunFiles):
         self.n_items = len(next(iter(fields.values())))
         filled = config.resolve_for_size(image.height)  # recorded in config.yaml, so a resumed run keeps them
         form_keys = ["train.aux_form", *FORM_DEFAULTS.get(config.train.aux_form, {})]
-        if "train.aux_form" in filled:
+        if "train.aux_form" in filled and "train.aux_form" not in config.task_class.unused:  # similarity: no G
             extra = "".join(f", {k} {config.get(k)}" for k in form_keys[1:] if k in filled)
             self._log(f"model: G's class term (train.aux_form) {config.train.aux_form} by default at {image.height} px"
                       f"{extra} (adc up to 32 px: more varied images of each class; ce above)")
