@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ...training.views import AUGMENTS, SELFSUP_CROP_AREA
+from ...training import views
+from ...training.views import AUGMENTS
 from ...untrusted import shown
 
 RECIPES = ("siamese", "triplet", "frozen", "selfsup")
@@ -39,6 +40,8 @@ class SimilarityConfig:
                                       # train start, printed and written to config.yaml: flip,shift (+ colour for
                                       # RGB); shift only for digits or letters (mnist, or one-character class
                                       # names). selfsup always adds a harder crop and colour to its two views
+    support: int = 0                  # selfsup: a queue of this many recent projections whose nearest neighbour
+                                      # stands in for each view's positive (NNCLR); 0 = two views of one image only
     lr: float = 1e-3                  # Adam learning rate of the embedding network
     width: int = 32                   # channels of the embedding CNN's first block (doubles twice)
     pairs: str | None = None          # a CSV of image_a,image_b,similar or of anchor,positive,negative (paths
@@ -69,7 +72,7 @@ def default_augment(channels: int, data_name: str, class_names: list[str], recip
         why += "; RGB: colour changes too"
     line = f"data: similarity.augment {','.join(ops)} by default ({why}; set similarity.augment to change, [] for none)"
     if recipe == "selfsup":
-        low, high = SELFSUP_CROP_AREA
+        low, high = views.SELFSUP_CROP_AREA
         line += f"; selfsup's two views also take a crop of {low:.0%}-{high:.0%} of the area and a colour change"
     return ops, line
 
@@ -97,6 +100,8 @@ def checks(s: SimilarityConfig) -> list[tuple[bool, str]]:
          f"similarity.augment items must be among {', '.join(AUGMENTS[:-1])}, not {shown(s.augment)}"),
         ("classic" not in (s.augment or []) or (s.recipe == "selfsup" and s.augment == ["classic"]),
          "similarity.augment classic is the selfsup view of runs from before similarity.augment: alone, recipe selfsup"),
+        (0 <= s.support <= 1_000_000, f"similarity.support must be between 0 and 1,000,000, not {s.support}"),
+        (s.recipe == "selfsup" or s.support == 0, "similarity.support is for recipe selfsup"),
         (math.isfinite(s.lr) and s.lr > 0, "similarity.lr must be a positive number"),
         (1 <= s.neighbours <= 1000, f"similarity.neighbours must be between 1 and 1,000, not {s.neighbours}"),
         (not (s.pairs and s.recipe == "selfsup"), "similarity.pairs is a CSV of labelled pairs; recipe selfsup uses no "
