@@ -158,30 +158,3 @@ def test_changes_are_seeded_and_small():
     labels = torch.arange(50) % 4
     assert precision_at_1(e, e, labels) == pytest.approx(retrieval(e, labels)["precision_at_1"])  # PML's, unchanged
 
-
-# ----- selfsup's support set (NNCLR) -------------------------------------------------------------------------
-def test_support_queue_gives_nearest_neighbours_first_in_first_out():
-    from condgan.tasks.similarity.support import Support
-
-    support = Support(4)
-    z = torch.nn.functional.normalize(torch.eye(3), dim=1)
-    assert torch.equal(support.nearest(z), z)  # empty: each view is its own positive (plain SimCLR)
-    support.push(z)
-    support.push(torch.tensor([[0.0, 0.6, 0.8], [0.6, 0.8, 0.0]]))  # fills the queue, then replaces the oldest
-    assert support.queue.shape == (4, 3) and support.next == 1
-    assert torch.equal(support.queue[0], torch.tensor([0.6, 0.8, 0.0]))
-    assert torch.equal(support.nearest(torch.tensor([[0.0, 0.5, 0.9]])), torch.tensor([[0.0, 0.6, 0.8]]))
-
-
-def test_selfsup_with_a_support_set_resumes_exactly(tmp_path):
-    data = write_idx(tmp_path / "idx", n_train=48, n_test=8, classes=4, size=12)
-    extra = {"similarity.support": 20}
-    train(load_config(None, tiny(data, "selfsup", 4, **extra)), tmp_path / "straight", quiet=True)
-    train(load_config(None, tiny(data, "selfsup", 2, **extra)), tmp_path / "split", quiet=True)
-    train(out=tmp_path / "split", resume=True, stop_overrides={"steps": 2}, quiet=True)
-    a = ckpt.safe_load(tmp_path / "straight" / "checkpoints" / "step_00000004.pt")["state"]
-    b = ckpt.safe_load(tmp_path / "split" / "checkpoints" / "step_00000004.pt")["state"]
-    assert all(torch.equal(v, b["embedder"][k]) for k, v in a["embedder"].items())
-    assert torch.equal(a["support"]["queue"], b["support"]["queue"]) and len(a["support"]["queue"]) == 20
-    with pytest.raises(ConfigError, match="similarity.support is for recipe selfsup"):
-        load_config(None, tiny(data, "triplet", 1, **extra))

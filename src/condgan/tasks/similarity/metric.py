@@ -27,7 +27,6 @@ from ...conditions import ClassField, ImageField, Spec
 from ...config import Config
 from . import config as section
 from .config import SimilarityConfig
-from .support import Support
 from ...data import to_float
 from ...data.folders import UNLABELLED
 from ...data.similar import load_images, read_csv  # noqa: F401  (re-exported: the similarity task's data)
@@ -115,7 +114,6 @@ class MetricStep:
         self.opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=s.lr)
         self.loss, self.miner = make_loss(recipe, s)
         self.calibration = calibration  # uint8 images (+ labels, or CSV fields) the threshold is chosen on
-        self.support = Support(s.support) if recipe == "selfsup" and s.support else None
         self.steps_done = 0
 
     def networks(self) -> dict[str, nn.Module]:
@@ -153,10 +151,7 @@ class MetricStep:
         self.net.train()
         out = {}
         emb, labels, tuples = self._pairs_and_triplets(batches[0], gen)
-        if self.recipe == "selfsup" and self.support is not None:  # NNCLR: a neighbour from the queue is the positive
-            loss = (self.loss(self.support.nearest(emb), labels) + self.loss(self.support.nearest(labels), emb)) / 2
-            self.support.push(emb)
-        elif self.recipe == "selfsup":
+        if self.recipe == "selfsup":
             loss = self.loss(emb, labels)  # (view-1 embeddings, view-2 embeddings)
         else:
             loss = self.loss(emb, labels, tuples)
@@ -202,15 +197,12 @@ class MetricStep:
         return all(torch.isfinite(p).all() for p in self.net.parameters())
 
     def state_dict(self) -> dict:
-        state = {"embedder": self.net.state_dict(), "opt": self.opt.state_dict(), "steps_done": self.steps_done}
-        return {**state, "support": self.support.state_dict()} if self.support is not None else state
+        return {"embedder": self.net.state_dict(), "opt": self.opt.state_dict(), "steps_done": self.steps_done}
 
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["embedder"])
         self.opt.load_state_dict(state["opt"])
         self.steps_done = int(state["steps_done"])
-        if self.support is not None:
-            self.support.load_state_dict(state["support"])
 
 
 def _all_pairs(e: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
