@@ -2,13 +2,18 @@
 
     python benchmarks/similarity.py --minutes 3 --out bench-results/similarity
     python benchmarks/similarity.py --minutes 3 --exemplar-minutes 10 --out bench-results/similarity
+    python benchmarks/similarity.py --minutes 3 --versions before,after --out bench-results/similarity
 
 Trains each recipe of the similarity task (siamese, triplet, frozen evaluator
 backbone + head, self-supervised) for the same budget, one after another so
 they never compete for cores, and scores each on the 10,000 Fashion-MNIST test
 images (never seen in training) with `condgan eval`'s embedder evaluation:
 verification accuracy (10-fold CV threshold), ROC AUC, EER, precision@1,
-R-precision, MAP@R. The self-supervised recipe is trained without labels.
+R-precision, MAP@R, and ROC AUC, EER and precision@1 again with one side of
+each pair (each query) flipped, and shifted (eval/invariance.py). The
+self-supervised recipe is trained without labels. --versions before,after
+trains each recipe also as it was before issue 25 (no augmentation; selfsup's
+one fixed view), one table for both.
 
 With --exemplar-minutes, it then trains the exemplar generator conditioned on
 the self-supervised embedder (so no label is used anywhere in training) and
@@ -40,9 +45,16 @@ RECIPES = {  # recipe -> overrides (the rest are the defaults)
     "frozen": [],
     "selfsup": ["train.batch_size=256"],  # NT-Xent wants many negatives in a batch
 }
+# --versions before: each recipe as it was before issue 25 (no augmentation; selfsup: its one fixed view, temperature
+# 0.1), beside today's
+BEFORE = {"siamese": ["similarity.augment=[]"], "triplet": ["similarity.augment=[]"], "frozen": ["similarity.augment=[]"],
+          "selfsup": ["similarity.augment=[classic]", "similarity.temperature=0.1"]}
 COLUMNS = [("recipe", "recipe", "{}"), ("labels", "labels used", "{}"), ("train_minutes", "train min", "{:.1f}"),
            ("images_per_s", "images/s", "{:.0f}"), ("accuracy", "verification acc.", "{:.1%}"), ("roc_auc", "ROC AUC", "{:.4f}"),
-           ("eer", "EER", "{:.1%}"), ("precision_at_1", "precision@1", "{:.1%}"), ("r_precision", "R-precision", "{:.1%}"),
+           ("eer", "EER", "{:.1%}"), ("roc_auc_flipped", "AUC flipped", "{:.4f}"), ("eer_flipped", "EER flipped", "{:.1%}"),
+           ("roc_auc_shifted", "AUC shifted", "{:.4f}"), ("eer_shifted", "EER shifted", "{:.1%}"),
+           ("precision_at_1", "P@1", "{:.1%}"), ("precision_at_1_flipped", "P@1 flipped", "{:.1%}"),
+           ("precision_at_1_shifted", "P@1 shifted", "{:.1%}"), ("r_precision", "R-precision", "{:.1%}"),
            ("map_at_r", "MAP@R", "{:.1%}")]
 
 
@@ -58,14 +70,16 @@ def train_once(run: Path, overrides: list[str], minutes: float) -> dict:
     return train(load_config(None, [*overrides, *THREADS]), run, stop_overrides={"budget_minutes": minutes})
 
 
-def run_recipe(recipe: str, minutes: float, out: Path, seed: int, test) -> dict:
-    run = out / recipe
+def run_recipe(recipe: str, minutes: float, out: Path, seed: int, test, version: str = "after") -> dict:
+    run = out / (recipe if version == "after" else f"{recipe}-{version}")
     summary = train_once(run, ["task=similarity", f"similarity.recipe={recipe}", f"train.seed={seed}",
-                               "train.checkpoint_minutes=2", *RECIPES[recipe]], minutes)
+                               "train.checkpoint_minutes=2", *RECIPES[recipe],
+                               *(BEFORE[recipe] if version == "before" else [])], minutes)
     t0 = time.monotonic()
     report = evaluate_embedder(condgan.load(run), test.images, test.labels, test.class_names, run / "eval", seed=seed,
                                progress=False, source=str(run))
-    return {"recipe": recipe, "labels": "no" if recipe == "selfsup" else "yes", "steps": summary["steps"],
+    return {"recipe": recipe if version == "after" else f"{recipe} ({version})", "version": version,
+            "labels": "no" if recipe == "selfsup" else "yes", "steps": summary["steps"],
             "train_minutes": summary["train_minutes"], "images_per_s": summary["images_per_s"],
             "eval_seconds": round(time.monotonic() - t0, 1), **report["model"], "report": str(run / "eval" / "report.md")}
 
@@ -93,6 +107,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0, help="training budget of each recipe (default 5)")
     parser.add_argument("--recipes", default=",".join(RECIPES), help=f"which recipes (default {','.join(RECIPES)})")
+    parser.add_argument("--versions", default="after", help="after (default: today's recipes), before (each as it was "
+                        "before issue 25: no augmentation, selfsup's one fixed view) or before,after (both, one table)")
     parser.add_argument("--exemplar-minutes", type=float, default=0.0, help="then train the exemplar generator on the "
                         "selfsup embedder for this long (default 0: skip)")
     parser.add_argument("--exemplars", type=int, default=500, help="test exemplars in the exemplar evaluation (default 500)")
@@ -106,7 +122,10 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     test = load_images(Config(data=DataConfig(name="fashion-mnist")), "test")
-    rows = [run_recipe(r, args.minutes, out, args.seed, test) for r in args.recipes.split(",")]
+    versions = args.versions.split(",")
+    if not set(versions) <= {"before", "after"}:
+        parser.error(f"--versions takes before, after or both, not {args.versions!r}")
+    rows = [run_recipe(r, args.minutes, out, args.seed, test, v) for r in args.recipes.split(",") for v in versions]
     text = table(rows)
     print("\n" + text)
     results = {"minutes": args.minutes, "rows": rows}

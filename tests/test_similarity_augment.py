@@ -157,3 +157,4 @@ def test_changes_are_seeded_and_small():
     e = torch.nn.functional.normalize(torch.randn(50, 6, generator=torch.Generator().manual_seed(0)), dim=1)
     labels = torch.arange(50) % 4
     assert precision_at_1(e, e, labels) == pytest.approx(retrieval(e, labels)["precision_at_1"])  # PML's, unchanged
+
