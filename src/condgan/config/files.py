@@ -3,10 +3,10 @@ change. Unknown keys and wrong types are errors that name the key."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import types
 import typing
-import dataclasses
 import warnings
 from pathlib import Path
 
@@ -40,12 +40,18 @@ def from_dict(raw: dict | None) -> Config:
         cls = _SECTIONS.get(name) or task.sections.get(name) or registry.get(owners[0]).sections[name]
         built = _build(cls, value, name)
         if name not in _SECTIONS and name not in task.sections:
-            if built != cls():  # older condgan wrote every task's sections, with their defaults: those are fine
+            if not _at_defaults(built, cls):  # older condgan wrote every task's sections, with their defaults: fine
                 raise ConfigError(f"the {name} section is for --task {' or '.join(owners)}, not {task.name}")
             continue
         sections[name] = built
     core = {name: sections.pop(name) for name in _SECTIONS if name in sections}
     return Config(task=task.name, **core, sections=sections).validate()
+
+
+def _at_defaults(built, cls) -> bool:
+    """A section equal to its defaults, or to a former default where one changed (cls.CHANGED_DEFAULTS)."""
+    changed = getattr(cls, "CHANGED_DEFAULTS", ())
+    return all(getattr(built, f.name) == getattr(cls(), f.name) for f in dataclasses.fields(cls) if f.name not in changed)
 
 
 # train keys renamed because their old name said less (or two things): old name -> today's

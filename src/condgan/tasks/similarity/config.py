@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ...training import views
 from ...training.views import AUGMENTS
@@ -16,6 +17,9 @@ CHARACTERS = ("mnist",)  # built-in data of digits or letters: a mirrored one is
 @dataclass
 class SimilarityConfig:
     """Keys of the similarity task (an embedding network) and of the exemplar task that uses one."""
+
+    # keys whose default changed: another task's config.yaml written before carries the old value
+    CHANGED_DEFAULTS: ClassVar[tuple[str, ...]] = ("temperature",)
 
     recipe: str = "triplet"           # similarity: siamese (contrastive loss on pairs) | triplet (margin loss, mined
                                       # in the batch) | frozen (the evaluator network frozen, a learned head) |
