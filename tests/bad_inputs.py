@@ -512,6 +512,10 @@ def cases() -> list[Case]:
           "similarity.mining must be one of"))
     add(C(cat, "similarity keys on a cgan", lambda e: [*e.tiny_train("--set", "similarity.recipe=siamese")],
           "similarity section is for --task similarity"))
+    add(C(cat, "similarity.augment typo", lambda e: [*sim(e, "--set", "similarity.augment=[mirror]")],
+          "similarity.augment items must be among flip, shift, crop, colour"))
+    add(C(cat, "search cache bound not a number", lambda e: _api(lambda: _search_cache_limits("CONDGAN_SEARCH_CACHE_MB", "lots")),
+          "CONDGAN_SEARCH_CACHE_MB must be a number"))
     add(C(cat, "sample an embedder", lambda e: ["sample", str(e.srun), "--out", str(e.path("x.png"))], "makes no images"))
     add(C(cat, "sample --like on a cgan", lambda e: ["sample", str(e.run), "--like", str(png(e)), "--out", str(e.path("x.png"))],
           "--like is for exemplar models"))
@@ -651,6 +655,23 @@ def _verify_safe_names(env: Env) -> None:
     """Training on folders named with an escape code and a non-Latin name printed nothing raw."""
     # attempt() keeps what was printed in env.last_output
     assert "\x1b" not in env.last_output, "an escape code reached the terminal"
+
+
+def _search_cache_limits(name: str, value: str):
+    """condgan search's cache bound read with one environment variable set (restored afterwards)."""
+    import os
+
+    from condgan.search import cache
+
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        return cache.limits()
+    finally:
+        if before is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = before
 
 
 def _load(path, device="cpu"):

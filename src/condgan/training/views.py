@@ -23,7 +23,7 @@ from torchvision.ops import roi_align
 from .augment import jitter, view
 
 AUGMENTS = ("flip", "shift", "crop", "colour", "classic")
-MAX_SHIFT = 0.125          # shift: up to this share of the side (3-4 px at 28 px), edge pixels repeated
+MAX_SHIFT = 1 / 14         # shift: up to this share of the side (2 px at 28 px, as eval/invariance.py), edges repeated
 CROP_AREA = (0.5, 1.0)     # crop: share of the image's area kept, then resized back
 SELFSUP_CROP_AREA = (0.35, 1.0)  # the self-supervised views' own crop (0.2 and 0.08 screened worse: docs/similarity.md)
 COLOUR = {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1, "p": 0.8, "grey": 0.2}

@@ -39,7 +39,7 @@ class SimilarityConfig:
                                       # NT-Xent loss (SimCLR; 256: ROC AUC 0.82 vs 0.69 without, docs/similarity.md);
                                       # 0 = the loss sees the embedding itself
     augment: list[str] | None = None  # similarity: changes that leave an image "the same", applied to what it
-                                      # trains on: flip (mirror left-right), shift (up to 1/8 of the side), crop
+                                      # trains on: flip (mirror left-right), shift (up to 1/14 of the side), crop
                                       # (50-100 % of the area, resized back), colour (brightness, contrast; RGB:
                                       # saturation, hue, grey); [] = none. None (default): chosen by the data at
                                       # train start, printed and written to config.yaml: flip,shift (+ colour for
