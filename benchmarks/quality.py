@@ -1,0 +1,98 @@
+"""All of the default's quality figures at once: levers screened against today's default, same budget, same seeds.
+
+    python benchmarks/quality.py --minutes 3 --out bench-results/quality                  # the screen, seed 0
+    python benchmarks/quality.py --minutes 10 --variants default,ema0.999 --seeds 0,1,2 \\
+        --out bench-results/quality-10min                                                # finalists
+
+Issue 23 asks for FID, per-class FID, recall, diversity and class accuracy to improve together: each earlier change
+of G's class term traded one of them for another (benchmarks/class_loss.py). Every lever below is a set of config
+overrides of the Fashion-MNIST default; each trains for the same wall-clock budget, two at a time with one thread
+each (`--parallel 2`), so every pair shares the machine alike, and is scored by `condgan eval` (1000 images per
+class). The table marks each variant's mean against the targets and lists the figures that fall below the
+default's on the same seeds. Finished runs (and with --reuse-scores their scores) are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from class_loss import COLUMNS, markdown, run_name, score_all, seed_means, train_all  # noqa: E402
+
+LEVERS = {  # name -> overrides of the default (resnet G/D width 16, batch 64, hinge, ADC 0.1, EMA 0.99 from step 500)
+    "default": [],
+    "ema0.995": ["train.ema_decay=0.995"],  # a longer average of G's weights (StyleGAN2-ADA: a 10k-image half-life)
+    "ema0.999": ["train.ema_decay=0.999"],
+    "g24": ["model.g_width=24"],  # capacity: a wider G, then a wider D, then both
+    "d24": ["model.d_width=24"],
+    "w24": ["model.g_width=24", "model.d_width=24"],
+    "g32": ["model.g_width=32"],
+    "aux2": ["train.aux_weight=2.0"],  # a weaker class pull: less caricature (accuracy 97% against real 92%)
+    "aux1.5": ["train.aux_weight=1.5"],
+    "b128": ["train.batch_size=128"],  # fewer, better-averaged steps
+    "lr-half": ["train.lr_g=2e-4", "train.lr_d=4e-4"],
+    "diffaug": ["train.augment=[translation]"],  # DiffAugment on D's inputs (StudioGAN: helps even on full data)
+    "d2": ["train.d_steps=2"],
+    "decay0.3": ["train.lr_decay=0.3"],  # both learning rates fall linearly to 0 over the last 30% of the run
+}
+TARGETS = {"fid": ("<=", 0.35), "per_class_fid": ("<=", 0.9), "recall": (">=", 0.82), "diversity": (">=", 0.95),
+           "accuracy": (">=", 0.95)}
+LOWER_IS_BETTER = {"fid", "per_class_fid"}
+
+
+def verdicts(means: list[dict]) -> str:
+    """For each variant's mean: the targets it meets, and the figures worse than the default's (same seeds)."""
+    base = next((m for m in means if m["variant"] == "default"), None)
+    lines = []
+    for m in means:
+        met = [k for k, (op, v) in TARGETS.items() if (m[k] <= v if op == "<=" else m[k] >= v)]
+        line = f"- {m['variant']}: targets met {len(met)}/{len(TARGETS)} ({', '.join(met) or 'none'})"
+        if base is not None and m is not base:
+            worse = [k for k in TARGETS if (m[k] > base[k] if k in LOWER_IS_BETTER else m[k] < base[k])]
+            line += f"; below the default on {', '.join(worse) or 'nothing'}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=3.0, help="training budget of each variant (default 3: a screen)")
+    parser.add_argument("--variants", default=",".join(LEVERS), help=f"which (default all: {','.join(LEVERS)})")
+    parser.add_argument("--parallel", type=int, default=2, help="variants trained at once, one thread each (default 2)")
+    parser.add_argument("--threads", type=int, help="threads of each training (default: 1 with --parallel > 1, else all)")
+    parser.add_argument("--n-per-class", type=int, default=1000, help="generated images per class to score (default 1000)")
+    parser.add_argument("--out", default="bench-results/quality", help="folder for runs and results")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (runs named after the variant) and scoring seed")
+    parser.add_argument("--seeds", help="train every variant once per seed, e.g. 0,1,2: a mean row per variant")
+    parser.add_argument("--reuse-scores", action="store_true",
+                        help="keep a finished run's eval/report.json instead of scoring it again (same --n-per-class and --seed)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = args.variants.split(",")
+    unknown = [n for n in names if n not in LEVERS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(LEVERS)}")
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    runs = {run_name(n, seed, args.seed): LEVERS[n] + [f"train.seed={seed}"] for seed in seeds for n in names}
+    train_all(list(runs), runs, args.minutes, out, args.seed, args.parallel, args.threads)
+    rows = score_all(list(runs), out, args.n_per_class, args.seed, "variant", runs, args.reuse_scores)
+    means = seed_means(rows, names, seeds, args.seed)
+    text = markdown(rows, COLUMNS)
+    if len(seeds) > 1:
+        text += f"\n\nMean over training seeds {', '.join(map(str, seeds))}:\n\n" + markdown(means, COLUMNS)
+    text += "\n\nAgainst the targets (FID <= 0.35, per-class FID <= 0.9, recall >= 0.82, diversity >= 0.95, accuracy " \
+            ">= 95%):\n\n" + verdicts(means)
+    print("\n" + text)
+    (out / "quality.json").write_text(json.dumps({"minutes": args.minutes, "parallel": args.parallel, "seeds": seeds,
+                                                  "targets": TARGETS, "rows": rows, "means": means}, indent=2) + "\n")
+    (out / "quality.md").write_text(text + "\n")
+    print(f"\nwritten: {out / 'quality.md'}, {out / 'quality.json'}")
+
+
+if __name__ == "__main__":
+    main()
