@@ -276,6 +276,9 @@ def cases() -> list[Case]:
     add(C(cat, "infinite learning rate", lambda e: e.config("train:\n  lr_d: .inf\n"), "train.lr_d must be a finite number"))
     add(C(cat, "beta1 above 1", lambda e: e.config("train:\n  beta1: 1.5\n"), "train.beta1 must be in [0, 1)"))
     add(C(cat, "negative beta2", lambda e: e.config("train:\n  beta2: -0.1\n"), "train.beta2 must be in [0, 1)"))
+    add(C(cat, "lr_decay above 1", lambda e: e.config("train:\n  lr_decay: 1.5\n"), "train.lr_decay must be in [0, 1]"))
+    add(C(cat, "negative lr_decay", lambda e: e.config("train:\n  lr_decay: -0.2\n"), "train.lr_decay must be in [0, 1]"))
+    add(C(cat, "NaN lr_decay", lambda e: e.config("train:\n  lr_decay: .nan\n"), "train.lr_decay must be a finite number"))
     add(C(cat, "absurd z_dim", lambda e: e.config("model:\n  z_dim: 1000000000\n"), "model.z_dim must be between"))
     add(C(cat, "absurd width", lambda e: e.config("model:\n  g_width: 1000000\n"), "model.g_width must be between"))
     add(C(cat, "bool for an int", lambda e: e.config("train:\n  batch_size: true\n"), "train.batch_size must be int"))
@@ -331,6 +334,16 @@ def cases() -> list[Case]:
           "--label does not apply"))
     add(C(cat, "sample --n-per-class for a translator", lambda e: ["sample", str(e.trun), "--n-per-class", "3", "--out", str(e.path("x.png"))],
           "--n-per-class does not apply"))
+    add(C(cat, "sample --truncation 0", lambda e: ["sample", str(e.run), "--truncation", "0", "--out", str(e.path("x.png"))],
+          "--truncation must be a number of at least"))
+    add(C(cat, "sample --truncation -1.5", lambda e: ["sample", str(e.run), "--truncation", "-1.5", "--out", str(e.path("x.png"))],
+          "--truncation must be"))
+    add(C(cat, "sample --truncation nan", lambda e: ["sample", str(e.run), "--truncation", "nan", "--out", str(e.path("x.npz"))],
+          "--truncation must be"))
+    add(C(cat, "sample --truncation abc", lambda e: ["sample", str(e.run), "--truncation", "abc", "--out", str(e.path("x.png"))],
+          "--truncation must be"))
+    add(C(cat, "sample --truncation for a translator", lambda e: ["sample", str(e.trun), "--truncation", "1.5", "--out",
+                                                                  str(e.path("x.png"))], "--truncation is for"))
     add(C(cat, "sample a translator to .npz", lambda e: ["sample", str(e.trun), "--out", str(e.path("x.npz"))], "sheet is a .png"))
     add(C(cat, "apply a cgan", lambda e: ["apply", str(e.run), str(e.data), "--out", str(e.path("o"))], "is for translators"))
     add(C(cat, "apply inputs and --split", lambda e: ["apply", str(e.trun), str(e.pairs), "--split", "test", "--out", str(e.path("o"))], "not both"))
@@ -346,6 +359,10 @@ def cases() -> list[Case]:
     add(C(cat, "export into a non-empty folder", lambda e: ["export", str(e.run), str(e.data)], "is not empty"))
     add(C(cat, "eval --n-per-class 100000000", lambda e: ["eval", str(e.run), "--n-per-class", "100000000"], "--n-per-class must be"))
     add(C(cat, "eval --n-per-class 0", lambda e: ["eval", str(e.run), "--n-per-class", "0"], "--n-per-class must be"))
+    add(C(cat, "eval --truncation 0", lambda e: ["eval", str(e.run), "--truncation", "0"], "--truncation must be"))
+    add(C(cat, "eval --truncation nan", lambda e: ["eval", str(e.run), "--truncation", "nan"], "--truncation must be"))
+    add(C(cat, "eval --truncation with --samples", lambda e: ["eval", "--samples", "x.npz", "--data", str(e.data),
+                                                             "--truncation", "1.5"], "--truncation is for"))
     add(C(cat, "eval --max-pairs for a cgan", lambda e: ["eval", str(e.run), "--max-pairs", "5"], "--max-pairs is for translators"))
     add(C(cat, "eval --max-pairs 1", lambda e: ["eval", str(e.trun), "--max-pairs", "1"], "--max-pairs must be"))
     add(C(cat, "eval --seed -3", lambda e: ["eval", str(e.run), "--seed", "-3"], "--seed must be"))
@@ -531,6 +548,10 @@ def cases() -> list[Case]:
     add(C(cat, "sample an unknown class", lambda e: _api(lambda: _load(e.run).sample("loafer")), "unknown class"))
     add(C(cat, "sample n=0", lambda e: _api(lambda: _load(e.run).sample("boot", n=0)), "n must be"))
     add(C(cat, "sample seed as text", lambda e: _api(lambda: _load(e.run).sample("boot", seed="x")), "seed must be"))
+    add(C(cat, "sample truncation=0", lambda e: _api(lambda: _load(e.run).sample("boot", truncation=0)),
+          "truncation must be"))
+    add(C(cat, "sample truncation=nan", lambda e: _api(lambda: _load(e.run).sample("boot", truncation=float("nan"))),
+          "truncation must be"))
     add(C(cat, "sample output_type jpeg", lambda e: _api(lambda: _load(e.run).sample("boot", output_type="jpeg")), "output_type must be"))
     add(C(cat, "translate float64 array", lambda e: _api(lambda: _load(e.trun).translate(np.zeros((16, 16)))), "must be uint8"))
     add(C(cat, "translate an empty list", lambda e: _api(lambda: _load(e.trun).translate([])), "no images"))

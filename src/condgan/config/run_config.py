@@ -106,8 +106,8 @@ class Config:
 
     def _check_ranges(self) -> None:
         t, m = self.train, self.model
-        finite = {k: getattr(t, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "aux_weight", "diversity_weight", "l1_weight",
-                                             "adversarial_weight", "feature_matching", "ema_decay", "epochs",
+        finite = {k: getattr(t, k) for k in ("lr_g", "lr_d", "lr_decay", "beta1", "beta2", "aux_weight", "diversity_weight",
+                                             "l1_weight", "adversarial_weight", "feature_matching", "ema_decay", "epochs",
                                              "budget_minutes", "checkpoint_minutes")}
         for key, value in finite.items():
             if value is not None and not math.isfinite(value):
@@ -143,6 +143,8 @@ class Config:
             ((self.model.z_dim or 1) >= 1 and all(w is None or w >= 1 for w in (self.model.g_width, self.model.d_width)),
              "model sizes must be positive"),
             (t.lr_g > 0 and t.lr_d > 0, "learning rates must be positive"),
+            (0 <= t.lr_decay <= 1, f"train.lr_decay must be in [0, 1] (the share of the run, at its end, over which the "
+                                   f"learning rates fall to 0; 0 keeps them constant), not {t.lr_decay}"),
             (0 <= t.ema_decay < 1, "train.ema_decay must be in [0, 1)"),
             (t.aux_weight is None or t.aux_weight >= 0, "train.aux_weight must be >= 0"),
             (t.diversity_weight is None or t.diversity_weight >= 0, "train.diversity_weight must be >= 0"),

@@ -28,25 +28,36 @@ from ..visual import drawable_label, save_grid
 from .evaluator import Evaluator
 
 
+def draw_noise(gen, n: int, seed: int, truncation: float | None = None) -> torch.Tensor:
+    """gen.noise(n, seed), truncated at ±truncation when asked (pipelines/latents.truncate); a generator of
+    one's own whose noise() takes no truncation is called as before when none is asked."""
+    return gen.noise(n, seed=seed) if truncation is None else gen.noise(n, seed=seed, truncation=truncation)
+
+
+def truncated_title(title: str, truncation: float | None) -> str:
+    """A picture's title, saying when its latents were truncated."""
+    return title if truncation is None else f"{title} (latents truncated at ±{truncation:g})"
+
+
 @torch.no_grad()
-def interference_grid(gen, path: Path, n_cols: int = 8, seed: int = 0) -> Path:
+def interference_grid(gen, path: Path, n_cols: int = 8, seed: int = 0, truncation: float | None = None) -> Path:
     """Same noise in every row, one label per row: style should stay, class should change."""
     k = gen.num_classes
-    z = gen.noise(n_cols, seed=seed).repeat(k, 1)
+    z = draw_noise(gen, n_cols, seed, truncation).repeat(k, 1)
     labels = torch.arange(k).repeat_interleave(n_cols)
     images = gen(z, labels)
     return save_grid(images, path, nrow=n_cols, row_names=list(gen.class_names),
-                     title="same noise in each column, one label per row")
+                     title=truncated_title("same noise in each column, one label per row", truncation))
 
 
 @torch.no_grad()
 def latent_traversal(gen, ev: Evaluator, class_map: torch.Tensor, path: Path, frames: int = 10,
-                     pairs_per_class: int = 8, seed: int = 0) -> dict:
-    """Interpolate between two noises inside each label; picture one path per class and
-    report the fraction of all frames the evaluator still classifies as that label."""
+                     pairs_per_class: int = 8, seed: int = 0, truncation: float | None = None) -> dict:
+    """Interpolate between two noises inside each label (truncated ones when asked); picture one path per class
+    and report the fraction of all frames the evaluator still classifies as that label."""
     k = gen.num_classes
     n = k * pairs_per_class
-    z0, z1 = gen.noise(n, seed=seed + 1), gen.noise(n, seed=seed + 2)
+    z0, z1 = draw_noise(gen, n, seed + 1, truncation), draw_noise(gen, n, seed + 2, truncation)
     t = torch.linspace(0, 1, frames)
     z = slerp(z0.repeat_interleave(frames, 0), z1.repeat_interleave(frames, 0), t.repeat(n))
     labels = torch.arange(k).repeat_interleave(pairs_per_class * frames)
@@ -56,7 +67,7 @@ def latent_traversal(gen, ev: Evaluator, class_map: torch.Tensor, path: Path, fr
     per_class = kept.view(k, -1).float().mean(1).tolist()
     first_path = images.view(k, pairs_per_class, frames, *images.shape[1:])[:, 0].reshape(-1, *images.shape[1:])
     save_grid(first_path, path, nrow=frames, row_names=list(gen.class_names),
-              title="slerp between two noises, label fixed per row")
+              title=truncated_title("slerp between two noises, label fixed per row", truncation))
     return {"fraction_kept": kept.float().mean().item(), "per_class": per_class,
             "frames": frames, "paths_per_class": pairs_per_class}
 
@@ -66,7 +77,7 @@ def _slug(name: str) -> str:
 
 
 def sample_sheets(images: torch.Tensor, labels: torch.Tensor, class_names: list[str], folder: Path,
-                  per_class: int = 64, overview_per_class: int = 10) -> dict:
+                  per_class: int = 64, overview_per_class: int = 10, truncation: float | None = None) -> dict:
     """One sheet per class (folder/samples/<class>.png) and an overview with one row per class."""
     folder = Path(folder)
     sheets, rows = {}, []
@@ -83,7 +94,7 @@ def sample_sheets(images: torch.Tensor, labels: torch.Tensor, class_names: list[
         rows.append(row if row.dtype == torch.uint8 else to_uint8(row))
     present = [n for c, n in enumerate(class_names) if (labels == c).any()]
     overview = save_grid(torch.cat(rows), folder / "samples.png", nrow=overview_per_class, row_names=present,
-                         title="samples, one row per requested label")
+                         title=truncated_title("samples, one row per requested label", truncation))
     return {"overview": overview.name, "per_class": sheets}
 
 

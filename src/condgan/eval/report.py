@@ -22,7 +22,8 @@ from ..errors import DataError, UserError
 from ..untrusted import printable
 from .evaluator import Evaluator, check_image_size, get_evaluator, load_splits
 from .metrics import COPY_QUANTILE, K_NEAREST, Reference, compute_metrics, get_reference, look, real_floor
-from .pictures import confusion_png, interference_grid, latent_traversal, sample_sheets
+from ..pipelines.latents import check_truncation
+from .pictures import confusion_png, draw_noise, interference_grid, latent_traversal, sample_sheets
 from .samples import load_samples_npz
 
 
@@ -65,11 +66,12 @@ def check_compatible(data: ImageSet, class_names: list[str], shape: tuple[int, i
 
 
 @torch.no_grad()
-def sample(gen, n_per_class: int, seed: int = 0, batch_size: int = 500, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def sample(gen, n_per_class: int, seed: int = 0, batch_size: int = 500, progress: bool = True,
+           truncation: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """n_per_class uint8 images of every class, from one seeded noise draw: the same images as
-    gen.sample_per_class(n_per_class, seed) (and `condgan sample`), with a progress bar."""
+    gen.sample_per_class(n_per_class, seed, truncation=truncation) (and `condgan sample`), with a progress bar."""
     labels = torch.arange(gen.num_classes).repeat_interleave(n_per_class)
-    z = gen.noise(len(labels), seed=seed)
+    z = draw_noise(gen, len(labels), seed, truncation)
     out = []
     for i in tqdm(range(0, len(labels), batch_size), desc="sampling", unit="batch", leave=False, disable=not progress):
         out.append(to_uint8(gen(z[i:i + batch_size], labels[i:i + batch_size])))
@@ -77,33 +79,37 @@ def sample(gen, n_per_class: int, seed: int = 0, batch_size: int = 500, progress
 
 
 def evaluate_run(run_dir: str | Path, n_per_class: int = 1000, seed: int = 0, out_dir: str | Path | None = None,
-                 progress: bool = True) -> dict:
-    """Evaluate a training run (or checkpoint); writes <run>/eval/report.{json,md} by default."""
+                 progress: bool = True, truncation: float | None = None) -> dict:
+    """Evaluate a training run (or checkpoint); writes <run>/eval/report.{json,md} by default. truncation: sample
+    with truncated latents (pipelines/latents.truncate; off by default), recorded in the report."""
     from ..pipelines import ClassConditional
 
     gen = ClassConditional.from_pretrained(run_dir)
     run_dir = Path(run_dir)
     default_out = (run_dir if run_dir.is_dir() else run_dir.parent) / "eval"
-    return evaluate_generator(gen, out_dir or default_out, n_per_class, seed, progress, source=str(run_dir))
+    return evaluate_generator(gen, out_dir or default_out, n_per_class, seed, progress, source=str(run_dir),
+                              truncation=truncation)
 
 
 def evaluate_generator(gen, out_dir: str | Path, n_per_class: int = 1000, seed: int = 0, progress: bool = True,
-                       source: str = "generator") -> dict:
-    """Evaluate any object with the Generator interface (class_names, data, noise, __call__)."""
+                       source: str = "generator", truncation: float | None = None) -> dict:
+    """Evaluate any object with the Generator interface (class_names, data, noise, __call__). truncation: every
+    image and picture from latents truncated at ±truncation (noise(..., truncation=...)); None (default): off."""
     if n_per_class < 2:
         raise UserError(f"--n-per-class must be at least 2 (FID needs two images per class), not {n_per_class}")
+    check_truncation(truncation)
     started = time.time()
     ctx = prepare(gen.data, list(gen.class_names), progress, shape=(gen.channels, gen.image_size))
     t0 = time.time()
-    images, labels = sample(gen, n_per_class, seed, progress=progress)
+    images, labels = sample(gen, n_per_class, seed, progress=progress, truncation=truncation)
     sampling_s = time.time() - t0
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    extra = {"interference": interference_grid(gen, out / "interference.png", seed=seed).name}
-    traversal = latent_traversal(gen, ctx.ev, ctx.class_map, out / "traversal.png", seed=seed)
+    extra = {"interference": interference_grid(gen, out / "interference.png", seed=seed, truncation=truncation).name}
+    traversal = latent_traversal(gen, ctx.ev, ctx.class_map, out / "traversal.png", seed=seed, truncation=truncation)
     extra["traversal"] = "traversal.png"
     return _score_and_write(ctx, images, labels, out, seed, progress, source, "run", started,
-                            {"sampling": sampling_s}, extra, traversal)
+                            {"sampling": sampling_s}, extra, traversal, truncation=truncation)
 
 
 def evaluate_samples(npz_path: str | Path, data_cfg: dict, out_dir: str | Path | None = None, seed: int = 0,
@@ -153,7 +159,7 @@ def classes_present(path, labels: torch.Tensor, class_names: list[str]) -> tuple
 
 def _score_and_write(ctx: Context, images, labels, out: Path, seed: int, progress: bool, source: str, kind: str,
                      started: float, timing: dict, pictures: dict, traversal: dict | None,
-                     missing: list[str] | None = None) -> dict:
+                     missing: list[str] | None = None, truncation: float | None = None) -> dict:
     t0 = time.time()
     seen = look(ctx.ev, images, labels, ctx.train.images, progress)
     model = compute_metrics(seen, ctx.ref, ctx.class_map, seed)
@@ -162,7 +168,7 @@ def _score_and_write(ctx: Context, images, labels, out: Path, seed: int, progres
     out.mkdir(parents=True, exist_ok=True)
     pictures["confusion"] = confusion_png(model["confusion"], ctx.class_names, out / "confusion.png",
                                           "conditioning: requested label vs evaluator verdict").name
-    pictures["samples"] = sample_sheets(images, labels, ctx.class_names, out)
+    pictures["samples"] = sample_sheets(images, labels, ctx.class_names, out, truncation=truncation)
     timing["total"] = time.time() - started
 
     per_class = []
@@ -180,7 +186,8 @@ def _score_and_write(ctx: Context, images, labels, out: Path, seed: int, progres
         "evaluator": {"path": str(ctx.ev.path) if ctx.ev.path else None, "test_accuracy": ctx.ev.info.get("test_accuracy"),
                       "key": ctx.ev.info.get("key")},
         "settings": {"seed": seed, "k_nearest": K_NEAREST, "copy_quantile": COPY_QUANTILE,
-                     "n_images": len(labels), "reference": "real train split", "floor": "real test split"},
+                     "n_images": len(labels), "reference": "real train split", "floor": "real test split",
+                     "truncation": truncation},  # latents truncated at ±truncation (None: the model's own)
         "model": {k: v for k, v in model.items() if k not in ("per_class", "confusion")},
         "real_floor": {k: v for k, v in floor.items() if k not in ("per_class", "confusion")},
         "per_class": per_class,
@@ -273,6 +280,7 @@ def render_markdown(r: dict) -> str:
         "",
         *([f"**Classes without images** ({len(missing)}, left out of every number, the real floor's too): "
            f"{', '.join(printable(c, 40) for c in missing)}.", ""] if missing else []),
+        *_truncation_note(r["settings"].get("truncation")),
         f"The **real floor** column scores the held-out real test split ({f['n_images']} images) exactly as if a model "
         "had generated it: the best a perfect model could expect.",
         "",
@@ -299,6 +307,16 @@ def render_markdown(r: dict) -> str:
             cells.append(_fmt(row["traversal_kept"], "pct"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines + _pictures_and_notes(r))
+
+
+def _truncation_note(truncation: float | None) -> list[str]:
+    """The report's line for an evaluation made with truncated latents (`condgan eval --truncation`)."""
+    if truncation is None:
+        return []
+    return [f"**Truncated latents** (`--truncation {truncation:g}`): every image and picture here was generated from "
+            f"noise whose entries beyond ±{truncation:g} were drawn again. That trades variety for typical images, so "
+            f"expect lower recall and diversity than the model's own samples; compare with an evaluation without "
+            f"truncation.", ""]
 
 
 def _pictures_and_notes(r: dict) -> list[str]:

@@ -21,6 +21,7 @@ from ..models import rebuild
 from .. import untrusted
 from ..training import checkpoint as ckpt
 from ..training.model_card import CardFacts, write_card
+from .latents import truncate
 from .. import registry
 
 MAX_SAMPLES = 1_000_000
@@ -62,13 +63,15 @@ class Pipeline:
     def z_dim(self) -> int:
         return self.net.arguments["z_dim"]
 
-    def noise(self, n: int, seed: int | None = None) -> torch.Tensor:
+    def noise(self, n: int, seed: int | None = None, truncation: float | None = None) -> torch.Tensor:
+        """(n, z_dim) latents from N(0, 1), the same for the same seed (None: a fresh draw). truncation T: every
+        entry beyond ±T is drawn again from the same seeded stream until within (latents.truncate); off by default."""
         g = torch.Generator()
         if seed is None:
             g.seed()
         else:
             g.manual_seed(untrusted.seed(seed))
-        return torch.randn(n, self.z_dim, generator=g)
+        return truncate(torch.randn(n, self.z_dim, generator=g), g, truncation)
 
     def save_pretrained(self, folder: str | Path, repo: str | None = None) -> Path:
         """A shareable folder: condgan.json + one .safetensors per component (safe to load, no code runs), and a

@@ -250,6 +250,10 @@ class GANStep:
         """What the checkpoint describes (to rebuild each network): G, D and any frozen network."""
         return {"G": self.G, "D": self.D, **self.frozen}
 
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """G's and D's (train.lr_decay scales their learning rates)."""
+        return [self.opt_G, self.opt_D]
+
     def weights_finite(self) -> bool:
         return all(torch.isfinite(p).all() for m in (self.G, self.D, self.G_ema) for p in m.parameters())
 

@@ -130,6 +130,8 @@ class RunFiles:
     def _write_metrics(self, writer, step: int, losses: dict, rate: float) -> None:
         record = {"step": step, **{k: round(v, 5) for k, v in losses.items()}, "images_per_s": round(rate, 1),
                   "threads": torch.get_num_threads(), "elapsed_s": round(self.elapsed, 1), "epoch": round(self.batches_done / self.batches_per_epoch, 3)}
+        if self.config.train.lr_decay:  # the factor on every learning rate at this step (train.lr_decay)
+            record["lr_scale"] = round(self.lr_decay.current, 5)
         with open(self.metrics_file, "a") as f:
             f.write(json.dumps(record) + "\n")
         for k, v in record.items():

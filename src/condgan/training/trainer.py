@@ -46,7 +46,7 @@ from .lock import RunLock
 from .device import resolve_device, resolve_precision
 from .threads import take_threads
 from .run_files import RunFiles
-
+from .schedule import LrDecay
 
 
 class Run(RunFiles):
@@ -54,7 +54,7 @@ class Run(RunFiles):
 
     The task supplies the step (`self.step`): anything with step(batches, rng) -> losses, steps_done,
     networks() (described in checkpoints), state_dict()/load_state_dict(), weights_finite() and
-    optionally before_save() and components(). There are three: GANStep (tasks/gan.py), two chained for the
+    optionally before_save(), components() and optimizers() (train.lr_decay scales their rates). There are three: GANStep (tasks/gan.py), two chained for the
     two-stage joint stage (JointStep) and the similarity task's MetricStep."""
 
     def __init__(self, config: Config, out: Path, resume: bool = False, quiet: bool = False, more: dict | None = None):
@@ -140,6 +140,7 @@ class Run(RunFiles):
         self.roles = None  # which field plays which part in a GAN step (set by GAN tasks)
         # GANStep for generators, two chained for a joint stage, MetricStep for similarity: the same interface
         self.step = self.task.make_step(self)
+        self.lr_decay = LrDecay(self.step, t.lr_decay)  # the base rates, read before any checkpoint is loaded
         self.sampler = self.task.sampler(self) if hasattr(self.task, "sampler") else None
         if self.world > 1:
             if not hasattr(self.step, "distribute"):
@@ -258,6 +259,7 @@ class Run(RunFiles):
         start = time.monotonic()
         batches = [self._next_batch() for _ in range(t.d_steps)]
         diverged = None
+        self.lr_decay.apply(self)  # train.lr_decay: the rates for this point of the run (none touched when 0)
         try:
             losses = self.step.step(batches, self._noise())
         except FloatingPointError as e:
@@ -322,8 +324,7 @@ class Run(RunFiles):
         return summary
 
     def stop_requested(self) -> bool:
-        """Whether this process was asked to stop (SIGTERM; with several processes also Ctrl-C).
-        Any process asking stops them all, after the step in flight (see _agree)."""
+        """Whether this process was asked to stop (SIGTERM; several processes: Ctrl-C too); any stops all (see _agree)."""
         return bool(self._signals)
 
     def _agree(self, stop: bool, diverged: bool) -> tuple[bool, bool]:

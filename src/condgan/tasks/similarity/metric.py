@@ -119,6 +119,10 @@ class MetricStep:
     def networks(self) -> dict[str, nn.Module]:
         return {"embedder": self.net}
 
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """The embedder's (train.lr_decay scales similarity.lr)."""
+        return [self.opt]
+
     def components(self) -> dict[str, tuple[str, str]]:
         return {"embedder": ("embedder", "embedder")}
 

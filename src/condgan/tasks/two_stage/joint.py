@@ -65,6 +65,10 @@ class JointStep:
     def networks(self) -> dict[str, nn.Module]:
         return {"G1": self.s1.G, "D1": self.s1.D, "G2": self.s2.G, "D2": self.s2.D, "C": self.C}
 
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """Both stages' G and D optimisers and C's (train.lr_decay scales their learning rates)."""
+        return [*self.s1.optimizers(), *self.s2.optimizers(), self.opt_C]
+
     def generate(self, batch: dict[str, torch.Tensor], gen: torch.Generator) -> tuple[torch.Tensor, ...]:
         n = len(batch["label_a"])
         z1 = torch.randn(n, self.s1.z_dim, generator=gen).to(batch["image"].device)
