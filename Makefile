@@ -4,7 +4,7 @@
 #               chromium-driver for the browser test when root)
 #   make bench  side-by-side benchmarks: condgan vs the classic recipes, translation vs L1 only, two stages vs
 #               one generator and vs no stages, the similarity recipes and "more like this one", time to quality,
-#               G's class-term forms, the 64 px model search and a small folder before/after, training speed settings (hours; memory: benchmarks/memory.py, docs/benchmarks.md)
+#               G's class-term forms, quality levers, the 64 px model search and a small folder before/after, training speed settings (hours; memory: benchmarks/memory.py, docs/benchmarks.md)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -57,15 +57,16 @@ bench: $(STAMP) data
 	$(PY) benchmarks/eval_speed.py --out bench-results/eval_speed.json
 	$(PY) benchmarks/kill_resume.py --kills 20 --out bench-results/kill_resume.json
 	$(PY) benchmarks/translate.py --minutes $(BENCH_MINUTES) --out bench-results/translate
-	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/small_folder.py --minutes 20 --out bench-results/small-folder
+	$(PY) benchmarks/small_folder.py --minutes 20 --out bench-results/small-folder
 	$(PY) benchmarks/bad_input_census.py --out bench-results/bad_input_census.json
 	$(PY) benchmarks/serve_load.py --serve bench-results/condgan-default --out bench-results/serve_load.json
 	$(PY) benchmarks/time_to_quality.py --minutes $(BENCH_MINUTES) --out bench-results/time_to_quality
 	$(PY) benchmarks/speed.py --out bench-results/speed.json
 	$(PY) benchmarks/two_stage.py --minutes $(TWO_STAGE_MINUTES) --out bench-results/two-stage
-	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/similarity.py --minutes 4 --exemplar-minutes 15 --out bench-results/similarity
-	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/class_loss.py --minutes $(BENCH_MINUTES) --out bench-results/class-loss
-	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/folder_model.py --minutes 4 --out bench-results/folder-model
+	$(PY) benchmarks/similarity.py --minutes 10 --versions before,after --parallel --exemplar-minutes 15 --out bench-results/similarity
+	$(PY) benchmarks/class_loss.py --minutes $(BENCH_MINUTES) --out bench-results/class-loss
+	$(PY) benchmarks/quality.py --minutes 3 --out bench-results/quality
+	$(PY) benchmarks/folder_model.py --minutes 4 --out bench-results/folder-model
 
 clean:
 	rm -rf $(VENV) runs bench-results

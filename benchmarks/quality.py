@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from class_loss import COLUMNS, markdown, run_name, score_all, seed_means, train_all  # noqa: E402
+from compare import headline  # noqa: E402
 
 LEVERS = {  # name -> overrides of the default (resnet G/D width 16, batch 64, hinge, ADC 0.1, EMA 0.99 from step 500)
     "default": [],
@@ -42,6 +43,25 @@ LEVERS = {  # name -> overrides of the default (resnet G/D width 16, batch 64, h
 TARGETS = {"fid": ("<=", 0.35), "per_class_fid": ("<=", 0.9), "recall": (">=", 0.82), "diversity": (">=", 0.95),
            "accuracy": (">=", 0.95)}
 LOWER_IS_BETTER = {"fid", "per_class_fid"}
+
+
+def score_truncated(seeds: list[int], base_seed: int, out: Path, n_per_class: int, truncations: list[float],
+                    reuse: bool) -> tuple[list[dict], list[str]]:
+    """The default's runs scored again with truncated latents (the knob is off by default; this says what it buys):
+    one row per run and threshold, named `default@tT` so the seed means treat it as a variant."""
+    from condgan.eval import evaluate_run
+
+    rows, names = [], [f"default@t{t:g}" for t in truncations]
+    for t, name in zip(truncations, names):
+        for seed in seeds:
+            run = out / run_name("default", seed, base_seed)
+            summary = json.loads((run / "summary.json").read_text())
+            kept = run / f"eval-truncation{t:g}" / "report.json"
+            report = json.loads(kept.read_text()) if reuse and kept.is_file() else evaluate_run(
+                run, n_per_class=n_per_class, seed=base_seed, out_dir=kept.parent, progress=False, truncation=t)
+            rows.append({"variant": run_name(name, seed, base_seed), "overrides": [f"--truncation {t:g}"],
+                         "steps": summary["steps"], "images_per_s": summary["images_per_s"], **headline(report)})
+    return rows, names
 
 
 def verdicts(means: list[dict]) -> str:
@@ -68,6 +88,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench-results/quality", help="folder for runs and results")
     parser.add_argument("--seed", type=int, default=0, help="training seed (runs named after the variant) and scoring seed")
     parser.add_argument("--seeds", help="train every variant once per seed, e.g. 0,1,2: a mean row per variant")
+    parser.add_argument("--truncation", help="also score the default's runs with truncated latents at these "
+                        "thresholds, e.g. 1.5,2.0 (sampling's --truncation; not a training change)")
     parser.add_argument("--reuse-scores", action="store_true",
                         help="keep a finished run's eval/report.json instead of scoring it again (same --n-per-class and --seed)")
     args = parser.parse_args()
@@ -81,6 +103,12 @@ def main() -> None:
     runs = {run_name(n, seed, args.seed): LEVERS[n] + [f"train.seed={seed}"] for seed in seeds for n in names}
     train_all(list(runs), runs, args.minutes, out, args.seed, args.parallel, args.threads)
     rows = score_all(list(runs), out, args.n_per_class, args.seed, "variant", runs, args.reuse_scores)
+    if args.truncation:
+        if "default" not in names:
+            raise SystemExit("--truncation scores the default's runs: include default in --variants")
+        extra, extra_names = score_truncated(seeds, args.seed, out, args.n_per_class,
+                                             [float(t) for t in args.truncation.split(",")], args.reuse_scores)
+        rows, names = rows + extra, names + extra_names
     means = seed_means(rows, names, seeds, args.seed)
     text = markdown(rows, COLUMNS)
     if len(seeds) > 1:

@@ -3,6 +3,8 @@
     python benchmarks/similarity.py --minutes 3 --out bench-results/similarity
     python benchmarks/similarity.py --minutes 3 --exemplar-minutes 10 --out bench-results/similarity
     python benchmarks/similarity.py --minutes 3 --versions before,after --out bench-results/similarity
+    python benchmarks/similarity.py --minutes 10 --versions before,after --parallel --exemplar-minutes 15 \
+        --out bench-results/similarity             # issue 25's table: both versions at once, one thread each
 
 Trains each recipe of the similarity task (siamese, triplet, frozen evaluator
 backbone + head, self-supervised) for the same budget, one after another so
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -100,11 +104,28 @@ def run_exemplar(minutes: float, out: Path, seed: int, exemplars: int) -> dict:
     summary = train_once(run, ["task=exemplar", f"similarity.embedder={out / 'selfsup'}", f"train.seed={seed}",
                                "train.checkpoint_minutes=2"], minutes)
     t0 = time.monotonic()
-    report = evaluate_exemplar(condgan.load(run), Config(data=DataConfig(name="fashion-mnist")), run / "eval", exemplars,
+    kept = run / "eval" / "report.json"
+    report = json.loads(kept.read_text()) if kept.is_file() and kept.stat().st_mtime >= (run / "summary.json").stat().st_mtime \
+        else evaluate_exemplar(condgan.load(run), Config(data=DataConfig(name="fashion-mnist")), run / "eval", exemplars,
                                seed=seed, progress=False, source=str(run))
     return {"steps": summary["steps"], "train_minutes": summary["train_minutes"], "images_per_s": summary["images_per_s"],
             "eval_seconds": round(time.monotonic() - t0, 1), **report["model"], "report": str(run / "eval" / "report.md"),
             "sheet": str(run / "eval" / "exemplars.png")}
+
+
+def both_at_once(args) -> None:
+    """Train "before" and "after" side by side, one thread each; the table is then made from the finished runs."""
+    if args.versions.split(",") != ["before", "after"]:
+        raise SystemExit("--parallel is for --versions before,after")
+    common = [sys.executable, __file__, "--minutes", str(args.minutes), "--recipes", args.recipes, "--out", args.out,
+              "--seed", str(args.seed), "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # scoring too: a second thread would only spin beside the other
+    procs = [subprocess.Popen([*common, "--versions", "before"], env=env),
+             subprocess.Popen([*common, "--versions", "after", "--exemplar-minutes", str(args.exemplar_minutes),
+                               "--exemplars", str(args.exemplars)], env=env)]
+    if any(p.wait() != 0 for p in procs):
+        raise SystemExit("a version's benchmark failed (its output is above)")
+    args.threads = None  # what is left is reading the finished runs and their scores
 
 
 def main() -> None:
@@ -119,8 +140,12 @@ def main() -> None:
     parser.add_argument("--out", default="bench-results/similarity", help="folder for runs and results")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="CPU threads of each training (default: torch's choice); 1 when "
-                        "something else runs beside it (set OMP_WAIT_POLICY=PASSIVE too)")
+                        "something else runs beside it (set OMP_NUM_THREADS=1 too, for the scoring), or see --parallel")
+    parser.add_argument("--parallel", action="store_true", help="with --versions before,after: train the two versions "
+                        "at the same time, one thread each (two processes, each beside the other alike), then one table")
     args = parser.parse_args()
+    if args.parallel:
+        both_at_once(args)
     if args.threads:
         THREADS.append(f"train.threads={args.threads}")
     out = Path(args.out)
