@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -62,9 +61,10 @@ COLUMNS = [("variant", "variant", "{}"), ("images_per_s", "images/s", "{:.0f}"),
 def train_all(names: list[str], variants: dict, minutes: float, out: Path, seed: int, parallel: int,
               threads: int | None = None) -> None:
     """Train the unfinished variants, `parallel` at a time, each a `condgan train` process with `threads` threads
-    (default: one each when several run at once, else every core)."""
+    (default: one each when several run at once, else the default's own choice, train.threads null, as a user
+    gets it)."""
     todo = [n for n in names if not (out / n / "summary.json").is_file()]
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # idle OpenMP threads must not spin on a shared machine
+    threads = threads or (1 if parallel > 1 else None)
     while todo:
         batch, todo = todo[:parallel], todo[parallel:]
         procs = []
@@ -72,8 +72,8 @@ def train_all(names: list[str], variants: dict, minutes: float, out: Path, seed:
             print(f"=== {name}: training for {minutes} minutes ({' '.join(variants[name]) or 'the default'})", flush=True)
             log = open(out / f"{name}.log", "w")
             cmd = [sys.executable, "-m", "condgan", "train", "--out", str(out / name), "--budget-minutes", str(minutes),
-                   "--set", f"train.seed={seed}", f"train.threads={threads or (1 if parallel > 1 else os.cpu_count())}", *variants[name]]
-            procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+                   "--set", f"train.seed={seed}", *([f"train.threads={threads}"] if threads else []), *variants[name]]
+            procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
         for name, proc, log in procs:
             if proc.wait() != 0:
                 raise SystemExit(f"{name} failed: see {out / f'{name}.log'}")
@@ -129,7 +129,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget of each variant (default 10)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"which (default {','.join(VARIANTS)})")
     parser.add_argument("--parallel", type=int, default=2, help="variants trained at once, one thread each (default 2)")
-    parser.add_argument("--threads", type=int, help="threads of each training (default: 1 with --parallel > 1, else all)")
+    parser.add_argument("--threads", type=int, help="threads of each training (default: 1 with --parallel > 1, else "
+                        "the default's own choice)")
     parser.add_argument("--n-per-class", type=int, default=1000, help="generated images per class to score (default 1000)")
     parser.add_argument("--out", default="bench-results/class-loss", help="folder for runs and results")
     parser.add_argument("--seed", type=int, default=0, help="training seed (runs named after the variant) and scoring seed")
