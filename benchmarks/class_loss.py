@@ -124,30 +124,41 @@ def seed_means(rows: list[dict], names: list[str], seeds: list[int], base_seed: 
     return means
 
 
+def add_run_arguments(parser, out: str) -> None:
+    """The options of how variants are trained and scored, shared with quality.py."""
+    parser.add_argument("--threads", type=int, help="threads of each training (default: 1 with --parallel > 1, else "
+                        "the default's own choice)")
+    parser.add_argument("--n-per-class", type=int, default=1000, help="generated images per class to score (default 1000)")
+    parser.add_argument("--out", default=out, help=f"folder for runs and results (default {out})")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (runs named after the variant) and scoring seed")
+    parser.add_argument("--seeds", help="train every variant once per seed, e.g. 0,1,2: seed-to-seed spread, and a mean row")
+    parser.add_argument("--reuse-scores", action="store_true",
+                        help="keep a finished run's eval/report.json instead of scoring it again (same --n-per-class and --seed)")
+
+
+def train_and_score(args, variants: dict) -> tuple[Path, list[str], list[int], list[dict]]:
+    """The named variants (args.variants, from `variants`) trained once per seed and scored: (out, names, seeds,
+    one row per run). Shared by the benchmarks that compare cgan recipes (this one, quality.py)."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = args.variants.split(",")
+    unknown = [n for n in names if n not in variants]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(variants)}")
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    runs = {run_name(n, seed, args.seed): variants[n] + [f"train.seed={seed}"] for seed in seeds for n in names}
+    train_all(list(runs), runs, args.minutes, out, args.seed, args.parallel, args.threads)
+    return out, names, seeds, score_all(list(runs), out, args.n_per_class, args.seed, "variant", runs, args.reuse_scores)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget of each variant (default 10)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"which (default {','.join(VARIANTS)})")
     parser.add_argument("--parallel", type=int, default=2, help="variants trained at once, one thread each (default 2)")
-    parser.add_argument("--threads", type=int, help="threads of each training (default: 1 with --parallel > 1, else "
-                        "the default's own choice)")
-    parser.add_argument("--n-per-class", type=int, default=1000, help="generated images per class to score (default 1000)")
-    parser.add_argument("--out", default="bench-results/class-loss", help="folder for runs and results")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (runs named after the variant) and scoring seed")
-    parser.add_argument("--seeds", help="train every variant once per seed, e.g. 0,1: seed-to-seed spread, and a mean row")
-    parser.add_argument("--reuse-scores", action="store_true",
-                        help="keep a finished run's eval/report.json instead of scoring it again (same --n-per-class and --seed)")
+    add_run_arguments(parser, "bench-results/class-loss")
     args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    names = args.variants.split(",")
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
-    runs = {run_name(n, seed, args.seed): VARIANTS[n] + [f"train.seed={seed}"] for seed in seeds for n in names}
-    train_all(list(runs), runs, args.minutes, out, args.seed, args.parallel, args.threads)
-    rows = score_all(list(runs), out, args.n_per_class, args.seed, "variant", runs, args.reuse_scores)
+    out, names, seeds, rows = train_and_score(args, VARIANTS)
     text = markdown(rows, COLUMNS)
     if len(seeds) > 1:
         means = seed_means(rows, names, seeds, args.seed)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from class_loss import COLUMNS, markdown, run_name, score_all, seed_means, train_all  # noqa: E402
+from class_loss import COLUMNS, add_run_arguments, markdown, run_name, seed_means, train_and_score  # noqa: E402
 from compare import headline  # noqa: E402
 
 LEVERS = {  # name -> overrides of the default (resnet G/D width 16, batch 64, hinge, ADC 0.1, EMA 0.99 from step 500)
@@ -85,27 +85,11 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(LEVERS), help=f"which (default all: {','.join(LEVERS)})")
     parser.add_argument("--parallel", type=int, default=1, help="variants trained at once, one thread each (default 1: "
                         "one at a time, every core)")
-    parser.add_argument("--threads", type=int, help="threads of each training (default: 1 with --parallel > 1, else "
-                        "the default's own choice)")
-    parser.add_argument("--n-per-class", type=int, default=1000, help="generated images per class to score (default 1000)")
-    parser.add_argument("--out", default="bench-results/quality", help="folder for runs and results")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (runs named after the variant) and scoring seed")
-    parser.add_argument("--seeds", help="train every variant once per seed, e.g. 0,1,2: a mean row per variant")
+    add_run_arguments(parser, "bench-results/quality")
     parser.add_argument("--truncation", help="also score the default's runs with truncated latents at these "
                         "thresholds, e.g. 1.5,2.0 (sampling's --truncation; not a training change)")
-    parser.add_argument("--reuse-scores", action="store_true",
-                        help="keep a finished run's eval/report.json instead of scoring it again (same --n-per-class and --seed)")
     args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    names = args.variants.split(",")
-    unknown = [n for n in names if n not in LEVERS]
-    if unknown:
-        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(LEVERS)}")
-    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
-    runs = {run_name(n, seed, args.seed): LEVERS[n] + [f"train.seed={seed}"] for seed in seeds for n in names}
-    train_all(list(runs), runs, args.minutes, out, args.seed, args.parallel, args.threads)
-    rows = score_all(list(runs), out, args.n_per_class, args.seed, "variant", runs, args.reuse_scores)
+    out, names, seeds, rows = train_and_score(args, LEVERS)
     if args.truncation:
         if "default" not in names:
             raise SystemExit("--truncation scores the default's runs: include default in --variants")

@@ -334,14 +334,10 @@ def cases() -> list[Case]:
           "--label does not apply"))
     add(C(cat, "sample --n-per-class for a translator", lambda e: ["sample", str(e.trun), "--n-per-class", "3", "--out", str(e.path("x.png"))],
           "--n-per-class does not apply"))
-    add(C(cat, "sample --truncation 0", lambda e: ["sample", str(e.run), "--truncation", "0", "--out", str(e.path("x.png"))],
-          "--truncation must be a number of at least"))
-    add(C(cat, "sample --truncation -1.5", lambda e: ["sample", str(e.run), "--truncation", "-1.5", "--out", str(e.path("x.png"))],
-          "--truncation must be"))
-    add(C(cat, "sample --truncation nan", lambda e: ["sample", str(e.run), "--truncation", "nan", "--out", str(e.path("x.npz"))],
-          "--truncation must be"))
-    add(C(cat, "sample --truncation abc", lambda e: ["sample", str(e.run), "--truncation", "abc", "--out", str(e.path("x.png"))],
-          "--truncation must be"))
+    for value, out in (("0", "x.png"), ("-1.5", "x.png"), ("nan", "x.npz"), ("abc", "x.png")):
+        add(C(cat, f"sample --truncation {value}",
+              lambda e, value=value, out=out: ["sample", str(e.run), "--truncation", value, "--out", str(e.path(out))],
+              "--truncation must be a number of at least"))
     add(C(cat, "sample --truncation for a translator", lambda e: ["sample", str(e.trun), "--truncation", "1.5", "--out",
                                                                   str(e.path("x.png"))], "--truncation is for"))
     add(C(cat, "sample a translator to .npz", lambda e: ["sample", str(e.trun), "--out", str(e.path("x.npz"))], "sheet is a .png"))
