@@ -334,9 +334,9 @@ def cases() -> list[Case]:
           "--label does not apply"))
     add(C(cat, "sample --n-per-class for a translator", lambda e: ["sample", str(e.trun), "--n-per-class", "3", "--out", str(e.path("x.png"))],
           "--n-per-class does not apply"))
-    for value, out in (("0", "x.png"), ("-1.5", "x.png"), ("nan", "x.npz"), ("abc", "x.png")):
+    for value, target in (("0", "x.png"), ("-1.5", "x.png"), ("nan", "x.npz"), ("abc", "x.png")):
         add(C(cat, f"sample --truncation {value}",
-              lambda e, value=value, out=out: ["sample", str(e.run), "--truncation", value, "--out", str(e.path(out))],
+              lambda e, value=value, target=target: ["sample", str(e.run), "--truncation", value, "--out", str(e.path(target))],
               "--truncation must be a number of at least"))
     add(C(cat, "sample --truncation for a translator", lambda e: ["sample", str(e.trun), "--truncation", "1.5", "--out",
                                                                   str(e.path("x.png"))], "--truncation is for"))
