@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..data import to_uint8
-from ..pipelines.latents import slerp
+from ..pipelines.latents import slerp, truncation_note
 from ..visual import drawable_label, save_grid
 from .evaluator import Evaluator
 
@@ -34,11 +34,6 @@ def draw_noise(gen, n: int, seed: int, truncation: float | None = None) -> torch
     return gen.noise(n, seed=seed) if truncation is None else gen.noise(n, seed=seed, truncation=truncation)
 
 
-def truncated_title(title: str, truncation: float | None) -> str:
-    """A picture's title, saying when its latents were truncated."""
-    return title if truncation is None else f"{title} (latents truncated at ±{truncation:g})"
-
-
 @torch.no_grad()
 def interference_grid(gen, path: Path, n_cols: int = 8, seed: int = 0, truncation: float | None = None) -> Path:
     """Same noise in every row, one label per row: style should stay, class should change."""
@@ -47,7 +42,7 @@ def interference_grid(gen, path: Path, n_cols: int = 8, seed: int = 0, truncatio
     labels = torch.arange(k).repeat_interleave(n_cols)
     images = gen(z, labels)
     return save_grid(images, path, nrow=n_cols, row_names=list(gen.class_names),
-                     title=truncated_title("same noise in each column, one label per row", truncation))
+                     title="same noise in each column, one label per row" + truncation_note(truncation))
 
 
 @torch.no_grad()
@@ -67,7 +62,7 @@ def latent_traversal(gen, ev: Evaluator, class_map: torch.Tensor, path: Path, fr
     per_class = kept.view(k, -1).float().mean(1).tolist()
     first_path = images.view(k, pairs_per_class, frames, *images.shape[1:])[:, 0].reshape(-1, *images.shape[1:])
     save_grid(first_path, path, nrow=frames, row_names=list(gen.class_names),
-              title=truncated_title("slerp between two noises, label fixed per row", truncation))
+              title="slerp between two noises, label fixed per row" + truncation_note(truncation))
     return {"fraction_kept": kept.float().mean().item(), "per_class": per_class,
             "frames": frames, "paths_per_class": pairs_per_class}
 
@@ -94,7 +89,7 @@ def sample_sheets(images: torch.Tensor, labels: torch.Tensor, class_names: list[
         rows.append(row if row.dtype == torch.uint8 else to_uint8(row))
     present = [n for c, n in enumerate(class_names) if (labels == c).any()]
     overview = save_grid(torch.cat(rows), folder / "samples.png", nrow=overview_per_class, row_names=present,
-                         title=truncated_title("samples, one row per requested label", truncation))
+                         title="samples, one row per requested label" + truncation_note(truncation))
     return {"overview": overview.name, "per_class": sheets}
 
 

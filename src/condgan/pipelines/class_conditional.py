@@ -12,7 +12,7 @@ from ..data.imageset import resolve_class, to_uint8
 from ..errors import UserError
 from ..progress import progress
 from .base import Pipeline, as_output, check_count
-from .latents import check_truncation, seed_path
+from .latents import seed_path
 
 
 class ClassConditional(Pipeline):
@@ -72,7 +72,6 @@ class ClassConditional(Pipeline):
         (from the same seed), which trades variety for more typical images; 1.0 to 2.0 is the useful range.
         """
         check_count(n, "n")
-        check_truncation(truncation)
         ids = self.label_ids(labels).repeat_interleave(n)
         check_count(len(ids), "number of images")
         return as_output(self(self.noise(len(ids), seed, truncation), ids), output_type)
@@ -92,7 +91,6 @@ class ClassConditional(Pipeline):
         """uint8 images (N, C, H, W) and int64 labels: `n_per_class` of every class (or of `labels` only);
         truncation as in sample()."""
         check_count(n_per_class, "n_per_class")
-        check_truncation(truncation)
         classes = torch.arange(self.num_classes) if labels is None else self.label_ids(list(labels))
         labels = classes.repeat_interleave(n_per_class)
         check_count(len(labels), "number of images")

@@ -31,6 +31,11 @@ def check_truncation(value, name: str = "truncation") -> float | None:
     return value
 
 
+def truncation_note(truncation: float | None) -> str:
+    """What a message or picture title adds when its latents were truncated ("" when not)."""
+    return "" if truncation is None else f" (latents truncated at ±{truncation:g})"
+
+
 def truncate(z: torch.Tensor, generator: torch.Generator, truncation: float | None) -> torch.Tensor:
     """The truncation trick: each entry of the N(0, 1) latents `z` with |z| > truncation is drawn again from
     `generator` (the one that drew z, so a seed still gives the same latents) until it is within the threshold.

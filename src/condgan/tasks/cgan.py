@@ -12,7 +12,7 @@ from ..config import Config
 from ..data import load_dataset
 from ..errors import UserError
 from ..pipelines import ClassConditional, check_count
-from ..pipelines.latents import MIN_TRUNCATION, TRUNCATION_RANGE, truncation_ok
+from ..pipelines.latents import MIN_TRUNCATION, TRUNCATION_RANGE, truncation_note, truncation_ok
 from ..registry import Controls, register
 from ..untrusted import flag_type, printable
 from ..visual import save_grid
@@ -105,7 +105,7 @@ class ClassConditionalTask(GANTask):
             names = [names[0]] * math.ceil(n / cols)
         save_grid(images, out, nrow=cols, row_names=names)
         shown_names = ", ".join(printable(gen.class_names[i], 40) for i in dict.fromkeys(ids.tolist()))
-        print(f"wrote {n} image(s) each of {shown_names} to {out}{_truncated(args.truncation)}")
+        print(f"wrote {n} image(s) each of {shown_names} to {out}{truncation_note(args.truncation)}")
         return 0
 
     @classmethod
@@ -135,12 +135,8 @@ def _sample_npz(gen: ClassConditional, args, out: Path, labels) -> int:
     ids = gen.label_ids(labels)
     check_count(n * len(ids), "--n-per-class × labels")
     gen.save_npz(out, n, seed=args.seed, progress=True, labels=ids.tolist(), truncation=args.truncation)
-    print(f"wrote {n * len(ids)} images ({n} per label, {len(ids)} label(s)) to {out}{_truncated(args.truncation)}")
+    print(f"wrote {n * len(ids)} images ({n} per label, {len(ids)} label(s)) to {out}{truncation_note(args.truncation)}")
     return 0
-
-
-def _truncated(truncation: float | None) -> str:
-    return "" if truncation is None else f" (latents truncated at ±{truncation:g})"
 
 
 def print_summary(report: dict) -> None:
