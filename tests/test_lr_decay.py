@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from conftest import tiny_overrides
@@ -124,3 +125,17 @@ def test_the_joint_stage_decays_every_optimiser(tmp_path, monkeypatch):
 def test_a_bad_lr_decay_is_a_config_error(value, message, shoes_dir):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_config(None, tiny_overrides(shoes_dir, **{"train.lr_decay": value})).validate()
+
+
+def test_similarity_labelled_recipes_decay_by_default_and_older_runs_keep_constant_rates():
+    for recipe, default in [("siamese", 0.3), ("triplet", 0.3), ("frozen", 0.3), ("selfsup", 0.0)]:
+        assert load_config(None, ["task=similarity", f"similarity.recipe={recipe}"]).train.lr_decay == default
+    assert load_config(None, []).train.lr_decay == 0.0  # the GAN tasks: constant rates
+    assert load_config(None, ["task=exemplar", "similarity.embedder=x"]).train.lr_decay == 0.0
+    assert load_config(None, ["task=similarity", "train.lr_decay=0"]).train.lr_decay == 0.0  # a given 0 is kept
+    old = Path(__file__).parent / "fixtures" / "v2" / "similarity" / "config.yaml"  # a triplet run from before the key
+    assert "lr_decay" not in old.read_text()
+    with pytest.warns(FutureWarning, match="renamed"):  # its train.twin_start, since renamed
+        config = load_config(old, of_run=True)
+    assert config.train.lr_decay == 0.0
+    assert config.train.aux_form == "ce"  # the core's added keys still apply beside the task's

@@ -106,7 +106,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), of_ru
             raise ConfigError(f"{path} must be a mapping with task and sections data, model, train, "
                               f"not a YAML {type(raw).__name__}")
         if of_run:
-            added = {**ADDED_KEYS, **registry.get(raw.get("task", "cgan")).added_keys}
+            own = registry.get(raw.get("task", "cgan")).added_keys
+            added = {name: {**ADDED_KEYS.get(name, {}), **own.get(name, {})} for name in {*ADDED_KEYS, *own}}
             for section, keys in added.items():
                 if isinstance(raw.get(section), dict):
                     for key, old in keys.items():  # a value, or a function of the section's raw keys

@@ -90,6 +90,7 @@ class Config:
         task = registry.get(self.task)
         self.fill_unset(task.defaults)
         task.resolve(self)
+        self.fill_unset({"train.lr_decay": 0.0})  # constant rates, where the task chose nothing else
         self.resolve_form_defaults()
         self._check_ranges()
         checks = [*self._general_checks(), *self._foreign_key_checks(task), *task.checks(self)]

@@ -42,10 +42,11 @@ class TrainConfig:
     batch_size: int | None = None     # 64; a resnet cgan above 32 px: 32 (more steps in the same minutes)
     lr_g: float = 4e-4
     lr_d: float = 8e-4                # D learns twice as fast as G (TTUR): measured better in 10 minutes
-    lr_decay: float = 0.0             # share of the run, at its end, over which every learning rate (G's and D's;
+    lr_decay: float | None = None     # share of the run, at its end, over which every learning rate (G's and D's;
                                       # similarity: its lr) falls linearly to 0, so the last steps settle instead of
                                       # jumping about at full rate; progress is the nearer of steps/epochs and
-                                      # budget_minutes. 0 (default): constant rates. Not measured yet (issue 23)
+                                      # budget_minutes. 0: constant rates. None (default): the task's choice: 0.3 for
+                                      # similarity's labelled recipes (measured better: docs/similarity.md), else 0
     beta1: float = 0.0
     beta2: float = 0.99
     d_steps: int = 1                  # D updates per G update

@@ -35,7 +35,8 @@ class SimilarityTask(MetricLearning, Task):
                 "train.aux_weight": 0.0, "train.augment": []}
     archs = ("embedder",)
     unused = GAN_KEYS
-    added_keys = {"similarity": {"pos_margin": 0.0, "projector": 0, "augment": section.old_augment}}
+    added_keys = {"similarity": {"pos_margin": 0.0, "projector": 0, "augment": section.old_augment},
+                  "train": {"lr_decay": 0.0}}  # runs from before the labelled recipes decayed their rate
     pipeline = Embedder
     flags = {"eval": ("pairs",)}
     flag_keys = {"recipe": "similarity.recipe", "pairs": "similarity.pairs"}
@@ -47,6 +48,8 @@ class SimilarityTask(MetricLearning, Task):
     @classmethod
     def resolve(cls, config: Config) -> None:
         section.resolve(config.similarity)
+        if config.train.lr_decay is None:
+            config.train.lr_decay = section.LABELLED_LR_DECAY if config.similarity.recipe != "selfsup" else 0.0
 
     @classmethod
     def checks(cls, config: Config) -> list[tuple[bool, str]]:

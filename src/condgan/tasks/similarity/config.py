@@ -12,6 +12,8 @@ from ...untrusted import shown
 
 RECIPES = ("siamese", "triplet", "frozen", "selfsup")
 MINING = ("semihard", "hard", "all")
+LABELLED_LR_DECAY = 0.3  # train.lr_decay of the labelled recipes: ROC AUC, P@1 and MAP@R up (docs/similarity.md);
+                         # selfsup keeps constant rates (no better in the screen)
 CHARACTERS = ("mnist",)  # built-in data of digits or letters: a mirrored one is another character, or none
 
 @dataclass
