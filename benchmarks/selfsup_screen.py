@@ -4,7 +4,7 @@ projector make the most of a few CPU minutes (issue 25).
     OMP_NUM_THREADS=1 python benchmarks/selfsup_screen.py --minutes 3 --out bench-results/selfsup-screen
     python benchmarks/selfsup_screen.py --minutes 6 --candidates before,crop35-t0.5 --out bench-results/selfsup-screen
 
-Each candidate trains for the same budget with one thread, one after another (never two at once), and is
+Each candidate trains for the same budget with --threads (default 1), one after another (never two at once), and is
 scored by `condgan eval`'s embedder evaluation on the 10,000 test images: ROC AUC, EER, MAP@R, precision@1,
 and the same with one side flipped or shifted. Settings that are not config keys (the views' crop) are set
 on condgan.training.views for that candidate only. Finished candidates are reused; results.md is the table.
@@ -28,19 +28,19 @@ from condgan.eval.similarity import evaluate_embedder  # noqa: E402
 from condgan.tasks.similarity import load_images  # noqa: E402
 from condgan.training import train, views  # noqa: E402
 
-BASE = ["task=similarity", "similarity.recipe=selfsup", "train.batch_size=256", "train.threads=1",
+BASE = ["task=similarity", "similarity.recipe=selfsup", "train.batch_size=256",
         "train.checkpoint_minutes=100", "train.sample_every=1000000"]
 
 
 def _views(crop: float, temperature: float, *more: str) -> tuple[list[str], dict]:
     """A candidate with today's views (similarity.augment plus a crop of `crop`-100 % of the area and colour),
     spelled out so that it means the same after the defaults change."""
-    return [f"similarity.temperature={temperature}", *more], {"SELFSUP_CROP_AREA": (crop, 1.0)}
+    return [f"similarity.temperature={temperature}", "similarity.neighbour_views=0", *more], {"SELFSUP_CROP_AREA": (crop, 1.0)}
 
 
 CANDIDATES = {  # name -> (config overrides, settings of condgan.training.views)
-    "before": (["similarity.augment=[classic]", "similarity.temperature=0.1"], {}),  # before issue 25: one fixed view
-    "classic-t0.5": (["similarity.augment=[classic]", "similarity.temperature=0.5"], {}),
+    "before": (["similarity.augment=[classic]", "similarity.temperature=0.1", "similarity.neighbour_views=0"], {}),  # one fixed view
+    "classic-t0.5": (["similarity.augment=[classic]", "similarity.temperature=0.5", "similarity.neighbour_views=0"], {}),
     "crop20-t0.1": _views(0.2, 0.1),  # the first version of the new views (flip, shift + crop 20-100 % + colour)
     "crop08-t0.1": _views(0.08, 0.1),
     "crop35-t0.1": _views(0.35, 0.1),
@@ -55,7 +55,12 @@ CANDIDATES = {  # name -> (config overrides, settings of condgan.training.views)
     "crop20-t0.1-proj0": _views(0.2, 0.1, "similarity.projector=0"),
     "crop20-t0.1-proj1024": _views(0.2, 0.1, "similarity.projector=1024"),
     "crop20-t0.1-lr3e-3": _views(0.2, 0.1, "similarity.lr=3e-3"),
-    "crop35-t0.5": _views(0.35, 0.5),  # today's default (since issue 25)
+    "crop35-t0.5": _views(0.35, 0.5),  # the default from issue 25's first round to 2026-12-07 (no neighbour views)
+    "decay0.3": _views(0.35, 0.5, "train.lr_decay=0.3"),
+    "nv0.5": _views(0.35, 0.5, "similarity.neighbour_views=0.5"),  # half the second views from a pixel-space neighbour
+    "nv1": _views(0.35, 0.5, "similarity.neighbour_views=1"),  # every second view: today's default
+    "nv0.5-k20": _views(0.35, 0.5, "similarity.neighbour_views=0.5", "similarity.view_neighbours=20"),
+    "nv0.5-t0.2": _views(0.35, 0.2, "similarity.neighbour_views=0.5"),
 }
 COLUMNS = [("name", "{}"), ("steps", "{:,}"), ("images_per_s", "{:.0f}"), ("roc_auc", "{:.4f}"), ("eer", "{:.1%}"),
            ("roc_auc_flipped", "{:.4f}"), ("roc_auc_shifted", "{:.4f}"), ("precision_at_1", "{:.1%}"),
@@ -96,8 +101,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=3.0, help="training budget of each candidate (default 3)")
     parser.add_argument("--candidates", default=",".join(CANDIDATES), help="which, comma-separated (default: all)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each run (default 1; the 2026-12-07 "
+                        "screen used 2, alone)")
     parser.add_argument("--out", default="bench-results/selfsup-screen")
     args = parser.parse_args()
+    BASE.append(f"train.threads={args.threads}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     test = load_images(Config(data=DataConfig(name="fashion-mnist")), "test")

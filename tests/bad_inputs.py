@@ -527,6 +527,10 @@ def cases() -> list[Case]:
           "similarity section is for --task similarity"))
     add(C(cat, "similarity.augment typo", lambda e: [*sim(e, "--set", "similarity.augment=[mirror]")],
           "similarity.augment items must be among flip, shift, crop, colour"))
+    add(C(cat, "neighbour_views above 1", lambda e: [*sim(e, "--recipe", "selfsup", "--set", "similarity.neighbour_views=2")],
+          "similarity.neighbour_views must be a share between 0 and 1"))
+    add(C(cat, "neighbour_views on a labelled recipe", lambda e: [*sim(e, "--set", "similarity.neighbour_views=0.5")],
+          "similarity.neighbour_views is for recipe selfsup"))
     add(C(cat, "search cache bound not a number", lambda e: _api(lambda: _search_cache_limits("CONDGAN_SEARCH_CACHE_MB", "lots")),
           "CONDGAN_SEARCH_CACHE_MB must be a number"))
     add(C(cat, "sample an embedder", lambda e: ["sample", str(e.srun), "--out", str(e.path("x.png"))], "makes no images"))

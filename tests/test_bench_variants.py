@@ -26,6 +26,9 @@ def _module(name: str):
 
 def _variants():
     quality, class_loss, similarity = _module("quality"), _module("class_loss"), _module("similarity")
+    screen = _module("selfsup_screen")
+    for name, (overrides, _) in screen.CANDIDATES.items():
+        yield f"selfsup_screen:{name}", [*screen.BASE, *overrides]
     for name, overrides in quality.LEVERS.items():
         yield f"quality:{name}", overrides
     for name, overrides in class_loss.VARIANTS.items():

@@ -231,20 +231,24 @@ def test_labelled_recipes_refuse_a_folder_without_classes(tmp_path):
         train(load_config(None, tiny(tmp_path / "flat", "triplet", 1)), tmp_path / "run", quiet=True)
 
 
-@pytest.mark.parametrize("recipe,removed", [("selfsup", "projector"), ("siamese", "pos_margin")])
-def test_a_run_from_before_a_key_existed_resumes_with_its_old_recipe(recipe, removed, world, cache, tmp_path):
-    """Runs made before similarity.projector / pos_margin were trained without them (today's defaults differ):
-    resuming one keeps what it was, instead of failing to load its weights or changing its loss."""
-    old = {"similarity.projector": 0} if recipe == "selfsup" else {"similarity.pos_margin": 0.0, "similarity.margin": 1.0}
+@pytest.mark.parametrize("recipe,section,removed,old", [
+    ("selfsup", "similarity", "projector", {"similarity.projector": 0}),
+    ("siamese", "similarity", "pos_margin", {"similarity.pos_margin": 0.0, "similarity.margin": 1.0}),
+    ("selfsup", "similarity", "neighbour_views", {"similarity.neighbour_views": 0.0}),
+    ("triplet", "train", "lr_decay", {"train.lr_decay": 0.0})])
+def test_a_run_from_before_a_key_existed_resumes_with_its_old_recipe(recipe, section, removed, old, world, cache, tmp_path):
+    """Runs made before these keys were trained without them (today's defaults differ): resuming one keeps what
+    it was, instead of failing to load its weights or changing its loss or its rates."""
     train(load_config(None, tiny(world["data"], recipe, 2, **old)), tmp_path / "old", quiet=True)
     text = (tmp_path / "old" / "config.yaml").read_text()
     assert f"  {removed}: " in text
     (tmp_path / "old" / "config.yaml").write_text("".join(line for line in text.splitlines(keepends=True)
                                                           if not line.startswith(f"  {removed}: ")))
     assert train(out=tmp_path / "old", resume=True, stop_overrides={"steps": 2}, quiet=True)["steps"] == 4
-    resumed = load_config(tmp_path / "old" / "config.yaml").similarity
+    resumed = getattr(load_config(tmp_path / "old" / "config.yaml"), section)
     assert getattr(resumed, removed) == 0
-    assert load_config(None, ["task=similarity", f"similarity.recipe={recipe}"]).similarity.__dict__[removed] > 0
+    today = load_config(None, ["task=similarity", f"similarity.recipe={recipe}"])
+    assert getattr(getattr(today, section), removed) > 0
 
 
 def test_a_similarity_run_says_its_own_defaults_and_nothing_of_a_generator(world, cache, tmp_path, capsys):

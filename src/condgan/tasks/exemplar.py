@@ -30,6 +30,7 @@ from ..untrusted import printable
 from .base import GRID_COLUMNS, GANTask, Roles, class_term_check
 from .similarity import SimilarityConfig, load_images
 from .similarity import config as section
+from .similarity.neighbours import nearest_neighbours, read_kept
 
 MAX_GRID = 256
 
@@ -68,22 +69,6 @@ def _fields(data, e: torch.Tensor, knn: torch.Tensor):
     return {"image": data.images, "embedding": e, "knn": knn}, spec
 
 
-def _read_neighbours(path: Path, key: str) -> dict | None:
-    """What NEIGHBOURS_FILE holds, if it was made with this key; a missing, stale or damaged file is None."""
-    try:
-        kept = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # missing or damaged: recomputed, never trusted
-        return None
-    return kept if isinstance(kept, dict) and kept.get("key") == key else None
-
-
-@torch.no_grad()
-def nearest_neighbours(e: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
-    """(N, k) indices of each embedding's k most similar embeddings, itself included (it is its own nearest)."""
-    k = min(k, len(e))
-    return torch.cat([(e[i:i + chunk] @ e.T).topk(k, dim=1).indices for i in range(0, len(e), chunk)])
-
-
 @register
 class ExemplarTask(GANTask):
     name = "exemplar"
@@ -93,7 +78,7 @@ class ExemplarTask(GANTask):
     defaults = {"train.batch_size": 64, "model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
                 "train.diversity_weight": 0.0, "train.l1_weight": 0.0, "train.aux_weight": 0.0}
     archs = ("resnet",)
-    added_keys = {"similarity": {"pos_margin": 0.0, "projector": 0}}
+    added_keys = {"similarity": {"pos_margin": 0.0, "projector": 0, "neighbour_views": 0.0}}
     pipeline = Exemplar
     augments_small_data = True
     flags = {"sample": ("like",), "eval": ("exemplars",)}
@@ -147,7 +132,7 @@ class ExemplarTask(GANTask):
         key = digest({**{f"embedder.{n}": t for n, t in embedder.net.state_dict().items()}, "images": data.images,
                       "k": torch.tensor(k)})
         path = Path(out) / NEIGHBOURS_FILE
-        kept = _read_neighbours(path, key)
+        kept = read_kept(path, key)
         if kept is not None:
             note(f"data: reused the embeddings and {k} nearest neighbours of {len(data.images):,} images kept in {path}")
             return _fields(data, kept["embedding"], kept["knn"].long())

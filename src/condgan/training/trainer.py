@@ -164,9 +164,10 @@ class Run(RunFiles):
                 self._perm, self._perm_epoch = torch.randperm(self.n_items, generator=g), epoch
             whole = self._perm[i * self.batch_size:(i + 1) * self.batch_size]
         idx = whole[self.rank * self.shard:(self.rank + 1) * self.shard]
-        if hasattr(self.task, "select"):  # the task says what the batch holds (an exemplar and its neighbour)
+        batch = None  # the task may say what the batch holds (an exemplar and its neighbour), or leave it to the rows
+        if hasattr(self.task, "select"):
             batch = self.task.select(self, idx.to(self.device), self.batches_done)
-        else:
+        if batch is None:
             batch = {name: self._rows(name, idx) for name in self.fields}
         for name, values in batch.items():
             if values.dim() == 4:  # images: uint8 in memory, float [-1, 1] in a batch

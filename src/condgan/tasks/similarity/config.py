@@ -14,6 +14,7 @@ RECIPES = ("siamese", "triplet", "frozen", "selfsup")
 MINING = ("semihard", "hard", "all")
 LABELLED_LR_DECAY = 0.3  # train.lr_decay of the labelled recipes: ROC AUC, P@1 and MAP@R up (docs/similarity.md);
                          # selfsup keeps constant rates (no better in the screen)
+SELFSUP_NEIGHBOUR_VIEWS = 1.0  # similarity.neighbour_views of selfsup: ROC AUC and MAP@R up (docs/similarity.md)
 CHARACTERS = ("mnist",)  # built-in data of digits or letters: a mirrored one is another character, or none
 
 @dataclass
@@ -47,6 +48,11 @@ class SimilarityConfig:
                                       # train start, printed and written to config.yaml: flip,shift (+ colour for
                                       # RGB); shift only for digits or letters (mnist, or one-character class
                                       # names). selfsup always adds a harder crop and colour to its two views
+    neighbour_views: float | None = None  # selfsup: share of images whose second view is made from one of their
+                                      # view_neighbours nearest images in pixel space (thumbnails' principal
+                                      # components) instead of from themselves: another image of the same kind, which
+                                      # no augmentation makes. None: 1 for selfsup (every second view; docs/similarity.md); 0 = off
+    view_neighbours: int = 5          # selfsup: how many nearest images in pixel space may give the second view
     lr: float = 1e-3                  # Adam learning rate of the embedding network
     width: int = 32                   # channels of the embedding CNN's first block (doubles twice)
     pairs: str | None = None          # a CSV of image_a,image_b,similar or of anchor,positive,negative (paths
@@ -63,6 +69,8 @@ def resolve(s: SimilarityConfig) -> None:
         s.pos_margin = 0.7 if s.recipe == "siamese" else 0.0
     if s.projector is None:
         s.projector = 256 if s.recipe == "selfsup" else 0
+    if s.neighbour_views is None:
+        s.neighbour_views = SELFSUP_NEIGHBOUR_VIEWS if s.recipe == "selfsup" else 0.0
 
 
 def default_augment(channels: int, data_name: str, class_names: list[str], recipe: str) -> tuple[list[str], str]:
@@ -105,6 +113,10 @@ def checks(s: SimilarityConfig) -> list[tuple[bool, str]]:
          f"similarity.augment items must be among {', '.join(AUGMENTS[:-1])}, not {shown(s.augment)}"),
         ("classic" not in (s.augment or []) or (s.recipe == "selfsup" and s.augment == ["classic"]),
          "similarity.augment classic is the selfsup view of runs from before similarity.augment: alone, recipe selfsup"),
+        (math.isfinite(s.neighbour_views) and 0 <= s.neighbour_views <= 1,
+         f"similarity.neighbour_views must be a share between 0 and 1, not {s.neighbour_views}"),
+        (s.recipe == "selfsup" or s.neighbour_views == 0, "similarity.neighbour_views is for recipe selfsup"),
+        (1 <= s.view_neighbours <= 1000, f"similarity.view_neighbours must be between 1 and 1,000, not {s.view_neighbours}"),
         (math.isfinite(s.lr) and s.lr > 0, "similarity.lr must be a positive number"),
         (1 <= s.neighbours <= 1000, f"similarity.neighbours must be between 1 and 1,000, not {s.neighbours}"),
         (not (s.pairs and s.recipe == "selfsup"), "similarity.pairs is a CSV of labelled pairs; recipe selfsup uses no "

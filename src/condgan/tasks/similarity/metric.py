@@ -8,11 +8,13 @@ pytorch-metric-learning (PML):
 | siamese | Embedder CNN                     | same class (or a CSV's pairs)    | ContrastiveLoss over pairs      |
 | triplet | Embedder CNN                     | same class (or a CSV's triplets) | TripletMarginLoss + in-batch miner |
 | frozen  | evaluator network, frozen + head | same class                       | as triplet                      |
-| selfsup | Embedder CNN                     | two augmented views of one image | SelfSupervisedLoss(NTXentLoss), in matrix form |
+| selfsup | Embedder CNN                     | views of an image and of a near one (no labels) | SelfSupervisedLoss(NTXentLoss), in matrix form |
 
 With labels, batches are class-balanced (batch_size // per_class classes,
 per_class images each), drawn from a generator seeded by (seed, batch number),
 so batch k is the same whether or not the run was resumed in between.
+selfsup's "near one" is one of the image's nearest images in pixel space
+(neighbours.py, similarity.neighbour_views), drawn the same way.
 """
 
 from __future__ import annotations
@@ -131,9 +133,10 @@ class MetricStep:
         Every image is seen through its own random draw of similarity.augment."""
         from ...training.views import augment, selfsup_view
 
-        if self.recipe == "selfsup":
+        if self.recipe == "selfsup":  # the second view of an image, or of its neighbour (similarity.neighbour_views)
             x = batch["image"]
-            return self.net.for_loss(selfsup_view(x, self.augment, gen)), self.net.for_loss(selfsup_view(x, self.augment, gen)), None
+            second = batch.get("neighbour", x)
+            return self.net.for_loss(selfsup_view(x, self.augment, gen)), self.net.for_loss(selfsup_view(second, self.augment, gen)), None
         batch = {k: augment(v, self.augment, gen) if v.dim() == 4 else v for k, v in batch.items()}
         if "similar" in batch:  # CSV of pairs: (anchor1, positive, anchor2, negative) index tuples
             n, similar = len(batch["image"]), batch["similar"].bool()
@@ -242,6 +245,34 @@ class MetricLearning:
                               f"sub-folders): use similarity.recipe=selfsup, or give similarity.pairs=FILE.csv")
         spec["label"] = ClassField(tuple(data.class_names))
         return {"image": data.images, "label": data.labels}, spec
+
+    @classmethod
+    def load_run_data(cls, config: Config, out: Path):
+        """load_data, and for selfsup with similarity.neighbour_views each image's nearest images in pixel space
+        (the `view_neighbours` field, kept in the run: a resume reuses it)."""
+        fields, spec = cls.load_data(config, "train")
+        s = config.similarity
+        if s.recipe == "selfsup" and s.neighbour_views > 0 and len(fields["image"]) > 1:  # (one image has no neighbour)
+            from ...training import dist
+            from .neighbours import kept_pixel_neighbours
+
+            fields["view_neighbours"], line = kept_pixel_neighbours(fields["image"], s.view_neighbours, out, dist.rank())
+            note(f"data: selfsup: {line}; {s.neighbour_views:.0%} of second views are made from one of them "
+                 f"(similarity.neighbour_views)")
+        return fields, spec
+
+    @staticmethod
+    def select(run, idx: torch.Tensor, k: int) -> dict | None:
+        """selfsup with view_neighbours: each image, and the image its second view is made from: one of its
+        neighbours for a share of them, itself for the rest (seeded by batch number k: a resume draws the same).
+        Otherwise None: the batch is the rows of every field."""
+        if "view_neighbours" not in run.fields:
+            return None
+        g = torch.Generator().manual_seed(run.config.train.seed * 1_000_037 + k)
+        knn = run.fields["view_neighbours"]
+        column = torch.randint(knn.shape[1], (len(idx),), generator=g).to(knn.device)
+        use = (torch.rand(len(idx), generator=g) < run.config.similarity.neighbour_views).to(knn.device)
+        return {"image": run._rows("image", idx), "neighbour": run._rows("image", torch.where(use, knn[idx, column], idx))}
 
     @staticmethod
     def choose_augment(s: SimilarityConfig, channels: int, data_name: str, class_names: list[str]) -> None:
