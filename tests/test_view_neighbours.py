@@ -50,7 +50,7 @@ def test_neighbours_are_kept_in_the_run_and_recomputed_when_stale_or_damaged(tmp
 def _run(share: float, images: torch.Tensor, knn: torch.Tensor | None):
     fields = {"image": images} | ({"view_neighbours": knn} if knn is not None else {})
     config = SimpleNamespace(train=SimpleNamespace(seed=0), similarity=SimpleNamespace(neighbour_views=share))
-    return SimpleNamespace(fields=fields, config=config, _rows=lambda name, idx: fields[name][idx])
+    return SimpleNamespace(fields=fields, config=config, field_rows=lambda name, idx: fields[name][idx])
 
 
 def test_the_second_view_comes_from_a_neighbour_for_the_share_asked_and_is_seeded_by_batch():

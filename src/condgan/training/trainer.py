@@ -168,7 +168,7 @@ class Run(RunFiles):
         if hasattr(self.task, "select"):
             batch = self.task.select(self, idx.to(self.device), self.batches_done)
         if batch is None:
-            batch = {name: self._rows(name, idx) for name in self.fields}
+            batch = {name: self.field_rows(name, idx) for name in self.fields}
         for name, values in batch.items():
             if values.dim() == 4:  # images: uint8 in memory, float [-1, 1] in a batch
                 batch[name] = to_float(values)
@@ -181,7 +181,7 @@ class Run(RunFiles):
         self.batches_done += 1
         return batch
 
-    def _rows(self, name: str, idx: torch.Tensor) -> torch.Tensor:
+    def field_rows(self, name: str, idx: torch.Tensor) -> torch.Tensor:
         """Rows idx of a field, on the device (from memory, or read from the disk cache)."""
         values = self.fields[name]
         if isinstance(values, torch.Tensor):

@@ -272,7 +272,7 @@ class MetricLearning:
         knn = run.fields["view_neighbours"]
         column = torch.randint(knn.shape[1], (len(idx),), generator=g).to(knn.device)
         use = (torch.rand(len(idx), generator=g) < run.config.similarity.neighbour_views).to(knn.device)
-        return {"image": run._rows("image", idx), "neighbour": run._rows("image", torch.where(use, knn[idx, column], idx))}
+        return {"image": run.field_rows("image", idx), "neighbour": run.field_rows("image", torch.where(use, knn[idx, column], idx))}
 
     @staticmethod
     def choose_augment(s: SimilarityConfig, channels: int, data_name: str, class_names: list[str]) -> None:
