@@ -135,6 +135,29 @@ def test_sample_and_eval_commands(world, tmp_path, capsys):
     assert (world["run"] / "eval" / "exemplars.png").is_file()
 
 
+def test_truncation_draws_latents_closer_to_the_centre_and_is_off_by_default(world, tmp_path, capsys):
+    model = condgan.load(world["run"])
+    refs = np.stack([class_pattern(1, 12, np.random.default_rng(7))])
+    plain = model.sample(like=refs, n=6, seed=3)
+    assert torch.equal(plain, model.sample(like=refs, n=6, seed=3, truncation=None))
+    truncated = model.sample(like=refs, n=6, seed=3, truncation=0.5)
+    assert torch.equal(truncated, model.sample(like=refs, n=6, seed=3, truncation=0.5))  # a seed repeats itself
+    assert not torch.equal(truncated, plain)
+    assert model.noise(6, 3, 0.5).abs().max() <= 0.5
+    ref = tmp_path / "ref.png"
+    Image.fromarray(refs[0]).save(ref)
+    assert main(["sample", str(world["run"]), "--like", str(ref), "--n", "3", "--truncation", "1.5",
+                 "--out", str(tmp_path / "t.png")]) == 0
+    assert "truncated at ±1.5" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # argparse refuses it, saying what a threshold is
+        main(["sample", str(world["run"]), "--like", str(ref), "--truncation", "0", "--out", str(tmp_path / "t.png")])
+    assert "--truncation must be a number of at least" in capsys.readouterr().err
+    assert main(["eval", str(world["run"]), "--exemplars", "3", "--quiet", "--truncation", "1.0",
+                 "--out", str(tmp_path / "ev")]) == 0
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["truncation"] == 1.0 and "truncated at ±1" in (tmp_path / "ev" / "report.md").read_text()
+
+
 def test_exemplar_needs_a_similarity_run(world, tmp_path):
     with pytest.raises(ConfigError, match="needs an embedding network"):
         train(load_config(None, exemplar_overrides(world["flat"], "", 1)[:2] + exemplar_overrides(world["flat"], "x", 1)[3:]),

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from ..data import to_float, to_uint8
+from ..pipelines.latents import truncation_note
 from ..visual import save_grid
 from .metrics import COPY_QUANTILE, mean_pairwise_distance, nearest_pixel_distance
 
@@ -41,8 +42,9 @@ def _mean_pairwise(features: torch.Tensor) -> float:
 
 @torch.no_grad()
 def evaluate_exemplar(model, data_config, out: str | Path, n_exemplars: int = 200, seed: int = 0,
-                      progress: bool = True, source: str = "model") -> dict:
-    """Score an exemplar generator on n_exemplars test images; write report.json, report.md and two sheets."""
+                      progress: bool = True, source: str = "model", truncation: float | None = None) -> dict:
+    """Score an exemplar generator on n_exemplars test images; write report.json, report.md and two sheets.
+    truncation: every output from latents truncated at ±truncation (Exemplar.sample); None (default): off."""
     from ..data.similar import load_images
     from .report import write_report
 
@@ -58,7 +60,8 @@ def evaluate_exemplar(model, data_config, out: str | Path, n_exemplars: int = 20
     e_train, e_test = embedder.embed(train.images), embedder.embed(test.images)
     e_ex = e_test[chosen]
     neighbours = torch.cat([(e_ex[i:i + 256] @ e_train.T).topk(OUTPUTS, dim=1).indices for i in range(0, n, 256)])
-    outputs = model.sample(like=exemplars, n=OUTPUTS, seed=seed)  # (n * OUTPUTS, C, H, W), grouped by exemplar
+    # (n * OUTPUTS, C, H, W), grouped by exemplar
+    outputs = model.sample(like=exemplars, n=OUTPUTS, seed=seed, truncation=truncation)
     e_out = embedder.embed(outputs).view(n, OUTPUTS, -1)
     a, b = torch.randint(len(e_test), (2, 5000), generator=g)
     metrics = {
@@ -71,8 +74,9 @@ def evaluate_exemplar(model, data_config, out: str | Path, n_exemplars: int = 20
                                                 neighbours, e_out, e_train, progress)
     metrics.update(more)
     metrics.update(_memorisation(test, train, outputs, g))
-    _sheets(out, exemplars, outputs, train, neighbours)
-    report = {"kind": "exemplar", "source": source, "exemplars": n, "outputs_per_exemplar": OUTPUTS,
+    _sheets(out, exemplars, outputs, train, neighbours, truncation)
+    report = {"kind": "exemplar", "source": source, "truncation": truncation, "exemplars": n,
+              "outputs_per_exemplar": OUTPUTS,
               "diversity_features": features_used, "copy_quantile": COPY_QUANTILE, "model": metrics,
               "pictures": {"exemplars": "exemplars.png", "neighbours": "neighbours.png"},
               "timing_s": {"total": round(time.time() - started, 2)}}
@@ -116,13 +120,14 @@ def _memorisation(test, train, outputs: torch.Tensor, g: torch.Generator) -> dic
                 suspected_copies_floor=(floor < threshold).double().mean().item(), exact_copies=int((dist == 0).sum()))
 
 
-def _sheets(out: Path, exemplars: torch.Tensor, outputs: torch.Tensor, train, neighbours: torch.Tensor) -> None:
+def _sheets(out: Path, exemplars: torch.Tensor, outputs: torch.Tensor, train, neighbours: torch.Tensor,
+            truncation: float | None) -> None:
     """exemplars.png (each exemplar and its outputs) and neighbours.png (each exemplar and its real neighbours)."""
     n = len(exemplars)
     rows = min(SHEET_ROWS, n)
     grouped = outputs.view(n, OUTPUTS, *outputs.shape[1:])[:rows]
     save_grid(torch.cat([to_float(exemplars[:rows])[:, None], grouped], 1).flatten(0, 1), out / "exemplars.png",
-              nrow=OUTPUTS + 1, title=f"test exemplar | {OUTPUTS} generated images like it")
+              nrow=OUTPUTS + 1, title=f"test exemplar | {OUTPUTS} generated images like it" + truncation_note(truncation))
     real = to_float(train.images[neighbours[:rows].flatten()]).view(rows, OUTPUTS, *outputs.shape[1:])
     save_grid(torch.cat([to_float(exemplars[:rows])[:, None], real], 1).flatten(0, 1), out / "neighbours.png",
               nrow=OUTPUTS + 1, title=f"test exemplar | its {OUTPUTS} nearest real training images (embedder)")
@@ -132,7 +137,8 @@ def render_markdown(r: dict) -> str:
     m = r["model"]
     lines = [f"# Exemplar evaluation of {r['source']}", "",
              f"{r['exemplars']} exemplars from the held-out test split, {r['outputs_per_exemplar']} generated images each, "
-             f"compared with each exemplar's {r['outputs_per_exemplar']} nearest real training images (embedder space).", "",
+             f"compared with each exemplar's {r['outputs_per_exemplar']} nearest real training images (embedder space)"
+             f"{truncation_note(r.get('truncation'))}.", "",
              "| metric | generated | real neighbours | note |", "|---|---|---|---|",
              f"| embedding similarity to the exemplar | {m['exemplar_similarity']:.3f} | {m['neighbour_similarity']:.3f} | "
              f"random real pairs: {m['random_pair_similarity']:.3f} |"]

@@ -142,11 +142,13 @@ class Exemplar(Pipeline):
                for i in range(0, len(z), batch_size)]
         return torch.cat(out)
 
-    def sample(self, like, n: int = 16, seed: int | None = 0, output_type: str = "pt"):
+    def sample(self, like, n: int = 16, seed: int | None = 0, output_type: str = "pt", truncation: float | None = None):
         """n images like each exemplar in `like` (one image or several: anything Embedder.embed takes),
-        grouped by exemplar. output_type: 'pt' (float in [-1, 1]), 'uint8' or 'pil'."""
+        grouped by exemplar. output_type: 'pt' (float in [-1, 1]), 'uint8' or 'pil'. truncation: the truncation
+        trick, off (None) by default: latent entries beyond ±truncation are drawn again, giving images closer to
+        their exemplar and less varied (pipelines/latents.truncate)."""
         check_count(n, "n")
         e = self.embedder.embed(like)
         check_count(len(e) * n, "number of images")
         e = e.repeat_interleave(n, dim=0)
-        return as_output(self(self.noise(len(e), seed), e), output_type)
+        return as_output(self(self.noise(len(e), seed, truncation), e), output_type)

@@ -16,7 +16,8 @@ from ..models.unet import UNetGenerator
 from ..errors import UserError
 from ..losses import LOSSES
 from ..registry import Task
-from ..untrusted import printable
+from ..pipelines.latents import MIN_TRUNCATION, TRUNCATION_RANGE, truncation_ok
+from ..untrusted import flag_type, printable
 from ..training import dist
 from ..training.augment import JITTER, POLICIES
 from ..visual import save_grid, save_sheet
@@ -24,6 +25,15 @@ from .class_terms import d_heads
 from .gan import GANOptions, GANStep, Roles
 
 from ..visual import GRID_COLUMNS
+
+# `--truncation` of sample and eval, shared by the tasks whose generator draws latents for a condition (cgan, exemplar)
+truncation_flag = flag_type(float, truncation_ok, TRUNCATION_RANGE)
+TRUNCATION_HELP = ("class-conditional and exemplar models: the truncation trick, redrawing every latent entry beyond ±T "
+                   "(from the same seed), which trades variety for typicality: images more typical of their class, or "
+                   "closer to their exemplar, and less varied. Off by default; typical T is 1.0 to 2.0 (smaller: more "
+                   f"alike; at least {MIN_TRUNCATION})")
+TRUNCATION_EVAL_HELP = TRUNCATION_HELP + "; the report records it, and its numbers then describe the truncated samples"
+
 MAX_GRID_ROWS = 20
 
 

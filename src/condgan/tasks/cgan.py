@@ -12,18 +12,16 @@ from ..config import Config
 from ..data import load_dataset
 from ..errors import UserError
 from ..pipelines import ClassConditional, check_count
-from ..pipelines.latents import MIN_TRUNCATION, TRUNCATION_RANGE, truncation_note, truncation_ok
+from ..pipelines.latents import truncation_note
 from ..registry import Controls, register
-from ..untrusted import flag_type, printable
+from ..untrusted import printable
 from ..visual import save_grid
-from .base import GANTask, Roles, build_class_gan, class_rows, class_term_check, labels_flag, parse_labels, quoted_label, versus
+from .base import (TRUNCATION_EVAL_HELP, TRUNCATION_HELP, GANTask, Roles, build_class_gan, class_rows, class_term_check,
+                   labels_flag, parse_labels, quoted_label, truncation_flag, versus)
 
 MAX_GRID = 256  # images per label in one PNG grid; more belong in an NPZ
 MAX_EVAL_BYTES = 4_000_000_000  # generated images held at once by `condgan eval`
-truncation_flag = flag_type(float, truncation_ok, TRUNCATION_RANGE)
-TRUNCATION_HELP = ("class-conditional models: the truncation trick, redrawing every latent entry beyond ±T (from the same "
-                   "seed), which trades variety for typicality: more typical, cleaner images of each class, less varied. "
-                   f"Off by default; typical T is 1.0 to 2.0 (smaller: more alike; at least {MIN_TRUNCATION})")
+
 
 
 @register
@@ -60,8 +58,7 @@ class ClassConditionalTask(GANTask):
         if command == "eval":
             parser.add_argument("--n-per-class", type=int, default=None, metavar="N",
                                 help="images to generate per class for a run (default 1000)")
-            parser.add_argument("--truncation", type=truncation_flag, metavar="T", help=TRUNCATION_HELP + "; the "
-                                "report records it, and its numbers then describe the truncated samples")
+            parser.add_argument("--truncation", type=truncation_flag, metavar="T", help=TRUNCATION_EVAL_HELP)
 
     @staticmethod
     def load_data(config: Config, split: str = "train"):

@@ -24,10 +24,11 @@ from ..data import to_float
 from ..errors import ConfigError, UserError
 from ..models.resnet import ProjectionDiscriminator, ResNetGenerator
 from ..pipelines import Embedder, Exemplar, assemble, check_count, read_user_image
+from ..pipelines.latents import truncation_note
 from ..registry import Controls, register
 from ..training import checkpoint as ckpt
 from ..untrusted import printable
-from .base import GRID_COLUMNS, GANTask, Roles, class_term_check
+from .base import GRID_COLUMNS, TRUNCATION_EVAL_HELP, TRUNCATION_HELP, GANTask, Roles, class_term_check, truncation_flag
 from .similarity import SimilarityConfig, load_images
 from .similarity import config as section
 from .similarity.neighbours import nearest_neighbours, read_kept
@@ -81,7 +82,7 @@ class ExemplarTask(GANTask):
     added_keys = {"similarity": {"pos_margin": 0.0, "projector": 0, "neighbour_views": 0.0}}
     pipeline = Exemplar
     augments_small_data = True
-    flags = {"sample": ("like",), "eval": ("exemplars",)}
+    flags = {"sample": ("like", "truncation"), "eval": ("exemplars", "truncation")}
     flag_keys = {"embedder": "similarity.embedder"}
     controls = Controls(title="more like this one (exemplar-conditioned generator)", conditions=lambda p: ["exemplar"],
                         generate=lambda p, v, n, seed: p.sample(like=v["exemplar"], n=n, seed=seed),
@@ -107,9 +108,11 @@ class ExemplarTask(GANTask):
         if command == "sample":
             parser.add_argument("--like", action="append", metavar="IMAGE", help="exemplar model: make images like this "
                                 "image file (repeatable: one row each)")
+            parser.add_argument("--truncation", type=truncation_flag, metavar="T", help=TRUNCATION_HELP)
         if command == "eval":
             parser.add_argument("--exemplars", type=int, metavar="N", help="exemplar run: how many test images to use as "
                                 "exemplars (default 200)")
+            parser.add_argument("--truncation", type=truncation_flag, metavar="T", help=TRUNCATION_EVAL_HELP)
 
     @staticmethod
     def load_data(config: Config, split: str = "train"):
@@ -194,10 +197,12 @@ class ExemplarTask(GANTask):
         n = args.n if args.n is not None else 8
         check_count(n, "--n", MAX_GRID)
         exemplars = torch.cat([read_user_image(p, gen.spec["image"], "--like image") for p in args.like])
-        outputs = gen.sample(like=exemplars, n=n, seed=args.seed).view(len(exemplars), n, *exemplars.shape[1:])
+        outputs = gen.sample(like=exemplars, n=n, seed=args.seed, truncation=args.truncation)
+        outputs = outputs.view(len(exemplars), n, *exemplars.shape[1:])
         images = torch.cat([to_float(exemplars)[:, None], outputs], dim=1).flatten(0, 1)
-        save_grid(images, out, nrow=n + 1, title=f"exemplar | {n} images like it (seed {args.seed})")
-        print(f"wrote {n} image(s) like each of {len(exemplars)} exemplar(s) to {out}")
+        note = truncation_note(args.truncation)
+        save_grid(images, out, nrow=n + 1, title=f"exemplar | {n} images like it (seed {args.seed}){note}")
+        print(f"wrote {n} image(s) like each of {len(exemplars)} exemplar(s) to {out}{note}")
         return 0
 
     @classmethod
@@ -209,13 +214,15 @@ class ExemplarTask(GANTask):
         if not 2 <= n <= 10_000:
             raise UserError(f"--exemplars must be between 2 and 10,000, not {n}")
         data = Config(task="exemplar", data=DataConfig(**{k: v for k, v in model.data.items() if v is not None}))
-        r = evaluate_exemplar(model, data, out, n, seed=args.seed, progress=not args.quiet, source=str(args.run))
+        r = evaluate_exemplar(model, data, out, n, seed=args.seed, progress=not args.quiet, source=str(args.run),
+                              truncation=args.truncation)
         m = r["model"]
         print(f"similarity to exemplar {m['exemplar_similarity']:.3f} (real neighbours {m['neighbour_similarity']:.3f}, "
               f"random real pairs {m['random_pair_similarity']:.3f})  diversity {m['diversity_ratio']:.2f}x real neighbours"
               + (f"  class agreement {m['class_agreement']:.1%} (real neighbours {m['neighbour_class_agreement']:.1%})"
                  if m.get("class_agreement") is not None else "")
-              + f"  suspected copies {m['suspected_copies']:.2%} (real floor {m['suspected_copies_floor']:.2%})")
+              + f"  suspected copies {m['suspected_copies']:.2%} (real floor {m['suspected_copies_floor']:.2%})"
+              + truncation_note(args.truncation))
         print(f"report: {Path(out) / 'report.md'}")
         return 0
 
