@@ -67,6 +67,27 @@ def test_the_second_view_comes_from_a_neighbour_for_the_share_asked_and_is_seede
     assert metric.MetricLearning.select(_run(0.5, images, None), idx, 7) is None  # without the field: the rows
 
 
+def test_selfsup_chooses_its_threshold_on_images_and_their_farthest_view_neighbour(monkeypatch):
+    """The positives it calibrates on are (image, neighbour) pairs when given, (image, image) otherwise."""
+    import condgan.eval.similarity as es
+
+    images = groups(side=8)
+    net = metric.Embedder(1, 8, 4, 8)
+    seen = []
+    monkeypatch.setattr(es, "best_threshold", lambda scores, positive: seen.append((scores, positive)) or 0.5)
+    pixels = lambda x: torch.nn.functional.normalize(x.flatten(1), dim=1)  # noqa: E731  (an embedding we can check)
+    monkeypatch.setattr(metric, "embed_all", lambda net, x: pixels(x))
+    monkeypatch.setattr("condgan.training.views.selfsup_view", lambda x, ops, g: x)  # views left as they are
+    s = load_config(None, ["task=similarity", "similarity.recipe=selfsup"]).similarity
+    far = images.roll(5, 0)
+    for calibration, second in [({"image": images}, images), ({"image": images, "neighbour": far}, far)]:
+        metric.MetricStep(net, "selfsup", s, calibration).before_save()
+        scores, positive = seen.pop()
+        expected = (pixels(metric.to_float(images)) * pixels(metric.to_float(second))).sum(1)
+        assert torch.allclose(scores[positive], expected)
+    assert float(net.threshold) == 0.5
+
+
 def test_the_default_is_by_recipe_and_its_mistakes_are_clear():
     assert load_config(None, ["task=similarity", "similarity.recipe=selfsup"]).similarity.neighbour_views == 1.0
     assert load_config(None, ["task=similarity"]).similarity.neighbour_views == 0.0
