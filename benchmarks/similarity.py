@@ -64,6 +64,7 @@ COLUMNS = [("recipe", "recipe", "{}"), ("labels", "labels used", "{}"), ("train_
 
 
 THREADS: list[str] = []  # ["train.threads=N"] from --threads
+EXTRA: list[str] = []  # config overrides from --set, for every run
 
 
 def train_once(run: Path, overrides: list[str], minutes: float) -> dict:
@@ -72,7 +73,7 @@ def train_once(run: Path, overrides: list[str], minutes: float) -> dict:
         return json.loads((run / "summary.json").read_text())
     shutil.rmtree(run, ignore_errors=True)
     print(f"\n=== {run.name}: training for {minutes} minutes ===", flush=True)
-    return train(load_config(None, [*overrides, *THREADS]), run, stop_overrides={"budget_minutes": minutes})
+    return train(load_config(None, [*overrides, *THREADS, *EXTRA]), run, stop_overrides={"budget_minutes": minutes})
 
 
 def run_recipe(recipe: str, minutes: float, out: Path, seed: int, test, version: str = "after") -> dict:
@@ -119,7 +120,7 @@ def both_at_once(args) -> None:
     if args.versions.split(",") != ["before", "after"]:
         raise SystemExit("--parallel is for --versions before,after")
     common = [sys.executable, __file__, "--minutes", str(args.minutes), "--recipes", args.recipes, "--out", args.out,
-              "--seed", str(args.seed), "--threads", "1"]
+              "--seed", str(args.seed), "--threads", "1", *[f"--set={o}" for o in args.set]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # scoring too: a second thread would only spin beside the other
     procs = [subprocess.Popen([*common, "--versions", "before"], env=env),
              subprocess.Popen([*common, "--versions", "after", "--exemplar-minutes", str(args.exemplar_minutes),
@@ -144,7 +145,11 @@ def main() -> None:
                         "something else runs beside it (set OMP_NUM_THREADS=1 too, for the scoring), or see --parallel")
     parser.add_argument("--parallel", action="store_true", help="with --versions before,after: train the two versions "
                         "at the same time, one thread each (two processes, each beside the other alike), then one table")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override for every "
+                        "run (repeatable), e.g. train.precision=fp32 to compare with the default's precision; give such "
+                        "a comparison its own --out")
     args = parser.parse_args()
+    EXTRA.extend(args.set)
     if args.parallel:
         both_at_once(args)
     if args.threads:

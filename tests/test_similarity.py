@@ -90,6 +90,24 @@ def test_matrix_nt_xent_is_pmls_self_supervised_nt_xent():
     assert SymmetricNTXent(0.2)(a, b).item() == pytest.approx(want.item(), abs=1e-5)
 
 
+@pytest.mark.parametrize("recipe", ["triplet", "selfsup"])
+@pytest.mark.parametrize("precision,dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_train_precision_runs_the_embedder_in_it_and_the_loss_in_fp32(recipe, precision, dtype):
+    """train.precision reaches the similarity step as it does the GAN step: passes in bf16, losses in fp32."""
+    from condgan.models.embedder import Embedder
+    from condgan.tasks.similarity.metric import MetricStep
+
+    s = load_config(None, ["task=similarity", f"similarity.recipe={recipe}"]).similarity
+    net = Embedder(1, 8, 4, s.projector)
+    seen = []
+    net.body[0].register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    step = MetricStep(net, recipe, s, {}, precision)
+    images = torch.rand(16, 1, 12, 12) * 2 - 1
+    emb, labels, tuples = step._pairs_and_triplets({"image": images, "label": torch.arange(16) % 4}, torch.Generator())
+    assert set(seen) == {dtype} and emb.dtype == torch.float32  # what the loss and the miner see
+    assert np.isfinite(step.step([{"image": images, "label": torch.arange(16) % 4}], torch.Generator())["loss_metric"])
+
+
 def test_threshold_and_lfw_accuracy():
     scores = torch.tensor([0.9, 0.8, 0.7, 0.3, 0.2, 0.1] * 10)
     same = torch.tensor([True, True, True, False, False, False] * 10)

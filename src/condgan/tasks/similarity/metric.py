@@ -19,6 +19,7 @@ selfsup's "near one" is one of the image's nearest images in pixel space
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -113,12 +114,22 @@ def embed_all(net: nn.Module, images: torch.Tensor, batch_size: int = 500) -> to
 class MetricStep:
     """Owns the embedder and its optimiser; `step()` trains once. Same interface as GANStep for Run."""
 
-    def __init__(self, net: nn.Module, recipe: str, s: SimilarityConfig, calibration: dict):
+    def __init__(self, net: nn.Module, recipe: str, s: SimilarityConfig, calibration: dict, precision: str = "fp32"):
         self.net, self.recipe, self.augment = net, recipe, list(s.augment or [])
         self.opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=s.lr)
         self.loss, self.miner = make_loss(recipe, s)
         self.calibration = calibration  # uint8 images (+ labels, or CSV fields) the threshold is chosen on
         self.steps_done = 0
+        # train.precision as the GAN step has it: the network's passes in bf16/fp16 (autocast), embeddings,
+        # mining and losses in fp32; fp16 scales the loss against underflow
+        self.precision, device_type = precision, next(net.parameters()).device.type
+        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.autocast = (lambda: torch.autocast(device_type, dtype=dtype)) if dtype else contextlib.nullcontext
+        self.scaler = torch.amp.GradScaler(device_type, enabled=precision == "fp16")
+
+    def _embed(self, x: torch.Tensor, for_loss: bool = False) -> torch.Tensor:
+        with self.autocast():
+            return (self.net.for_loss(x) if for_loss else self.net(x)).float()
 
     def networks(self) -> dict[str, nn.Module]:
         return {"embedder": self.net}
@@ -138,21 +149,22 @@ class MetricStep:
         if self.recipe == "selfsup":  # the second view of an image, or of its neighbour (similarity.neighbour_views)
             x = batch["image"]
             second = batch.get("neighbour", x)
-            return self.net.for_loss(selfsup_view(x, self.augment, gen)), self.net.for_loss(selfsup_view(second, self.augment, gen)), None
+            return (self._embed(selfsup_view(x, self.augment, gen), True),
+                    self._embed(selfsup_view(second, self.augment, gen), True), None)
         batch = {k: augment(v, self.augment, gen) if v.dim() == 4 else v for k, v in batch.items()}
         if "similar" in batch:  # CSV of pairs: (anchor1, positive, anchor2, negative) index tuples
             n, similar = len(batch["image"]), batch["similar"].bool()
-            emb = self.net(torch.cat([batch["image"], batch["other"]]))
+            emb = self._embed(torch.cat([batch["image"], batch["other"]]))
             i = torch.arange(n, device=emb.device)
             return emb, None, (i[similar], i[similar] + n, i[~similar], i[~similar] + n)
         if "positive" in batch:  # CSV of triplets
             n = len(batch["image"])
-            emb = self.net(torch.cat([batch["image"], batch["positive"], batch["negative"]]))
+            emb = self._embed(torch.cat([batch["image"], batch["positive"], batch["negative"]]))
             i = torch.arange(n, device=emb.device)
             if self.miner is None:  # a pair loss: each triplet is a similar and a dissimilar pair
                 return emb, None, (i, i + n, i, i + 2 * n)
             return emb, None, (i, i + n, i + 2 * n)
-        emb = self.net(batch["image"])
+        emb = self._embed(batch["image"])
         labels = batch["label"]
         return emb, labels, self.miner(emb, labels) if self.miner is not None else None
 
@@ -167,8 +179,9 @@ class MetricStep:
             if self.miner is not None and labels is not None:
                 out["mined"] = float(len(tuples[0]))
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
         self.steps_done += 1
         out = {"loss_metric": loss.item(), **out}
         if not all(np.isfinite(v) for v in out.values()):
@@ -317,7 +330,7 @@ class MetricLearning:
         if "view_neighbours" in run.fields:  # selfsup's threshold: on images and their farthest view neighbour
             rows = torch.arange(min(SELFSUP_CALIBRATION, run.n_items), device=run.fields["view_neighbours"].device)
             calibration["neighbour"] = run.field_rows("image", run.fields["view_neighbours"][rows, -1]).cpu()
-        return MetricStep(net, run.config.similarity.recipe, run.config.similarity, calibration)
+        return MetricStep(net, run.config.similarity.recipe, run.config.similarity, calibration, run.precision)
 
     @staticmethod
     @torch.no_grad()
