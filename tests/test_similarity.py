@@ -108,6 +108,18 @@ def test_train_precision_runs_the_embedder_in_it_and_the_loss_in_fp32(recipe, pr
     assert np.isfinite(step.step([{"image": images, "label": torch.arange(16) % 4}], torch.Generator())["loss_metric"])
 
 
+def test_precision_auto_is_bf16_where_native_for_labelled_recipes_and_fp32_for_selfsup():
+    from condgan.training.device import resolve_precision
+
+    cpu = torch.device("cpu")
+    for recipe in ("triplet", "siamese", "frozen"):
+        t = load_config(None, ["task=similarity", f"similarity.recipe={recipe}"]).train
+        assert t.precision == "auto" and resolve_precision(t.precision, cpu) in ("bf16", "fp32")  # as the GANs'
+    assert load_config(None, ["task=similarity", "similarity.recipe=selfsup"]).train.precision == "fp32"
+    chosen = load_config(None, ["task=similarity", "similarity.recipe=selfsup", "train.precision=bf16"])
+    assert chosen.train.precision == "bf16"  # a precision the user names is kept
+
+
 def test_threshold_and_lfw_accuracy():
     scores = torch.tensor([0.9, 0.8, 0.7, 0.3, 0.2, 0.1] * 10)
     same = torch.tensor([True, True, True, False, False, False] * 10)

@@ -99,7 +99,8 @@ class TrainConfig:
                                       # trains fastest with what else runs now; training/threads.py). Fixed by a
                                       # number here, OMP_NUM_THREADS (torchrun sets 1 per process) or deterministic
     precision: str = "auto"           # every task's networks (GANs, the similarity embedder):
-                                      # 'auto' (bf16 where the CPU/GPU computes it natively, else fp32) | 'fp32' |
+                                      # 'auto' (bf16 where the CPU/GPU computes it natively, else fp32; similarity's
+                                      # selfsup: fp32) | 'fp32' |
                                       # 'bf16' (autocast) | 'fp16' (GPU only, with gradient scaling); weights and
                                       # optimiser state stay fp32 (docs/distributed.md, docs/benchmarks.md)
     channels_last: bool | None = None  # NHWC memory format (default: on for CPU, where oneDNN is faster with it)

@@ -50,6 +50,8 @@ class SimilarityTask(MetricLearning, Task):
         section.resolve(config.similarity)
         if config.train.lr_decay is None:
             config.train.lr_decay = section.LABELLED_LR_DECAY if config.similarity.recipe != "selfsup" else 0.0
+        if config.similarity.recipe == "selfsup" and config.train.precision == "auto":
+            config.train.precision = section.SELFSUP_PRECISION
 
     @classmethod
     def checks(cls, config: Config) -> list[tuple[bool, str]]:
