@@ -21,7 +21,6 @@ with gradient scaling), weights and optimiser state stay fp32.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import math
@@ -32,6 +31,7 @@ from torch import nn
 
 from ..losses import LOSSES, feature_matching, mode_seeking
 from ..training.augment import augment
+from ..training.device import autocast_for
 from .class_terms import ClassTerm, CrossEntropy, class_term
 
 
@@ -108,8 +108,7 @@ class GANStep:
         self.steps_done = 0
         self.device_type = next(G.parameters()).device.type
         self.precision = o.precision
-        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[o.precision]
-        self.autocast = (lambda: torch.autocast(self.device_type, dtype=dtype)) if dtype else contextlib.nullcontext
+        self.autocast = autocast_for(o.precision, self.device_type)
         # fp16 gradients can underflow: scale the losses (one scaler per optimiser, each updated after its step)
         self.scalers = {k: torch.amp.GradScaler(self.device_type, enabled=o.precision == "fp16") for k in ("D", "G")}
 

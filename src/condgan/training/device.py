@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .. import untrusted
@@ -29,3 +31,10 @@ def resolve_precision(name: str, device: torch.device) -> str:
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     native = [getattr(torch.cpu, f, lambda: False) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     return "bf16" if device.type == "cpu" and any(f() for f in native) else "fp32"
+
+
+def autocast_for(precision: str, device_type: str):
+    """A resolved train.precision as a factory of the context a step's forward passes run in: autocast to bf16
+    or fp16, or (fp32) no context at all, so fp32 arithmetic is exactly that of a step without it."""
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return (lambda: torch.autocast(device_type, dtype=dtype)) if dtype else contextlib.nullcontext

@@ -19,7 +19,6 @@ selfsup's "near one" is one of the image's nearest images in pixel space
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ from ...data.folders import UNLABELLED
 from ...data.similar import load_images, read_csv  # noqa: F401  (re-exported: the similarity task's data)
 from ...errors import ConfigError
 from ...progress import note
+from ...training.device import autocast_for
 from ...models.embedder import Embedder, FrozenBackboneEmbedder
 from ...untrusted import optional_module
 
@@ -122,9 +122,8 @@ class MetricStep:
         self.steps_done = 0
         # train.precision as the GAN step has it: the network's passes in bf16/fp16 (autocast), embeddings,
         # mining and losses in fp32; fp16 scales the loss against underflow
-        self.precision, device_type = precision, next(net.parameters()).device.type
-        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-        self.autocast = (lambda: torch.autocast(device_type, dtype=dtype)) if dtype else contextlib.nullcontext
+        device_type = next(net.parameters()).device.type
+        self.autocast = autocast_for(precision, device_type)
         self.scaler = torch.amp.GradScaler(device_type, enabled=precision == "fp16")
 
     def _embed(self, x: torch.Tensor, for_loss: bool = False) -> torch.Tensor:
