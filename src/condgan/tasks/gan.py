@@ -31,7 +31,7 @@ from torch import nn
 
 from ..losses import LOSSES, feature_matching, mode_seeking
 from ..training.augment import augment
-from ..training.device import autocast_for
+from ..training.device import autocast_for, grad_scaler
 from .class_terms import ClassTerm, CrossEntropy, class_term
 
 
@@ -110,7 +110,7 @@ class GANStep:
         self.precision = o.precision
         self.autocast = autocast_for(o.precision, self.device_type)
         # fp16 gradients can underflow: scale the losses (one scaler per optimiser, each updated after its step)
-        self.scalers = {k: torch.amp.GradScaler(self.device_type, enabled=o.precision == "fp16") for k in ("D", "G")}
+        self.scalers = {k: grad_scaler(o.precision, self.device_type) for k in ("D", "G")}
 
     def distribute(self, device: torch.device) -> None:
         """Average gradients over the processes (torch DistributedDataParallel). DDP's constructor sends

@@ -38,3 +38,9 @@ def autocast_for(precision: str, device_type: str):
     or fp16, or (fp32) no context at all, so fp32 arithmetic is exactly that of a step without it."""
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     return (lambda: torch.autocast(device_type, dtype=dtype)) if dtype else contextlib.nullcontext
+
+
+def grad_scaler(precision: str, device_type: str) -> torch.amp.GradScaler:
+    """The loss scaler of one optimiser: active for fp16 only (its gradients can underflow), a pass-through
+    otherwise (scale() returns the loss, step() just steps)."""
+    return torch.amp.GradScaler(device_type, enabled=precision == "fp16")

@@ -34,7 +34,7 @@ from ...data.folders import UNLABELLED
 from ...data.similar import load_images, read_csv  # noqa: F401  (re-exported: the similarity task's data)
 from ...errors import ConfigError
 from ...progress import note
-from ...training.device import autocast_for
+from ...training.device import autocast_for, grad_scaler
 from ...models.embedder import Embedder, FrozenBackboneEmbedder
 from ...untrusted import optional_module
 
@@ -124,7 +124,7 @@ class MetricStep:
         # mining and losses in fp32; fp16 scales the loss against underflow
         device_type = next(net.parameters()).device.type
         self.autocast = autocast_for(precision, device_type)
-        self.scaler = torch.amp.GradScaler(device_type, enabled=precision == "fp16")
+        self.scaler = grad_scaler(precision, device_type)
 
     def _embed(self, x: torch.Tensor, for_loss: bool = False) -> torch.Tensor:
         with self.autocast():

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...losses import mode_seeking
+from ...training.device import grad_scaler
 from ..gan import GANStep
 
 
@@ -55,7 +56,7 @@ class JointStep:
         # the run's precision, which both steps were built with: G's and C's passes in autocast like D's, and
         # with fp16 the generators' and C's losses scaled, as GANStep scales its own
         self.autocast = s1.autocast
-        self.scalers = {k: torch.amp.GradScaler(s1.device_type, enabled=s1.precision == "fp16") for k in ("G", "C")}
+        self.scalers = {k: grad_scaler(s1.precision, s1.device_type) for k in ("G", "C")}
         self.steps_done = 0
 
     def components(self) -> dict[str, tuple[str, str]]:
