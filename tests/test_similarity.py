@@ -62,8 +62,9 @@ def test_every_recipe_trains_and_resumes_exactly(recipe, world, cache, tmp_path)
         assert not torch.equal(first["state"]["embedder"][last_layer], a["state"]["embedder"][last_layer])  # it learned
     losses = [json.loads(line)["loss_metric"] for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 4 and all(np.isfinite(losses))
-    if recipe == "selfsup":  # no labels anywhere in the run
+    if recipe == "selfsup":  # no labels anywhere in the run; the feature half of its embedding was fitted
         assert set(a["spec"]) == {"image"}
+        assert a["state"]["embedder"]["feature_basis"].abs().sum() > 0
     if recipe == "frozen":  # the backbone stayed what the evaluator was
         assert torch.equal(first["state"]["embedder"]["backbone.body.0.weight"], a["state"]["embedder"]["backbone.body.0.weight"])
 
@@ -261,10 +262,51 @@ def test_labelled_recipes_refuse_a_folder_without_classes(tmp_path):
         train(load_config(None, tiny(tmp_path / "flat", "triplet", 1)), tmp_path / "run", quiet=True)
 
 
+def test_the_embedding_can_carry_the_conv_features_fitted_without_labels():
+    """similarity.features: the head's embedding and the pooled conv features' top principal directions, each
+    unit length (so cosine similarity is their mean); the loss still sees the head alone."""
+    from condgan.models.embedder import Embedder
+
+    torch.manual_seed(0)
+    net, plain = Embedder(1, 8, 4, 16, features=12).eval(), Embedder(1, 8, 4, 16).eval()
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if k != "feature_basis"})
+    x = torch.randn(40, 1, 12, 12)
+    with torch.no_grad():
+        before = net(x)  # not fitted yet: the head's embedding, and zeros
+    assert torch.allclose(before[:, :8], plain(x), atol=1e-6) and not before[:, 8:].any()
+    net.fit_features(x)
+    basis = net.feature_basis
+    assert torch.allclose(basis.T @ basis, torch.eye(12), atol=1e-5)  # orthonormal directions
+    e = net(x)
+    assert e.shape == (40, 8 + 12) and net.dim == 20 and torch.allclose(e.norm(dim=1), torch.ones(40), atol=1e-5)
+    head = plain(x)
+    feats = torch.nn.functional.normalize(net.body(x) @ basis, dim=1)
+    assert torch.allclose(e[0] @ e[1], (head[0] @ head[1] + feats[0] @ feats[1]) / 2, atol=1e-5)
+    assert torch.equal(net.for_loss(x), plain.for_loss(x))
+    # where a mirrored image counts as the same (flip in similarity.augment), the feature half cannot tell them apart
+    from condgan.conditions import ImageField, Spec
+    from condgan.tasks.similarity import SimilarityTask
+
+    for augment, mirrored in (("[flip,shift]", True), ("[shift]", False)):
+        config = load_config(None, ["task=similarity", "similarity.recipe=selfsup", "similarity.width=4",
+                                    "similarity.embed_dim=8", f"similarity.augment={augment}"])
+        net = SimilarityTask.build(Spec(image=ImageField(1, 12, 12)), config).eval()
+        net.fit_features(x)
+        with torch.no_grad():
+            same = torch.allclose(net(x)[:, 8:], net(x.flip(-1))[:, 8:], atol=1e-6)
+        assert net.flip_features is mirrored and same is mirrored
+    for bad, why in ([["similarity.recipe=selfsup", "similarity.width=2", "similarity.features=100"], r"\(72: the pooled"],
+                     [["similarity.recipe=triplet", "similarity.features=16"], "is for recipe selfsup"]):
+        with pytest.raises(ConfigError, match=why):
+            load_config(None, ["task=similarity", *bad])
+    assert load_config(None, ["task=similarity", "similarity.recipe=selfsup", "similarity.width=2"]).similarity.features == 72
+
+
 @pytest.mark.parametrize("recipe,section,removed,old", [
     ("selfsup", "similarity", "projector", {"similarity.projector": 0}),
     ("siamese", "similarity", "pos_margin", {"similarity.pos_margin": 0.0, "similarity.margin": 1.0}),
     ("selfsup", "similarity", "neighbour_views", {"similarity.neighbour_views": 0.0}),
+    ("selfsup", "similarity", "features", {"similarity.features": 0}),
     ("triplet", "train", "lr_decay", {"train.lr_decay": 0.0})])
 def test_a_run_from_before_a_key_existed_resumes_with_its_old_recipe(recipe, section, removed, old, world, cache, tmp_path):
     """Runs made before these keys were trained without them (today's defaults differ): resuming one keeps what

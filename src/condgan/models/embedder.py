@@ -5,7 +5,8 @@ carrying `threshold`, the cosine similarity above which two images are called
 "the same" (chosen on training data when a checkpoint is written, so it
 travels with the weights into exports):
 
-- `Embedder`: a small CNN trained end to end (siamese, triplet, selfsup recipes).
+- `Embedder`: a small CNN trained end to end (siamese, triplet, selfsup recipes); selfsup's also appends
+  its pooled conv features, reduced to their principal directions (`features`).
 - `FrozenBackboneEmbedder`: condgan's evaluator network (evaluator_net.py),
   frozen, with a learned two-layer head (the "pre-trained backbone" recipe; the
   backbone comes from the evaluator cache, never from a download).
@@ -38,8 +39,10 @@ class Embedder(_Thresholded):
     The same shape as the evaluator, which is known to separate Fashion-MNIST's
     classes well; adaptive pooling makes it take any image size."""
 
-    def __init__(self, channels: int, embed_dim: int = 64, width: int = 32, projector: int = 0):
+    def __init__(self, channels: int, embed_dim: int = 64, width: int = 32, projector: int = 0, features: int = 0,
+                 flip_features: bool = False):
         super().__init__()
+        self.embed_dim, self.features, self.flip_features = embed_dim, features, flip_features
 
         def block(cin: int, cout: int, pool: bool) -> list[nn.Module]:
             layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -53,15 +56,52 @@ class Embedder(_Thresholded):
         # so what the loss makes invariant to the augmentations is absorbed here instead of thrown away.
         self.projector = (nn.Sequential(nn.Linear(embed_dim, projector), nn.ReLU(inplace=True),
                                         nn.Linear(projector, embed_dim)) if projector > 0 else None)
+        if features > 0:  # the pooled conv features' principal directions, fitted by `fit_features`
+            self.register_buffer("feature_basis", torch.zeros(4 * width * 9, features))
         self._add_threshold()
 
+    @property
+    def dim(self) -> int:
+        """Length of an embedding: the head's output, plus the reduced conv features where there are some."""
+        return self.embed_dim + self.features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.head(self.body(x)), dim=1)
+        pooled = self.body(x)
+        e = F.normalize(self.head(pooled), dim=1)
+        if self.features == 0:
+            return e
+        # Both halves unit length, so cosine similarity is the mean of the head's and the features' (a zero
+        # basis, before the first fit, leaves the head's alone): the head serves the loss, the features keep
+        # the finer look of an image that the head's last layer gives up (docs/similarity.md).
+        f = F.normalize(self._features(x, pooled) @ self.feature_basis, dim=1).to(e.dtype)
+        return F.normalize(torch.cat([e, f], dim=1), dim=1)
+
+    def _features(self, x: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """The pooled conv features, averaged with the mirrored image's where the run calls a mirrored image the
+        same one (flip in similarity.augment): the conv layers keep the layout the head learns to ignore, and
+        precision@1 with mirrored queries fell 6 points without this (docs/similarity.md)."""
+        if self.flip_features:
+            pooled = (pooled + self.body(x.flip(-1))) / 2
+        return pooled.float()
+
+    @torch.no_grad()
+    def fit_features(self, x: torch.Tensor) -> None:
+        """The basis: the top principal directions (uncentred, so cosine geometry is kept) of these images'
+        pooled conv features. Needs no labels; the similarity step refits it whenever it saves."""
+        if self.features == 0:
+            return
+        was_training = self.training
+        self.eval()
+        pooled = torch.cat([self._features(x[i:i + 500], self.body(x[i:i + 500])) for i in range(0, len(x), 500)])
+        self.train(was_training)
+        basis = torch.linalg.svd(pooled, full_matrices=False).Vh[:self.features].T
+        self.feature_basis.zero_()[:, :basis.shape[1]] = basis
 
     def for_loss(self, x: torch.Tensor) -> torch.Tensor:
-        """What the training loss compares: the embedding, or its projection where there is a projector."""
+        """What the training loss compares: the head's embedding, or its projection where there is a projector
+        (never the conv features `forward` may add)."""
         if self.projector is None:
-            return self(x)
+            return F.normalize(self.head(self.body(x)), dim=1)
         return F.normalize(self.projector(self.head(self.body(x))), dim=1)
 
 
@@ -70,6 +110,7 @@ class FrozenBackboneEmbedder(_Thresholded):
 
     def __init__(self, channels: int, num_classes: int, embed_dim: int = 64):
         super().__init__()
+        self.dim = embed_dim
         self.backbone = EvaluatorNet(channels, num_classes).requires_grad_(False)
         self.head = nn.Sequential(nn.Linear(FEATURE_DIM, 256), nn.ReLU(inplace=True), nn.Linear(256, embed_dim))
         self._add_threshold()

@@ -55,7 +55,7 @@ class Embedder(Pipeline):
 
     @property
     def dim(self) -> int:
-        return int(self.net.arguments["embed_dim"])
+        return int(self.net.dim)
 
     @property
     def class_names(self) -> list[str] | None:

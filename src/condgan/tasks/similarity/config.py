@@ -16,6 +16,8 @@ LABELLED_LR_DECAY = 0.3  # train.lr_decay of the labelled recipes: ROC AUC, P@1 
                          # selfsup keeps constant rates (no better in the screen)
 SELFSUP_PRECISION = "fp32"  # train.precision 'auto' of selfsup: bf16 made 1.85x the images/s, but ROC AUC and MAP@R
                            # fell in all three comparisons (docs/similarity.md); the labelled recipes gain from it
+SELFSUP_FEATURES = 128  # similarity.features of selfsup: precision@1 +4 points in each of three runs, ROC AUC and
+                        # MAP@R within noise (docs/similarity.md)
 SELFSUP_NEIGHBOUR_VIEWS = 1.0  # similarity.neighbour_views of selfsup: ROC AUC and MAP@R up (docs/similarity.md)
 CHARACTERS = ("mnist",)  # built-in data of digits or letters: a mirrored one is another character, or none
 
@@ -54,6 +56,11 @@ class SimilarityConfig:
                                       # view_neighbours nearest images in pixel space (thumbnails' principal
                                       # components) instead of from themselves: another image of the same kind, which
                                       # no augmentation makes. None: 1 for selfsup (every second view; docs/similarity.md); 0 = off
+    features: int | None = None       # selfsup: the embedding also carries the network's pooled conv features
+                                      # (mirror-averaged when augment has flip), reduced to this many principal
+                                      # directions (fitted on training images whenever a checkpoint is written; no
+                                      # labels), the two halves weighted equally. None: 128 for selfsup (precision@1
+                                      # +4 points, docs/similarity.md), 0 for the others; 0 = the head's alone
     view_neighbours: int = 5          # selfsup: how many nearest images in pixel space may give the second view
     lr: float = 1e-3                  # Adam learning rate of the embedding network
     width: int = 32                   # channels of the embedding CNN's first block (doubles twice)
@@ -64,13 +71,15 @@ class SimilarityConfig:
 
 
 def resolve(s: SimilarityConfig) -> None:
-    """Margins and the projector default by recipe."""
+    """Margins, the projector, the conv features and neighbour views default by recipe."""
     if s.margin is None:
         s.margin = 1.4 if s.recipe == "siamese" else 0.2
     if s.pos_margin is None:
         s.pos_margin = 0.7 if s.recipe == "siamese" else 0.0
     if s.projector is None:
         s.projector = 256 if s.recipe == "selfsup" else 0
+    if s.features is None:
+        s.features = min(SELFSUP_FEATURES, 36 * s.width) if s.recipe == "selfsup" else 0
     if s.neighbour_views is None:
         s.neighbour_views = SELFSUP_NEIGHBOUR_VIEWS if s.recipe == "selfsup" else 0.0
 
@@ -115,6 +124,10 @@ def checks(s: SimilarityConfig) -> list[tuple[bool, str]]:
          f"similarity.augment items must be among {', '.join(AUGMENTS[:-1])}, not {shown(s.augment)}"),
         ("classic" not in (s.augment or []) or (s.recipe == "selfsup" and s.augment == ["classic"]),
          "similarity.augment classic is the selfsup view of runs from before similarity.augment: alone, recipe selfsup"),
+        (0 <= s.features <= 36 * s.width, f"similarity.features must be between 0 and 36 x similarity.width "
+         f"({36 * s.width}: the pooled features' size), not {s.features}"),
+        (s.recipe == "selfsup" or s.features == 0, "similarity.features is for recipe selfsup (the labelled recipes' "
+         "losses train the embedding they are compared by)"),
         (math.isfinite(s.neighbour_views) and 0 <= s.neighbour_views <= 1,
          f"similarity.neighbour_views must be a share between 0 and 1, not {s.neighbour_views}"),
         (s.recipe == "selfsup" or s.neighbour_views == 0, "similarity.neighbour_views is for recipe selfsup"),

@@ -189,12 +189,14 @@ class MetricStep:
 
     @torch.no_grad()
     def before_save(self) -> None:
-        """Choose the verification threshold on training data (own fixed generator: the run's random
-        streams are untouched, so resuming stays exact)."""
+        """Fit the embedding's feature basis (where it has one) and choose the verification threshold on training
+        data (own fixed generator: the run's random streams are untouched, so resuming stays exact)."""
         from ...eval.similarity import best_threshold
         from ...training.views import selfsup_view
 
         c, g = self.calibration, torch.Generator().manual_seed(12345)
+        if getattr(self.net, "features", 0):  # first the embedding's feature half, which the threshold depends on
+            self.net.fit_features(to_float(c["image"]).to(next(self.net.parameters()).device))
         if "similar" in c or "positive" in c:
             a = embed_all(self.net, c["image"])
             if "similar" in c:
@@ -309,7 +311,8 @@ class MetricLearning:
     def build(spec: Spec, config: Config) -> nn.Module:
         s, image = config.similarity, spec["image"]
         if s.recipe != "frozen":
-            return Embedder(image.channels, s.embed_dim, s.width, s.projector if s.recipe == "selfsup" else 0)
+            return Embedder(image.channels, s.embed_dim, s.width, s.projector if s.recipe == "selfsup" else 0, s.features,
+                            flip_features="flip" in (s.augment or []))
         from ...eval.evaluator import get_evaluator
 
         with torch.random.fork_rng(devices=[]):  # training the evaluator (the first time) must not change this run's init
