@@ -39,7 +39,8 @@ def _views(crop: float, temperature: float, *more: str) -> tuple[list[str], dict
 
 
 CANDIDATES = {  # name -> (config overrides, settings of condgan.training.views)
-    "before": (["similarity.augment=[classic]", "similarity.temperature=0.1", "similarity.neighbour_views=0"], {}),  # one fixed view
+    "before": (["similarity.augment=[classic]", "similarity.temperature=0.1", "similarity.neighbour_views=0",
+                "similarity.features=0"], {}),  # one fixed view
     "classic-t0.5": (["similarity.augment=[classic]", "similarity.temperature=0.5", "similarity.neighbour_views=0"], {}),
     "crop20-t0.1": _views(0.2, 0.1),  # the first version of the new views (flip, shift + crop 20-100 % + colour)
     "crop08-t0.1": _views(0.08, 0.1),

@@ -53,7 +53,8 @@ RECIPES = {  # recipe -> overrides (the rest are the defaults)
 # 0.1), beside today's
 BEFORE = {"siamese": ["similarity.augment=[]", "train.lr_decay=0"], "triplet": ["similarity.augment=[]", "train.lr_decay=0"],
           "frozen": ["similarity.augment=[]", "train.lr_decay=0"],
-          "selfsup": ["similarity.augment=[classic]", "similarity.temperature=0.1", "similarity.neighbour_views=0"]}
+          "selfsup": ["similarity.augment=[classic]", "similarity.temperature=0.1", "similarity.neighbour_views=0",
+                      "similarity.features=0"]}
 COLUMNS = [("recipe", "recipe", "{}"), ("labels", "labels used", "{}"), ("train_minutes", "train min", "{:.1f}"),
            ("images_per_s", "images/s", "{:.0f}"), ("accuracy", "verification acc.", "{:.1%}"), ("roc_auc", "ROC AUC", "{:.4f}"),
            ("eer", "EER", "{:.1%}"), ("roc_auc_flipped", "AUC flipped", "{:.4f}"), ("eer_flipped", "EER flipped", "{:.1%}"),

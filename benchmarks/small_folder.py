@@ -79,14 +79,22 @@ def main() -> int:
     parser.add_argument("--n-per-class", type=int, default=500, help="generated images per class to score (default 500)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the folder, training and sampling (default 0)")
     parser.add_argument("--parallel", type=int, default=2, help="recipes trained at once, one thread each (default 2)")
+    parser.add_argument("--recipes", default="before,after", help="which: before, after or both (default before,after)")
+    parser.add_argument("--image-size", type=int, default=64, help="training resolution (default 64; 128 for the "
+                        "size check in docs/benchmarks.md)")
     args = parser.parse_args()
+    chosen = args.recipes.split(",")
+    if not chosen or set(chosen) - {"before", "after"}:
+        parser.error(f"--recipes takes before, after or before,after, not {args.recipes}")
+    recipes = {n: o for n, o in RECIPES.items() if slugs(n) in chosen}
     out = Path(args.out)
     folder = out / "shoes"
     if not folder.is_dir():
         print(f"building {folder}: {build(folder, args.per_class, args.seed)}")
-    train_all([slugs(n) for n in RECIPES], {slugs(n): [f"data.name={folder.resolve()}", *o] for n, o in RECIPES.items()},
+    size = [f"data.image_size={args.image_size}"]
+    train_all([slugs(n) for n in recipes], {slugs(n): [f"data.name={folder.resolve()}", *size, *o] for n, o in recipes.items()},
               args.minutes, out, args.seed, args.parallel)
-    rows = [run(name, o, folder, args.minutes, out, args.n_per_class, args.seed) for name, o in RECIPES.items()]
+    rows = [run(name, o, folder, args.minutes, out, args.n_per_class, args.seed) for name, o in recipes.items()]
     lines = ["| recipe | channels | steps | images/s | FID | per-class FID | class acc. | recall | diversity |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
