@@ -33,6 +33,11 @@ class _Thresholded(Network):
         return (a * b).sum(1)
 
 
+def pooled_size(width: int) -> int:
+    """Length of an Embedder's pooled conv features: its last block's 4 x width channels on a 3 x 3 grid."""
+    return 4 * width * 9
+
+
 class Embedder(_Thresholded):
     """Three conv blocks (BatchNorm, ReLU, two of them pooling), pooled to a 3x3 map, then a linear layer.
 
@@ -50,14 +55,14 @@ class Embedder(_Thresholded):
 
         self.body = nn.Sequential(*block(channels, width, True), *block(width, 2 * width, True),
                                   *block(2 * width, 4 * width, False), nn.AdaptiveAvgPool2d(3), nn.Flatten())
-        self.head = nn.Sequential(nn.Linear(4 * width * 9, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True),
+        self.head = nn.Sequential(nn.Linear(pooled_size(width), 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True),
                                   nn.Linear(256, embed_dim))
         # SimCLR's projection head: the self-supervised loss sees its output, the embedding is taken before it,
         # so what the loss makes invariant to the augmentations is absorbed here instead of thrown away.
         self.projector = (nn.Sequential(nn.Linear(embed_dim, projector), nn.ReLU(inplace=True),
                                         nn.Linear(projector, embed_dim)) if projector > 0 else None)
         if features > 0:  # the pooled conv features' principal directions, fitted by `fit_features`
-            self.register_buffer("feature_basis", torch.zeros(4 * width * 9, features))
+            self.register_buffer("feature_basis", torch.zeros(pooled_size(width), features))
         self._add_threshold()
 
     @property

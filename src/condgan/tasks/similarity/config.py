@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ...models.embedder import pooled_size
 from ...training import views
 from ...training.views import AUGMENTS
 from ...untrusted import shown
@@ -79,7 +80,7 @@ def resolve(s: SimilarityConfig) -> None:
     if s.projector is None:
         s.projector = 256 if s.recipe == "selfsup" else 0
     if s.features is None:
-        s.features = min(SELFSUP_FEATURES, 36 * s.width) if s.recipe == "selfsup" else 0
+        s.features = min(SELFSUP_FEATURES, pooled_size(s.width)) if s.recipe == "selfsup" else 0
     if s.neighbour_views is None:
         s.neighbour_views = SELFSUP_NEIGHBOUR_VIEWS if s.recipe == "selfsup" else 0.0
 
@@ -124,8 +125,8 @@ def checks(s: SimilarityConfig) -> list[tuple[bool, str]]:
          f"similarity.augment items must be among {', '.join(AUGMENTS[:-1])}, not {shown(s.augment)}"),
         ("classic" not in (s.augment or []) or (s.recipe == "selfsup" and s.augment == ["classic"]),
          "similarity.augment classic is the selfsup view of runs from before similarity.augment: alone, recipe selfsup"),
-        (0 <= s.features <= 36 * s.width, f"similarity.features must be between 0 and 36 x similarity.width "
-         f"({36 * s.width}: the pooled features' size), not {s.features}"),
+        (0 <= s.features <= pooled_size(s.width), f"similarity.features must be between 0 and 36 x similarity.width "
+         f"({pooled_size(s.width)}: the pooled features' size), not {s.features}"),
         (s.recipe == "selfsup" or s.features == 0, "similarity.features is for recipe selfsup (the labelled recipes' "
          "losses train the embedding they are compared by)"),
         (math.isfinite(s.neighbour_views) and 0 <= s.neighbour_views <= 1,
