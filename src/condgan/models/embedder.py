@@ -28,6 +28,9 @@ class _Thresholded(Network):
     def _add_threshold(self) -> None:
         self.register_buffer("threshold", torch.tensor(0.5))
 
+    def fit_features(self, x: torch.Tensor) -> None:
+        """Embedders without a conv-feature half have nothing to fit."""
+
     def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Cosine similarity of two batches of embeddings, row by row."""
         return (a * b).sum(1)

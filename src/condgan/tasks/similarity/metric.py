@@ -195,8 +195,7 @@ class MetricStep:
         from ...training.views import selfsup_view
 
         c, g = self.calibration, torch.Generator().manual_seed(12345)
-        if getattr(self.net, "features", 0):  # first the embedding's feature half, which the threshold depends on
-            self.net.fit_features(to_float(c["image"]).to(next(self.net.parameters()).device))
+        self.net.fit_features(to_float(c["image"]).to(next(self.net.parameters()).device))  # the threshold depends on it
         if "similar" in c or "positive" in c:
             a = embed_all(self.net, c["image"])
             if "similar" in c:
