@@ -63,15 +63,15 @@ def test_neighbours_are_kept_in_the_run_and_reused_until_the_embedder_changes(wo
     import shutil
 
     from condgan.tasks import exemplar
-    from condgan.tasks.similarity.config import SELFSUP_FEATURES
+    from condgan.tasks.similarity.config import SELFSUP_FEATURES, SELFSUP_GRAPH
 
     embedder = tmp_path / "ssl"
     shutil.copytree(world["embedder"], embedder)
     run = tmp_path / "run"
     train(load_config(None, exemplar_overrides(world["flat"], embedder, 1)), run, quiet=True)
     kept = torch.load(run / exemplar.NEIGHBOURS_FILE, weights_only=True)
-    # 36: every 10th image is held out; selfsup's embedding: the head's 8 + its conv features' 128 directions
-    assert kept["knn"].shape == (36, 3) and kept["embedding"].shape == (36, 8 + SELFSUP_FEATURES)
+    # 36: every 10th image is held out; selfsup's embedding: the head's 8 + its conv features' 128 directions + 6 graph coordinates
+    assert kept["knn"].shape == (36, 3) and kept["embedding"].shape == (36, 8 + SELFSUP_FEATURES + SELFSUP_GRAPH)
     computed = []
     real = exemplar.nearest_neighbours
     monkeypatch.setattr(exemplar, "nearest_neighbours", lambda e, k: computed.append(k) or real(e, k))

@@ -6,7 +6,8 @@ carrying `threshold`, the cosine similarity above which two images are called
 travels with the weights into exports):
 
 - `Embedder`: a small CNN trained end to end (siamese, triplet, selfsup recipes); selfsup's also appends
-  its pooled conv features, reduced to their principal directions (`features`).
+  its pooled conv features, reduced to their principal directions (`features`), and where that lies on the
+  training images' neighbour graph (`graph`, models/manifold.py).
 - `FrozenBackboneEmbedder`: condgan's evaluator network (evaluator_net.py),
   frozen, with a learned two-layer head (the "pre-trained backbone" recipe; the
   backbone comes from the evaluator cache, never from a download).
@@ -20,6 +21,7 @@ from torch import nn
 
 from .base import Network
 from .evaluator_net import FEATURE_DIM, EvaluatorNet
+from .manifold import GraphCoordinates
 
 
 class _Thresholded(Network):
@@ -30,6 +32,9 @@ class _Thresholded(Network):
 
     def fit_features(self, x: torch.Tensor) -> None:
         """Embedders without a conv-feature half have nothing to fit."""
+
+    def fit_graph(self, x: torch.Tensor) -> None:
+        """Embedders without graph coordinates have nothing to fit."""
 
     def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Cosine similarity of two batches of embeddings, row by row."""
@@ -48,9 +53,10 @@ class Embedder(_Thresholded):
     classes well; adaptive pooling makes it take any image size."""
 
     def __init__(self, channels: int, embed_dim: int = 64, width: int = 32, projector: int = 0, features: int = 0,
-                 flip_features: bool = False):
+                 flip_features: bool = False, graph: int = 0, graph_refs: int = 0):
         super().__init__()
         self.embed_dim, self.features, self.flip_features = embed_dim, features, flip_features
+        self.graph_coords = graph if graph_refs > 0 else 0
 
         def block(cin: int, cout: int, pool: bool) -> list[nn.Module]:
             layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -66,14 +72,26 @@ class Embedder(_Thresholded):
                                         nn.Linear(projector, embed_dim)) if projector > 0 else None)
         if features > 0:  # the pooled conv features' principal directions, fitted by `fit_features`
             self.register_buffer("feature_basis", torch.zeros(pooled_size(width), features))
+        # spectral coordinates on the training images' neighbour graph, fitted by `fit_graph`
+        self.graph = GraphCoordinates(embed_dim + features, graph, graph_refs) if self.graph_coords else None
         self._add_threshold()
 
     @property
     def dim(self) -> int:
-        """Length of an embedding: the head's output, plus the reduced conv features where there are some."""
-        return self.embed_dim + self.features
+        """Length of an embedding: the head's output, plus the reduced conv features and the graph coordinates
+        where there are some."""
+        return self.embed_dim + self.features + self.graph_coords
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = self._local(x)
+        if self.graph is None:
+            return e
+        # Both parts unit length again: cosine similarity is the mean of the local embedding's and the graph
+        # coordinates' (zeros before the first fit leave the local one alone; docs/similarity.md).
+        return F.normalize(torch.cat([e, self.graph(e).to(e.dtype)], dim=1), dim=1)
+
+    def _local(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding from the image alone: the head's, with the conv features where there are some."""
         pooled = self.body(x)
         e = F.normalize(self.head(pooled), dim=1)
         if self.features == 0:
@@ -104,6 +122,18 @@ class Embedder(_Thresholded):
         self.train(was_training)
         basis = torch.linalg.svd(pooled, full_matrices=False).Vh[:self.features].T
         self.feature_basis.zero_()[:, :basis.shape[1]] = basis
+
+    @torch.no_grad()
+    def fit_graph(self, x: torch.Tensor) -> None:
+        """The graph coordinates, from these (training) images' local embeddings; no labels. Refitted with the
+        feature basis whenever a checkpoint is written, after it (the graph is built on what it gives)."""
+        if self.graph is None:
+            return
+        was_training = self.training
+        self.eval()
+        local = torch.cat([self._local(x[i:i + 500]) for i in range(0, len(x), 500)])
+        self.train(was_training)
+        self.graph.fit(local)
 
     def for_loss(self, x: torch.Tensor) -> torch.Tensor:
         """What the training loss compares: the head's embedding, or its projection where there is a projector

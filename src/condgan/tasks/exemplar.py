@@ -79,7 +79,8 @@ class ExemplarTask(GANTask):
     defaults = {"train.batch_size": 64, "model.arch": "resnet", "model.z_dim": 64, "model.g_width": 16, "model.d_width": 16,
                 "train.diversity_weight": 0.0, "train.l1_weight": 0.0, "train.aux_weight": 0.0}
     archs = ("resnet",)
-    added_keys = {"similarity": {"pos_margin": 0.0, "projector": 0, "neighbour_views": 0.0, "features": 0}}
+    added_keys = {"similarity": {"pos_margin": 0.0, "projector": 0, "neighbour_views": 0.0, "features": 0,
+                                  "graph": 0}}
     pipeline = Exemplar
     augments_small_data = True
     flags = {"sample": ("like", "truncation"), "eval": ("exemplars", "truncation")}

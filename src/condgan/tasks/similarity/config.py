@@ -19,7 +19,9 @@ SELFSUP_PRECISION = "fp32"  # train.precision 'auto' of selfsup: bf16 made 1.85x
                            # fell in all three comparisons (docs/similarity.md); the labelled recipes gain from it
 SELFSUP_FEATURES = 128  # similarity.features of selfsup: precision@1 +4 points in each of three runs, ROC AUC and
                         # MAP@R within noise (docs/similarity.md)
+SELFSUP_GRAPH = 6  # similarity.graph of selfsup: ROC AUC +0.03 and MAP@R +7 points on three runs (docs/similarity.md)
 SELFSUP_NEIGHBOUR_VIEWS = 1.0  # similarity.neighbour_views of selfsup: ROC AUC and MAP@R up (docs/similarity.md)
+MAX_GRAPH = 64  # similarity.graph: coordinates beyond the first few follow noise (MAP@R fell from 6 to 10)
 CHARACTERS = ("mnist",)  # built-in data of digits or letters: a mirrored one is another character, or none
 
 @dataclass
@@ -62,6 +64,12 @@ class SimilarityConfig:
                                       # directions (fitted on training images whenever a checkpoint is written; no
                                       # labels), the two halves weighted equally. None: 128 for selfsup (precision@1
                                       # +4 points, docs/similarity.md), 0 for the others; 0 = the head's alone
+    graph: int | None = None          # selfsup: the embedding also carries this many spectral coordinates of the
+                                      # graph joining 10,000 training images to their nearest ones by the rest of
+                                      # the embedding (fitted whenever a checkpoint is written; no labels), weighted
+                                      # equally with the rest: images far apart along one chain of neighbours come
+                                      # closer. None: 6 for selfsup (MAP@R +7 points, docs/similarity.md), 0 for
+                                      # the others; 0 = none
     view_neighbours: int = 5          # selfsup: how many nearest images in pixel space may give the second view
     lr: float = 1e-3                  # Adam learning rate of the embedding network
     width: int = 32                   # channels of the embedding CNN's first block (doubles twice)
@@ -72,7 +80,7 @@ class SimilarityConfig:
 
 
 def resolve(s: SimilarityConfig) -> None:
-    """Margins, the projector, the conv features and neighbour views default by recipe."""
+    """Margins, the projector, the conv features, the graph coordinates and neighbour views default by recipe."""
     if s.margin is None:
         s.margin = 1.4 if s.recipe == "siamese" else 0.2
     if s.pos_margin is None:
@@ -81,6 +89,8 @@ def resolve(s: SimilarityConfig) -> None:
         s.projector = 256 if s.recipe == "selfsup" else 0
     if s.features is None:
         s.features = min(SELFSUP_FEATURES, pooled_size(s.width)) if s.recipe == "selfsup" else 0
+    if s.graph is None:
+        s.graph = SELFSUP_GRAPH if s.recipe == "selfsup" else 0
     if s.neighbour_views is None:
         s.neighbour_views = SELFSUP_NEIGHBOUR_VIEWS if s.recipe == "selfsup" else 0.0
 
@@ -128,6 +138,9 @@ def checks(s: SimilarityConfig) -> list[tuple[bool, str]]:
         (0 <= s.features <= pooled_size(s.width), f"similarity.features must be between 0 and 36 x similarity.width "
          f"({pooled_size(s.width)}: the pooled features' size), not {s.features}"),
         (s.recipe == "selfsup" or s.features == 0, "similarity.features is for recipe selfsup (the labelled recipes' "
+         "losses train the embedding they are compared by)"),
+        (0 <= s.graph <= MAX_GRAPH, f"similarity.graph must be between 0 and {MAX_GRAPH}, not {s.graph}"),
+        (s.recipe == "selfsup" or s.graph == 0, "similarity.graph is for recipe selfsup (the labelled recipes' "
          "losses train the embedding they are compared by)"),
         (math.isfinite(s.neighbour_views) and 0 <= s.neighbour_views <= 1,
          f"similarity.neighbour_views must be a share between 0 and 1, not {s.neighbour_views}"),

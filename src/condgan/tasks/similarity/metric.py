@@ -39,6 +39,8 @@ from ...models.embedder import Embedder, FrozenBackboneEmbedder
 from ...untrusted import optional_module
 
 CALIBRATION_IMAGES = 2000  # training images (or CSV rows) the verification threshold is chosen on
+GRAPH_REFERENCES = 10_000  # training images the graph coordinates are fitted on (selfsup; the same figures as on
+                           # 50,000 in docs/similarity.md), kept in the checkpoint with their embeddings
 SELFSUP_CALIBRATION = 1000  # selfsup: images whose pairs choose it (test accuracy at the threshold 71.3 -> 78.0 % with
                             # the farthest view neighbour instead of a second view of the image, docs/similarity.md)
 
@@ -114,8 +116,10 @@ def embed_all(net: nn.Module, images: torch.Tensor, batch_size: int = 500) -> to
 class MetricStep:
     """Owns the embedder and its optimiser; `step()` trains once. Same interface as GANStep for Run."""
 
-    def __init__(self, net: nn.Module, recipe: str, s: SimilarityConfig, calibration: dict, precision: str = "fp32"):
+    def __init__(self, net: nn.Module, recipe: str, s: SimilarityConfig, calibration: dict, precision: str = "fp32",
+                 reference: torch.Tensor | None = None):
         self.net, self.recipe, self.augment = net, recipe, list(s.augment or [])
+        self.reference = reference  # uint8 training images the graph coordinates are fitted on (where the net has them)
         self.opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=s.lr)
         self.loss, self.miner = make_loss(recipe, s)
         self.calibration = calibration  # uint8 images (+ labels, or CSV fields) the threshold is chosen on
@@ -189,13 +193,16 @@ class MetricStep:
 
     @torch.no_grad()
     def before_save(self) -> None:
-        """Fit the embedding's feature basis (where it has one) and choose the verification threshold on training
-        data (own fixed generator: the run's random streams are untouched, so resuming stays exact)."""
+        """Fit the embedding's feature basis and graph coordinates (where it has them) and choose the verification
+        threshold on training data (own fixed generator: the run's random streams are untouched, so resuming stays exact)."""
         from ...eval.similarity import best_threshold
         from ...training.views import selfsup_view
 
         c, g = self.calibration, torch.Generator().manual_seed(12345)
-        self.net.fit_features(to_float(c["image"]).to(next(self.net.parameters()).device))  # the threshold depends on it
+        device = next(self.net.parameters()).device
+        self.net.fit_features(to_float(c["image"]).to(device))  # the threshold depends on it, and the graph on both
+        if self.reference is not None:
+            self.net.fit_graph(to_float(self.reference).to(device))
         if "similar" in c or "positive" in c:
             a = embed_all(self.net, c["image"])
             if "similar" in c:
@@ -307,11 +314,12 @@ class MetricLearning:
         return ClassBalanced(run.fields["label"].cpu(), run.config.similarity.per_class, run.batch_size, run.config.train.seed)
 
     @staticmethod
-    def build(spec: Spec, config: Config) -> nn.Module:
+    def build(spec: Spec, config: Config, references: int = 0) -> nn.Module:
+        """references: how many training images the graph coordinates will be fitted on (0: none)."""
         s, image = config.similarity, spec["image"]
         if s.recipe != "frozen":
             return Embedder(image.channels, s.embed_dim, s.width, s.projector if s.recipe == "selfsup" else 0, s.features,
-                            flip_features="flip" in (s.augment or []))
+                            flip_features="flip" in (s.augment or []), graph=s.graph, graph_refs=references if s.graph else 0)
         from ...eval.evaluator import get_evaluator
 
         with torch.random.fork_rng(devices=[]):  # training the evaluator (the first time) must not change this run's init
@@ -326,12 +334,17 @@ class MetricLearning:
 
     @classmethod
     def make_step(cls, run) -> MetricStep:
-        net = cls.build(run.spec, run.config).to(run.device)
+        s = run.config.similarity
+        # the graph's reference images: evenly spread over the training set (a folder's rows come class by class)
+        rows = (torch.linspace(0, run.n_items - 1, min(GRAPH_REFERENCES, run.n_items)).round().long()
+                if s.graph else torch.zeros(0, dtype=torch.long))
+        net = cls.build(run.spec, run.config, len(rows)).to(run.device)
         calibration = {k: v[:CALIBRATION_IMAGES].cpu() for k, v in run.fields.items()}
         if "view_neighbours" in run.fields:  # selfsup's threshold: on images and their farthest view neighbour
-            rows = torch.arange(min(SELFSUP_CALIBRATION, run.n_items), device=run.fields["view_neighbours"].device)
-            calibration["neighbour"] = run.field_rows("image", run.fields["view_neighbours"][rows, -1]).cpu()
-        return MetricStep(net, run.config.similarity.recipe, run.config.similarity, calibration, run.precision)
+            first = torch.arange(min(SELFSUP_CALIBRATION, run.n_items), device=run.fields["view_neighbours"].device)
+            calibration["neighbour"] = run.field_rows("image", run.fields["view_neighbours"][first, -1]).cpu()
+        reference = run.field_rows("image", rows.to(run.fields["image"].device)).cpu() if len(rows) else None
+        return MetricStep(net, s.recipe, s, calibration, run.precision, reference)
 
     @staticmethod
     @torch.no_grad()
