@@ -65,6 +65,8 @@ def test_every_recipe_trains_and_resumes_exactly(recipe, world, cache, tmp_path)
     if recipe == "selfsup":  # no labels anywhere in the run; the feature half of its embedding was fitted
         assert set(a["spec"]) == {"image"}
         assert a["state"]["embedder"]["feature_basis"].abs().sum() > 0
+        assert a["state"]["embedder"]["graph.coords"].shape == (64, 6)  # every training image of this toy set
+        assert a["state"]["embedder"]["graph.coords"].abs().sum() > 0 and a["state"]["embedder"]["graph.refs"].abs().sum() > 0
     if recipe == "frozen":  # the backbone stayed what the evaluator was
         assert torch.equal(first["state"]["embedder"]["backbone.body.0.weight"], a["state"]["embedder"]["backbone.body.0.weight"])
 
@@ -302,11 +304,70 @@ def test_the_embedding_can_carry_the_conv_features_fitted_without_labels():
     assert load_config(None, ["task=similarity", "similarity.recipe=selfsup", "similarity.width=2"]).similarity.features == 72
 
 
+def _on_sphere(t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    return torch.stack([(1 - z ** 2).sqrt() * t.cos(), (1 - z ** 2).sqrt() * t.sin(), z], dim=1)
+
+
+def test_graph_coordinates_bring_the_far_end_of_a_chain_of_neighbours_closer_than_a_near_other_chain():
+    """Two chains of points, 0.3 apart, joined only at one end: by cosine the start of one chain is nearest the
+    start of the other; on the neighbour graph it belongs with its own chain's far end."""
+    from condgan.models.manifold import GraphCoordinates
+
+    t = torch.linspace(0, 2, 201)
+    a, b = _on_sphere(t, torch.full_like(t, 0.15)), _on_sphere(t, torch.full_like(t, -0.15))
+    bridge = _on_sphere(torch.zeros(29), torch.linspace(0.14, -0.14, 29))
+    refs = torch.cat([a, bridge, b])
+    graph = GraphCoordinates(3, 1, len(refs))
+    with torch.no_grad():
+        assert not graph(refs).any()  # before the fit: no coordinates
+        graph.fit(refs)
+    start, far_end, other_start = a[10:11], a[200:201], b[10:11]
+    assert start @ other_start.T > 0.9 > 0 > start @ far_end.T  # what cosine alone says
+    e = torch.nn.functional.normalize(torch.cat([torch.cat([start, far_end, other_start]),
+                                                 graph(torch.cat([start, far_end, other_start]))], dim=1), dim=1)
+    assert e[0] @ e[1] > 0.3 > 0 > e[0] @ e[2]
+    assert graph.coords.std() > 0 and torch.allclose(graph.refs, refs)
+    again = GraphCoordinates(3, 1, len(refs))
+    again.fit(refs)
+    assert torch.equal(again.coords, graph.coords)  # the same references, the same fit
+
+
+def test_the_embedding_can_carry_graph_coordinates_fitted_without_labels():
+    """similarity.graph: the local embedding (head + conv features) and its graph coordinates, each unit length;
+    zeros until the first fit; the loss never sees them; a small training set gives as many references."""
+    from condgan.conditions import ImageField, Spec
+    from condgan.tasks.similarity import SimilarityTask
+
+    torch.manual_seed(0)
+    config = load_config(None, ["task=similarity", "similarity.recipe=selfsup", "similarity.width=4", "similarity.embed_dim=8"])
+    assert config.similarity.graph == 6
+    net = SimilarityTask.build(Spec(image=ImageField(1, 12, 12)), config, references=30).eval()
+    x = torch.randn(30, 1, 12, 12)
+    net.fit_features(x)
+    local_dim = 8 + config.similarity.features
+    with torch.no_grad():
+        before, loss_view = net(x), net.for_loss(x)
+        assert net.dim == local_dim + 6 and before.shape == (30, net.dim)
+        assert not before[:, local_dim:].any()  # not fitted: the local embedding alone
+        net.fit_graph(x)
+        after = net(x)
+    assert after[:, local_dim:].abs().sum() > 0 and torch.allclose(after.norm(dim=1), torch.ones(30), atol=1e-5)
+    assert torch.allclose(after[:, :local_dim] * 2 ** 0.5, before[:, :local_dim], atol=1e-5)  # two unit halves
+    with torch.no_grad():
+        assert torch.equal(net.for_loss(x), loss_view) and loss_view.shape == (30, 8)  # the loss sees the same
+    assert SimilarityTask.build(Spec(image=ImageField(1, 12, 12)), config).graph is None  # no references, no graph
+    for bad, why in ([["similarity.recipe=selfsup", "similarity.graph=-1"], "between 0 and 64"],
+                     [["similarity.recipe=triplet", "similarity.graph=4"], "similarity.graph is for recipe selfsup"]):
+        with pytest.raises(ConfigError, match=why):
+            load_config(None, ["task=similarity", *bad])
+
+
 @pytest.mark.parametrize("recipe,section,removed,old", [
     ("selfsup", "similarity", "projector", {"similarity.projector": 0}),
     ("siamese", "similarity", "pos_margin", {"similarity.pos_margin": 0.0, "similarity.margin": 1.0}),
     ("selfsup", "similarity", "neighbour_views", {"similarity.neighbour_views": 0.0}),
     ("selfsup", "similarity", "features", {"similarity.features": 0}),
+    ("selfsup", "similarity", "graph", {"similarity.graph": 0}),
     ("triplet", "train", "lr_decay", {"train.lr_decay": 0.0})])
 def test_a_run_from_before_a_key_existed_resumes_with_its_old_recipe(recipe, section, removed, old, world, cache, tmp_path):
     """Runs made before these keys were trained without them (today's defaults differ): resuming one keeps what

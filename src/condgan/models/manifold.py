@@ -44,7 +44,8 @@ class GraphCoordinates(nn.Module):
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
         """Unit-length coordinates of unit-length embeddings e (zeros before the first fit)."""
-        similarity, nearest = (e.float() @ self.refs.T).topk(min(NEIGHBOURS, len(self.refs)), dim=1)
+        with torch.autocast(e.device.type, enabled=False):  # bf16 cannot tell a cosine of 0.998 from 1
+            similarity, nearest = (e.float() @ self.refs.T).topk(min(NEIGHBOURS, len(self.refs)), dim=1)
         weight = torch.exp((similarity - 1) / TEMPERATURE)
         mean = (weight[..., None] * self.coords[nearest]).sum(1) / weight.sum(1, keepdim=True)
         return F.normalize(mean, dim=1)

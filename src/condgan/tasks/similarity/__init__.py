@@ -36,7 +36,7 @@ class SimilarityTask(MetricLearning, Task):
     archs = ("embedder",)
     unused = GAN_KEYS
     added_keys = {"similarity": {"pos_margin": 0.0, "projector": 0, "augment": section.old_augment, "neighbour_views": 0.0,
-                                 "features": 0},
+                                 "features": 0, "graph": 0},
                   "train": {"lr_decay": 0.0}}  # runs from before the labelled recipes decayed their rate
     pipeline = Embedder
     flags = {"eval": ("pairs",)}

@@ -39,8 +39,8 @@ from ...models.embedder import Embedder, FrozenBackboneEmbedder
 from ...untrusted import optional_module
 
 CALIBRATION_IMAGES = 2000  # training images (or CSV rows) the verification threshold is chosen on
-GRAPH_REFERENCES = 10_000  # training images the graph coordinates are fitted on (selfsup; the same figures as on
-                           # 50,000 in docs/similarity.md), kept in the checkpoint with their embeddings
+GRAPH_REFERENCES = 10_000  # training images the graph coordinates are fitted on (selfsup; the same figures as with
+                           # all 60,000 in docs/similarity.md), kept in the checkpoint with their embeddings
 SELFSUP_CALIBRATION = 1000  # selfsup: images whose pairs choose it (test accuracy at the threshold 71.3 -> 78.0 % with
                             # the farthest view neighbour instead of a second view of the image, docs/similarity.md)
 
