@@ -45,7 +45,7 @@ class GraphCoordinates(nn.Module):
     def forward(self, e: torch.Tensor) -> torch.Tensor:
         """Unit-length coordinates of unit-length embeddings e (zeros before the first fit)."""
         with torch.autocast(e.device.type, enabled=False):  # bf16 cannot tell a cosine of 0.998 from 1
-            similarity, nearest = (e.float() @ self.refs.T).topk(min(NEIGHBOURS, len(self.refs)), dim=1)
+            similarity, nearest = most_similar(e.float(), self.refs, NEIGHBOURS)
         weight = torch.exp((similarity - 1) / TEMPERATURE)
         mean = (weight[..., None] * self.coords[nearest]).sum(1) / weight.sum(1, keepdim=True)
         return F.normalize(mean, dim=1)
@@ -59,7 +59,7 @@ class GraphCoordinates(nn.Module):
         k = min(NEIGHBOURS, n - 1)
         if k < 1 or n < m + 2:  # too few images for a graph with this many coordinates: leave them unfitted
             return
-        nearest_sim, nearest = _nearest_others(refs, k)
+        nearest_sim, nearest = (t[:, 1:] for t in most_similar(refs, refs, k + 1))  # not itself (or its copy)
         weight = torch.exp((nearest_sim.double() - 1) / TEMPERATURE).numpy().ravel()
         graph = sp.csr_matrix((weight, (np.repeat(np.arange(n), k), nearest.numpy().ravel())), shape=(n, n))
         graph = graph.maximum(graph.T)  # an edge either way is an edge both ways
@@ -77,12 +77,12 @@ class GraphCoordinates(nn.Module):
         self.coords.zero_()[:n] = torch.from_numpy(vectors).float().to(self.coords)
 
 
-def _nearest_others(refs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each reference's k most similar other references (similarities, indices), in blocks to bound memory."""
-    sims, rows = [], []
-    for i in range(0, len(refs), 2000):
-        block = refs[i:i + 2000] @ refs.T
-        block[torch.arange(len(block)), torch.arange(i, i + len(block))] = -2.0  # not itself
-        s, r = block.topk(k, dim=1)
-        sims.append(s), rows.append(r)
-    return torch.cat(sims), torch.cat(rows)
+
+def most_similar(queries: torch.Tensor, refs: torch.Tensor, k: int, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """(similarities, indices), each (N, k): every query's k references of highest inner product (cosine for
+    unit vectors), best first; a query that is also a reference finds itself. In blocks to bound memory."""
+    k = min(k, len(refs))
+    blocks = [(queries[i:i + chunk] @ refs.T).topk(k, dim=1) for i in range(0, len(queries), chunk)]
+    if not blocks:
+        return queries.new_zeros(0, k), torch.zeros(0, k, dtype=torch.long)
+    return torch.cat([b.values for b in blocks]), torch.cat([b.indices for b in blocks])

@@ -19,9 +19,9 @@ SELFSUP_PRECISION = "fp32"  # train.precision 'auto' of selfsup: bf16 made 1.85x
                            # fell in all three comparisons (docs/similarity.md); the labelled recipes gain from it
 SELFSUP_FEATURES = 128  # similarity.features of selfsup: precision@1 +4 points in each of three runs, ROC AUC and
                         # MAP@R within noise (docs/similarity.md)
-SELFSUP_GRAPH = 6  # similarity.graph of selfsup: ROC AUC +0.03 and MAP@R +7 points on three runs (docs/similarity.md)
+SELFSUP_GRAPH = 6  # similarity.graph of selfsup: ROC AUC +0.02 to +0.04, MAP@R +6 to +8 points (docs/similarity.md)
 SELFSUP_NEIGHBOUR_VIEWS = 1.0  # similarity.neighbour_views of selfsup: ROC AUC and MAP@R up (docs/similarity.md)
-MAX_GRAPH = 64  # similarity.graph: coordinates beyond the first few follow noise (MAP@R fell from 6 to 10)
+MAX_GRAPH = 64  # similarity.graph: coordinates beyond the first few follow noise (7 to 9: lower MAP@R than 6)
 CHARACTERS = ("mnist",)  # built-in data of digits or letters: a mirrored one is another character, or none
 
 @dataclass

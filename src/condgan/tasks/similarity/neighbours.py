@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ...models.manifold import most_similar
+
 PIXEL_SIDE = 32  # pixel neighbours are found among thumbnails no larger than this (the shape, not the texture)
 PIXEL_DIMS = 64  # ... projected on their first principal components (centred pixels: less noise, faster search)
 PIXEL_FILE = "view_neighbours.pt"  # selfsup: every training image's k nearest in pixel space, and their key
@@ -24,8 +26,7 @@ PIXEL_FILE = "view_neighbours.pt"  # selfsup: every training image's k nearest i
 @torch.no_grad()
 def nearest_neighbours(e: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
     """(N, k) indices of each embedding's k most similar embeddings, itself included (it is its own nearest)."""
-    k = min(k, len(e))
-    return torch.cat([(e[i:i + chunk] @ e.T).topk(k, dim=1).indices for i in range(0, len(e), chunk)])
+    return most_similar(e, e, k, chunk)[1]
 
 
 def read_kept(path: Path, key: str) -> dict | None:
