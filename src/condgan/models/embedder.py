@@ -116,10 +116,7 @@ class Embedder(_Thresholded):
         pooled conv features. Needs no labels; the similarity step refits it whenever it saves."""
         if self.features == 0:
             return
-        was_training = self.training
-        self.eval()
-        pooled = torch.cat([self._features(x[i:i + 500], self.body(x[i:i + 500])) for i in range(0, len(x), 500)])
-        self.train(was_training)
+        pooled = self._in_eval_batches(lambda b: self._features(b, self.body(b)), x)
         basis = torch.linalg.svd(pooled, full_matrices=False).Vh[:self.features].T
         self.feature_basis.zero_()[:, :basis.shape[1]] = basis
 
@@ -129,11 +126,15 @@ class Embedder(_Thresholded):
         feature basis whenever a checkpoint is written, after it (the graph is built on what it gives)."""
         if self.graph is None:
             return
+        self.graph.fit(self._in_eval_batches(self._local, x))
+
+    def _in_eval_batches(self, fn, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """fn over x in batches, in eval mode (BatchNorm's running statistics, as at use), the mode restored."""
         was_training = self.training
         self.eval()
-        local = torch.cat([self._local(x[i:i + 500]) for i in range(0, len(x), 500)])
+        out = torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
         self.train(was_training)
-        self.graph.fit(local)
+        return out
 
     def for_loss(self, x: torch.Tensor) -> torch.Tensor:
         """What the training loss compares: the head's embedding, or its projection where there is a projector

@@ -319,7 +319,7 @@ class MetricLearning:
         s, image = config.similarity, spec["image"]
         if s.recipe != "frozen":
             return Embedder(image.channels, s.embed_dim, s.width, s.projector if s.recipe == "selfsup" else 0, s.features,
-                            flip_features="flip" in (s.augment or []), graph=s.graph, graph_refs=references if s.graph else 0)
+                            flip_features="flip" in (s.augment or []), graph=s.graph, graph_refs=references)
         from ...eval.evaluator import get_evaluator
 
         with torch.random.fork_rng(devices=[]):  # training the evaluator (the first time) must not change this run's init
