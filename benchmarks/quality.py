@@ -40,6 +40,8 @@ LEVERS = {  # name -> overrides of the default (resnet G/D width 16, batch 64, h
     "diffaug": ["train.augment=[translation]"],  # DiffAugment on D's inputs (StudioGAN: helps even on full data)
     "d2": ["train.d_steps=2"],
     "decay0.3": ["train.lr_decay=0.3"],  # both learning rates fall linearly to 0 over the last 30% of the run
+    "r1-0.1": ["train.r1_weight=0.1"],  # zero-centred gradient penalty on real images (R1), every 4th step
+    "r1-1": ["train.r1_weight=1.0"],
 }
 TARGETS = {"fid": ("<=", 0.35), "per_class_fid": ("<=", 0.9), "recall": (">=", 0.82), "diversity": (">=", 0.95),
            "accuracy": (">=", 0.95)}

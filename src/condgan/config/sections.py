@@ -78,6 +78,9 @@ class TrainConfig:
                                       # docs/benchmarks.md); cgan: 0
     adversarial_weight: float = 1.0   # weight of the adversarial term in G's loss (0 = a plain L1 regressor)
     feature_matching: float = 0.0     # translate: weight of matching D's features of real and generated pairs
+    r1_weight: float = 0.0            # zero-centred gradient penalty on real images (R1, Mescheder et al. 2018): D is
+                                      # also trained to keep its score flat around real images, weighed by r1_weight/2;
+                                      # computed every 4th step with 4x the weight (lazy, as StyleGAN2). 0 (default): off
     ema_decay: float = 0.99           # EMA of G's weights, used for sampling; 0 disables
     ema_start: int = 500              # steps before the EMA starts tracking
     augment: list[str] | None = None  # DiffAugment ops for D's inputs: translation, cutout, brightness; [] = none.

@@ -29,11 +29,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..losses import LOSSES, feature_matching, mode_seeking
 from ..training.augment import augment
 from ..training.device import autocast_for, grad_scaler
 from .class_terms import ClassTerm, CrossEntropy, class_term
 
+R1_EVERY = 4  # train.r1_weight: the penalty's steps (lazy regularisation: StyleGAN2 found every 16th as good as each)
 
 @dataclass(frozen=True)
 class Roles:
@@ -64,6 +66,7 @@ class GANOptions:
     l1_weight: float = 0.0                 # L1 to a paired target
     adversarial_weight: float = 1.0
     feature_matching_weight: float = 0.0
+    r1_weight: float = 0.0                 # zero-centred gradient penalty on real images, every R1_EVERY steps
     precision: str = "fp32"                # fp32 | bf16 | fp16 (autocast; fp16 with gradient scaling)
 
     @classmethod
@@ -74,7 +77,7 @@ class GANOptions:
                       ema_decay=t.ema_decay, ema_start=t.ema_start, augment_policy=t.augment, roles=roles,
                       aux_weight=config.aux_weight(), class_term=class_term(t), diversity_weight=t.diversity_weight,
                       l1_weight=t.l1_weight, adversarial_weight=t.adversarial_weight,
-                      feature_matching_weight=t.feature_matching, precision=precision)
+                      feature_matching_weight=t.feature_matching, r1_weight=t.r1_weight, precision=precision)
         return dataclasses.replace(options, **overrides)
 
 
@@ -121,6 +124,9 @@ class GANStep:
 
         from torch.nn.parallel import DistributedDataParallel as DDP
 
+        if self.options.r1_weight > 0:  # its pass through the bare D would add gradients DDP does not average
+            raise ConfigError("train.r1_weight is not supported with several processes (torchrun) yet; set it to 0 "
+                              "or train in one process")
         # (newer PyTorch renamed the flag: forward_sync_buffers=False still syncs at construction, as wanted)
         flag = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
         options = {"device_ids": [device.index] if device.type == "cuda" else None, flag: False}
@@ -224,9 +230,21 @@ class GANStep:
         loss_d = self.d_loss(on_real["score"], on_fake["score"])
         if self.options.aux_weight > 0:
             loss_d = loss_d + self.options.aux_weight * self.class_term.d_loss(on_real, on_fake, labels)
+        if self.options.r1_weight > 0 and self.steps_done % R1_EVERY == 0:  # lazy: R1_EVERY times the weight, as often
+            loss_d = loss_d + self.options.r1_weight / 2 * R1_EVERY * self.r1_penalty(real, d_cond)
         self._backward_step(loss_d, self.opt_D, "D")
         return {"loss_d": loss_d.item(), "d_real": on_real["score"].mean().item(),
                 "d_fake": on_fake["score"].mean().item()}, real_features
+
+    def r1_penalty(self, real: torch.Tensor, d_cond: list[torch.Tensor]) -> torch.Tensor:
+        """Mean squared norm of D's score gradient at the real images (R1): a D whose score is flat around real
+        data cannot push G's images past them, which steadies training. Through the bare D (not compiled: a
+        gradient of a gradient), without augmentation."""
+        real = real.detach().requires_grad_(True)
+        with self.autocast():
+            score = self.D(real, *d_cond)["score"]
+        grad, = torch.autograd.grad(score.float().sum(), real, create_graph=True)
+        return grad.float().pow(2).flatten(1).sum(1).mean()
 
     @torch.no_grad()
     def update_ema(self) -> None:
