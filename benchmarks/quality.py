@@ -37,6 +37,7 @@ LEVERS = {  # name -> overrides of the default (resnet G/D width 16, batch 64, h
     "aux1.5": ["train.aux_weight=1.5"],
     "b128": ["train.batch_size=128"],  # fewer, better-averaged steps
     "lr-half": ["train.lr_g=2e-4", "train.lr_d=4e-4"],
+    "lr-1.5x": ["train.lr_g=6e-4", "train.lr_d=1.2e-3"],
     "diffaug": ["train.augment=[translation]"],  # DiffAugment on D's inputs (StudioGAN: helps even on full data)
     "d2": ["train.d_steps=2"],
     "decay0.3": ["train.lr_decay=0.3"],  # both learning rates fall linearly to 0 over the last 30% of the run
