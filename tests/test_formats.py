@@ -51,7 +51,15 @@ def test_v1_run_resumes(tmp_path):
         assert ckpt.safe_load(ckpt.list_checkpoints(run / "checkpoints")[-1])["version"] == ckpt.VERSION
 
 
+def cpu_vendor() -> str:
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.is_file() else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("vendor_id")), "unknown")
+
+
 @needs_fashion
+@pytest.mark.skipif(cpu_vendor() != "AuthenticAMD", reason="bit-exact against weights an AMD CPU trained: other CPUs' "
+                    "kernels round differently, and 6 Adam steps carry that to 1e-3 (an Intel Xeon, 2026-12-07)")
 def test_training_arithmetic_is_unchanged_since_format_1(tmp_path):
     """The same config, seed and steps give bit-identical weights to those the format-1 code wrote."""
     from condgan.config import load_config

@@ -2,7 +2,8 @@
 
 tests/fixtures/v2 holds one run and one export of each task written by condgan 4660058 (see its
 README), and golden_samples.pt: what that code sampled from them. Today's code must load them,
-sample the same numbers, resume them and evaluate them.
+sample the same numbers (to float32 rounding: another CPU's kernels differ in the last bit), resume them and
+evaluate them.
 """
 
 import shutil
@@ -45,8 +46,9 @@ def outputs(path: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("name", [*TASKS, *(f"export-{t}" for t in TASKS)])
 def test_v2_runs_and_exports_sample_what_they_sampled_before(name):
     golden = torch.load(V2 / "golden_samples.pt", weights_only=True)
-    for key, value in outputs(V2 / name).items():
-        assert torch.equal(value, golden[key]), f"{name}: {key} differs from what condgan 4660058 sampled"
+    for key, value in outputs(V2 / name).items():  # the last float32 bit depends on the CPU's kernels (Intel vs AMD)
+        torch.testing.assert_close(value, golden[key], rtol=1e-5, atol=1e-6,
+                                   msg=lambda m: f"{name}: {key} differs from what condgan 4660058 sampled: {m}")
 
 
 @needs_fashion
