@@ -9,7 +9,7 @@ from torch import nn
 
 from condgan.config import load_config
 from condgan.errors import ConfigError
-from condgan.tasks.gan import R1_EVERY, GANStep
+from condgan.tasks.gan import R1_EVERY, GANOptions, GANStep
 from condgan.training import train
 from condgan.training import checkpoint as ckpt
 
@@ -25,6 +25,11 @@ class LinearD(nn.Module):
         return {"score": x.flatten(1) @ self.w}
 
 
+def _options(**extra):
+    return GANOptions(z_dim=4, loss="hinge", lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.99), ema_decay=0.0, ema_start=0,
+                      augment_policy=[], **extra)
+
+
 def test_penalty_is_the_squared_norm_of_d_gradient_at_real_images():
     d = LinearD(12)
     step = GANStep(nn.Linear(4, 12), d, _options())
@@ -33,13 +38,6 @@ def test_penalty_is_the_squared_norm_of_d_gradient_at_real_images():
     assert penalty.item() == pytest.approx(d.w.pow(2).sum().item(), rel=1e-6)
     penalty.backward()  # a gradient of a gradient: it reaches D's weights (d|w|^2/dw = 2w)
     assert torch.allclose(d.w.grad, 2 * d.w.detach(), rtol=1e-6)
-
-
-def _options(**extra):
-    from condgan.tasks.gan import GANOptions
-
-    return GANOptions(z_dim=4, loss="hinge", lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.99), ema_decay=0.0, ema_start=0,
-                      augment_policy=[], **extra)
 
 
 EXTRA = {"train.deterministic": True, "train.checkpoint_every": R1_EVERY + 1}

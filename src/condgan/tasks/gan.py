@@ -37,6 +37,7 @@ from .class_terms import ClassTerm, CrossEntropy, class_term
 
 R1_EVERY = 4  # train.r1_weight: the penalty's steps (lazy regularisation: StyleGAN2 found every 16th as good as each)
 
+
 @dataclass(frozen=True)
 class Roles:
     """Which field is the target (what G makes and D judges), which condition G and D, and which class field
