@@ -162,7 +162,7 @@ class GANStep:
             else:
                 x = augment(x, policy, gen)
         with self.autocast():
-            out = (D or self.D_train)(x, *conditions)
+            out = (self.D_train if D is None else D)(x, *conditions)
         return {k: _fp32(v) for k, v in out.items()}  # losses are computed in full precision
 
     def step(self, batches: list[dict[str, torch.Tensor]], gen: torch.Generator) -> dict[str, float]:
