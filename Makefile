@@ -16,6 +16,9 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_MINUTES ?= 9
 BENCH_MINUTES ?= 10
 TWO_STAGE_MINUTES ?= 20
+# pytest worker processes (pytest-xdist): one per core; each test file stays on one worker (its fixtures are
+# built once). TEST_WORKERS=0 runs the suite in this process, one test after another.
+TEST_WORKERS ?= auto
 
 .PHONY: demo test bench data browser setup clean
 
@@ -50,7 +53,7 @@ test: $(STAMP) data browser
 	$(VENV)/bin/lint-imports                 # the layers declared in pyproject.toml
 	$(PY) scripts/cycles.py                  # no import cycle, even through imports inside functions
 	$(PY) scripts/sizes.py                   # no module over 400 lines, no function over 60
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP) data
 	$(PY) benchmarks/compare.py --minutes $(BENCH_MINUTES) --out bench-results
