@@ -41,6 +41,14 @@ CANDIDATES = {  # name -> overrides of BEFORE
     "g8-z128": ["model.g_width=8", "model.d_width=8", "model.z_dim=128"],
     "g8-b32-twin": ["model.g_width=8", "model.d_width=8", "train.batch_size=32", "train.aux_form=twin", "train.twin_weight=0.35"],
 }
+TODAY = ["model.g_width=8", "model.d_width=8", "train.batch_size=32"]  # the 64-px default since 2026-11-30
+CANDIDATES.update({  # issue 23's levers on today's 64-px default
+    "g8-b32-adc": TODAY + ["train.aux_form=adc"],  # the 28-px class term (with its adc_weight and mode-seeking weight)
+    "g8-b32-lr1.5x": TODAY + ["train.lr_g=6e-4", "train.lr_d=1.2e-3"],
+    "g8-b32-r1": TODAY + ["train.r1_weight=1.0"],  # R1 on real images: the small-data staple (StyleGAN2-ADA)
+    "g8-b32-aux1.5": TODAY + ["train.aux_weight=1.5"],  # a weaker class pull (accuracy has room above 97%)
+    "g8-b32-ema0.98": TODAY + ["train.ema_decay=0.98"],  # a shorter average: EMA 0.999 lagged far behind at 64 px
+})
 COLUMNS = [("candidate", "candidate", "{}"), ("params", "params (G+D)", "{:,}"), ("images_per_s", "images/s", "{:.0f}"),
            ("steps", "steps", "{}"), ("fid", "FID", "{:.2f}"), ("per_class_fid", "per-class FID", "{:.2f}"),
            ("accuracy", "class acc.", "{:.1%}"), ("recall", "recall", "{:.3f}"), ("diversity", "diversity", "{:.3f}")]
