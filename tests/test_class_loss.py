@@ -140,10 +140,9 @@ def test_bad_class_term_settings_are_refused(overrides, message):
         load_config(None, overrides)
 
 
-def test_default_class_term_is_adc_up_to_32_px_and_recorded(shoes_dir, tmp_path, capsys):
-    """Unset, G's class term follows the image size (adc at Fashion-MNIST's size, ce on 64-px folders), is
-    logged, and is written to config.yaml with its weights, so a resumed run keeps it whatever the defaults
-    become."""
+def test_default_class_term_is_adc_at_every_size_and_recorded(shoes_dir, tmp_path, capsys):
+    """Unset, G's class term is adc for the resnet (at Fashion-MNIST's size and on 64-px folders); it is logged
+    and written to config.yaml with its weights, so a resumed run keeps it whatever the defaults become."""
     import yaml
 
     overrides = [o for o in tiny_overrides(shoes_dir, steps=1) if not o.startswith("train.aux_form")]
@@ -155,7 +154,10 @@ def test_default_class_term_is_adc_up_to_32_px_and_recorded(shoes_dir, tmp_path,
     assert state["D"]["classifier.bias"].shape == (6,)  # real and generated classes
     train(load_config(None, overrides + ["data.image_size=64"]), tmp_path / "large", quiet=True)
     recorded = yaml.safe_load((tmp_path / "large" / "config.yaml").read_text())["train"]
-    assert (recorded["aux_form"], recorded["diversity_weight"]) == ("ce", 0.5)
+    assert (recorded["aux_form"], recorded["adc_weight"], recorded["diversity_weight"]) == ("adc", 0.1, 0.75)
+    dcgan = overrides + ["model.arch=dcgan", "train.loss=lsgan"]  # no class head in D: the plain cross-entropy
+    train(load_config(None, dcgan), tmp_path / "dcgan", quiet=True)
+    assert yaml.safe_load((tmp_path / "dcgan" / "config.yaml").read_text())["train"]["aux_form"] == "ce"
 
 
 # --------------------------------------------------------------------------- the form objects and the renamed keys

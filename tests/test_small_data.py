@@ -76,9 +76,10 @@ def test_model_widths_follow_the_image_size_unless_set(shoes_dir, tmp_path, caps
 def test_size_defaults_fill_only_what_is_unset():
     config = load_config(None, ["data.name=some/folder"])
     assert (config.model.g_width, config.train.batch_size) == (None, None)  # known once the data is loaded
-    assert config.resolve_for_size(64) == ["model.g_width", "model.d_width", "train.batch_size", "train.aux_form"]
+    assert config.resolve_for_size(64) == ["model.g_width", "model.d_width", "train.batch_size", "train.aux_form",
+                                           "train.adc_weight", "train.diversity_weight"]
     assert (config.model.g_width, config.model.d_width, config.train.batch_size, config.train.aux_form,
-            config.train.diversity_weight) == (8, 8, 32, "ce", 0.5)
+            config.train.diversity_weight) == (8, 8, 32, "adc", 0.75)
     config = load_config(None, ["train.batch_size=128"])
     assert config.resolve_for_size(28) == ["model.g_width", "model.d_width", "train.aux_form", "train.adc_weight",
                                            "train.diversity_weight"]

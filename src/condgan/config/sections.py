@@ -59,8 +59,8 @@ class TrainConfig:
                                       # apart; G is rewarded for real-of-its-class over generated-of-its-class) |
                                       # 'd2d' (ReACGAN's data-to-data cross-entropy on a class embedding in D:
                                       # stops pulling near the class proxy).
-                                      # None: adc for the resnet cgan up to 32 px (more recall, better FID and
-                                      # per-class FID on Fashion-MNIST), ce above (better FID at 64 px) and elsewhere
+                                      # None: adc for the resnet (more recall, better FID and per-class FID on
+                                      # Fashion-MNIST and on a 64-px folder), ce elsewhere
     aux_confidence: float = 0.9       # aux_form margin: D's probability of the requested class that is enough
     twin_weight: float | None = None  # aux_form twin: share of the twin term in G's class loss (1 = TAC-GAN, which
                                       # mixes similar classes; default 0.35 keeps most of AC-GAN's pull towards its
@@ -123,12 +123,11 @@ def size_defaults(arch: str, image_size: int) -> dict:
     """A cgan's widths (G and D channels at full resolution) and batch size: 16 and 64, but 8 and 32 for the
     resnet above 32 px, where the full-resolution layers take most of the CPU time: at 64 px that model made
     3.4x the steps of the wider one in the same minutes, with a third of its FID (docs/benchmarks.md, "Your
-    own folder at 64 px"). G's class term: the resnet's adc form up to 32 px, where it lifted recall, FID and
-    per-class FID on Fashion-MNIST; ce above, where the twin form's FID was worse on the shoe folder (adc was
-    not measured there)."""
+    own folder at 64 px"). G's class term: the resnet's adc form at every size: it lifted recall, FID and
+    per-class FID on Fashion-MNIST at 28 px and on the shoe folder at 64 px (issue 23)."""
     large = arch == "resnet" and image_size > 32
     return {"model.g_width": 8 if large else 16, "model.d_width": 8 if large else 16, "train.batch_size": 32 if large else 64,
-            "train.aux_form": "adc" if arch == "resnet" and not large else "ce"}
+            "train.aux_form": "adc" if arch == "resnet" else "ce"}
 
 
 def check_image_size(arch: str, height: int, width: int | None = None, given: bool = True) -> None:

@@ -110,8 +110,8 @@ class Run(RunFiles):
         form_keys = ["train.aux_form", *FORM_DEFAULTS.get(config.train.aux_form, {})]
         if "train.aux_form" in filled and "train.aux_form" not in config.task_class.unused:  # similarity: no G
             extra = "".join(f", {k} {config.get(k)}" for k in form_keys[1:] if k in filled)
-            self._log(f"model: G's class term (train.aux_form) {config.train.aux_form} by default at {image.height} px"
-                      f"{extra} (adc up to 32 px: more varied images of each class; ce above)")
+            why = " (more varied images of each class than ce)" if config.train.aux_form == "adc" else ""
+            self._log(f"model: G's class term (train.aux_form) {config.train.aux_form} by default{extra}{why}")
         filled = [k for k in filled if k not in form_keys]
         if filled and config.model.arch == "resnet" and image.height > 32:
             self._log(f"model: {image.height} px images: " + ", ".join(f"{k} {config.get(k)}" for k in filled) +
