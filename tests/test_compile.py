@@ -16,6 +16,11 @@ from condgan.config import load_config
 from condgan.training import train
 
 
+def _losses_d(run) -> list[float]:
+    rows = (json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines())
+    return [r["loss_d"] for r in rows if "loss_d" in r]
+
+
 def test_a_compiled_gan_run_trains_and_matches_the_uncompiled_one(shoes_dir, tmp_path, monkeypatch):
     extra = {"train.deterministic": True}
     plain = train(load_config(None, tiny_overrides(shoes_dir, steps=3, **extra)), tmp_path / "plain", quiet=True)
@@ -23,10 +28,6 @@ def test_a_compiled_gan_run_trains_and_matches_the_uncompiled_one(shoes_dir, tmp
     compiled = train(load_config(None, tiny_overrides(shoes_dir, steps=3, **extra, **{"train.compile": True})),
                      tmp_path / "compiled", quiet=True)
     assert compiled["steps"] == plain["steps"] == 3
-    losses = [json.loads(line) for line in (tmp_path / "compiled" / "metrics.jsonl").read_text().splitlines()]
-    plain_losses = [json.loads(line) for line in (tmp_path / "plain" / "metrics.jsonl").read_text().splitlines()]
-    key = "loss_d"
-    got = [r[key] for r in losses if key in r]
-    want = [r[key] for r in plain_losses if key in r]
+    got, want = _losses_d(tmp_path / "compiled"), _losses_d(tmp_path / "plain")
     assert got and len(got) == len(want)
     assert torch.allclose(torch.tensor(got), torch.tensor(want), rtol=1e-4, atol=1e-5)
