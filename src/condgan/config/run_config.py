@@ -90,7 +90,7 @@ class Config:
         task = registry.get(self.task)
         self.fill_unset(task.defaults)
         task.resolve(self)
-        self.fill_unset({"train.lr_decay": 0.0})  # constant rates, where the task chose nothing else
+        self.fill_unset({"train.lr_decay": 0.0, "train.standing_stats": 0})  # where the task chose nothing else
         self.resolve_form_defaults()
         self._check_ranges()
         checks = [*self._general_checks(), *self._foreign_key_checks(task), *task.checks(self)]
@@ -116,7 +116,7 @@ class Config:
         sizes = {"model.z_dim": (m.z_dim, 1, 4096), "model.g_width": (m.g_width, 1, 4096), "model.d_width": (m.d_width, 1, 4096),
                  "train.d_steps": (t.d_steps, 1, 100), "train.seed": (t.seed, 0, MAX_SEED),
                  "train.threads": (t.threads, 1, 1024), "train.keep_checkpoints": (t.keep_checkpoints, 1, 10_000),
-                 "train.fake_term_start": (t.fake_term_start, 0, 10**9)}
+                 "train.fake_term_start": (t.fake_term_start, 0, 10**9), "train.standing_stats": (t.standing_stats, 0, 10**7)}
         for key, (value, low, high) in sizes.items():
             if value is not None and not low <= value <= high:
                 raise ConfigError(f"{key} must be between {low:,} and {high:,}, not {shown(value)}")

@@ -83,6 +83,10 @@ class TrainConfig:
                                       # computed every 4th step with 4x the weight (lazy, as StyleGAN2). 0 (default): off
     ema_decay: float = 0.99           # EMA of G's weights, used for sampling; 0 disables
     ema_start: int = 500              # steps before the EMA starts tracking
+    standing_stats: int | None = None  # images G_ema draws to measure its own BatchNorm statistics before each preview
+                                      # and checkpoint (BigGAN's standing statistics; G's, copied each step, belong
+                                      # to G's weights, not the average's). cgan: 1024; other tasks: 0, off (G's
+                                      # statistics are copied, as before); also off with ema_decay 0
     augment: list[str] | None = None  # DiffAugment ops for D's inputs: translation, cutout, brightness; [] = none.
                                       # None (default): cgan on < 10,000 images gets translation,cutout (small data
                                       # overfits D), otherwise none; the choice is logged and written to config.yaml
@@ -155,7 +159,8 @@ SMALL_DATA_AUGMENT = ["translation", "cutout"]
 RUNTIME_KEYS = {f"train.{k}" for k in ("steps", "epochs", "budget_minutes", "log_every", "sample_every",
                                         "checkpoint_every", "checkpoint_minutes", "keep_checkpoints",
                                         "on_divergence", "device", "threads", "deterministic", "precision",
-                                        "sync_batchnorm", "channels_last", "compile")} | {"data.cache", "data.paths_outside"}
+                                        "sync_batchnorm", "channels_last", "compile",
+                                        "standing_stats")} | {"data.cache", "data.paths_outside"}
 
 
 

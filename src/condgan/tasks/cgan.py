@@ -30,7 +30,8 @@ class ClassConditionalTask(GANTask):
     title = "class-conditional generation (a class label in, an image out)"
     models = "class-conditional generators"
     defaults = {"model.arch": "resnet", "model.z_dim": 64,  # widths, batch size, class terms: config.size_defaults(),
-                "train.l1_weight": 0.0}                     # once the image size is known
+                "train.l1_weight": 0.0,                     # once the image size is known
+                "train.standing_stats": 1024}
     archs = ("resnet", "dcgan", "mlp")
     pipeline = ClassConditional
     augments_small_data = True

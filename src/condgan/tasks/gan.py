@@ -33,6 +33,7 @@ from ..errors import ConfigError
 from ..losses import LOSSES, feature_matching, mode_seeking
 from ..training.augment import augment
 from ..training.device import autocast_for, grad_scaler
+from ..training.dist import SyncedBatchNorm
 from .class_terms import ClassTerm, CrossEntropy, class_term
 
 R1_EVERY = 4  # train.r1_weight: the penalty's steps (lazy regularisation: StyleGAN2 found every 16th as good as each)
@@ -258,6 +259,35 @@ class GANStep:
             torch._foreach_lerp_(ema_params, params, 1.0 - decay)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)  # BatchNorm running statistics follow G
+
+    @torch.no_grad()
+    def standing_statistics(self, conditions: list[list[torch.Tensor]], gen: torch.Generator) -> None:
+        """Re-measure G_ema's BatchNorm statistics on its own outputs for `conditions` (batches of G's condition
+        fields): BigGAN's "standing statistics" (Brock et al. 2019). update_ema copies G's running statistics,
+        which belong to G's current weights, not to the average G_ema samples with; on Fashion-MNIST measuring
+        its own lowered FID on every seed (docs/benchmarks.md). Weights are untouched: training and resume stay
+        exact, and the next update_ema copies G's statistics back."""
+        norms = [m for m in self.G_ema.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms or not conditions:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over every batch below
+        synced = [m for m in norms if isinstance(m, SyncedBatchNorm)]
+        for m in synced:
+            m.local = True  # torchrun: rank 0 measures alone, exchanging nothing with the other processes
+        self.G_ema.train()
+        try:
+            for batch in conditions:
+                z = torch.randn(len(batch[0]), self.z_dim, generator=gen).to(batch[0].device)
+                self.G_ema(z, *batch)
+        finally:
+            self.G_ema.eval()
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            for m in synced:
+                m.local = False
 
     def components(self) -> dict[str, tuple[str, str]]:
         """What a pipeline made from this step holds: component -> (network, state key). G is used through its

@@ -128,12 +128,14 @@ class SyncedBatchNorm(nn.modules.batchnorm._BatchNorm):
     the unconverted network (sampling, exports) unchanged.
     """
 
+    local = False  # True: this process's batch only (rank 0 measuring G_ema's standing statistics alone)
+
     def _check_input_dim(self, x):
         if x.dim() < 2:
             raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and active()):
+        if not (self.training and active()) or self.local:
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
 

@@ -25,6 +25,8 @@ MAX_ROLLBACKS = 3
 class RunFiles:
     """Run's methods that read and write its directory (see trainer.Run for the attributes)."""
 
+    _standing_at: int | None = None  # the step at which G_ema last measured its BatchNorm statistics
+
     def _create_run_dir(self) -> None:
         if ckpt.list_checkpoints(self.ckpt_dir):
             raise UserError(f"{self.out} already holds a run; continue it with --resume {self.out}, or choose another --out")
@@ -115,6 +117,7 @@ class RunFiles:
             self.step.before_save()
         if not self.step.weights_finite():
             raise DivergenceError("weights contain NaN/Inf; not checkpointing them (the previous checkpoint is kept)")
+        self.standing_statistics()  # G_ema's own BatchNorm statistics, not G's (train.standing_stats)
         rng = {"noise": self.noise_gen.get_state(), "torch": torch.get_rng_state(), "salt": self.noise_salt}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -126,6 +129,24 @@ class RunFiles:
         path = cp.save(ckpt.checkpoint_path(self.ckpt_dir, self.step.steps_done))
         ckpt.prune(self.ckpt_dir, self.config.train.keep_checkpoints)
         return path
+
+    def standing_statistics(self) -> None:
+        """train.standing_stats: before G_ema is shown or saved, it measures its own BatchNorm statistics
+        (GANStep.standing_statistics) over that many images, with G's conditions from random training items.
+        Drawn from a stream seeded by the step, so training, resume and the checkpoints' weights are unchanged.
+        Off where G_ema is G itself (train.ema_decay 0: the textbook recipes)."""
+        n, step = self.config.train.standing_stats, self.step
+        if not n or not hasattr(step, "standing_statistics") or not step.options.ema_decay \
+                or self._standing_at == step.steps_done:
+            return
+        g = torch.Generator().manual_seed(self._seed("standing", step.steps_done))
+        batches = []
+        for k in range(math.ceil(n / self.batch_size)):
+            idx = torch.randint(self.n_items, (min(self.batch_size, n - k * self.batch_size),), generator=g)
+            rows = self._rows(idx, k)
+            batches.append([rows[f] for f in step.g_fields])
+        step.standing_statistics(batches, g)
+        self._standing_at = step.steps_done
 
     def _write_metrics(self, writer, step: int, losses: dict, rate: float) -> None:
         record = {"step": step, **{k: round(v, 5) for k, v in losses.items()}, "images_per_s": round(rate, 1),
@@ -143,6 +164,7 @@ class RunFiles:
         """The task's preview: one row per class (cgan), source | output | target (translate),
         exemplar | outputs (exemplar), query | nearest (similarity)."""
         path = self.out / "samples" / f"step_{self.step.steps_done:08d}.png"
+        self.standing_statistics()
         images = self.task.preview(self, path)
         shutil.copyfile(path, self.out / "samples" / "latest.png")
         if writer is not None:

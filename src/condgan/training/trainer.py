@@ -164,14 +164,7 @@ class Run(RunFiles):
                 self._perm, self._perm_epoch = torch.randperm(self.n_items, generator=g), epoch
             whole = self._perm[i * self.batch_size:(i + 1) * self.batch_size]
         idx = whole[self.rank * self.shard:(self.rank + 1) * self.shard]
-        batch = None  # the task may say what the batch holds (an exemplar and its neighbour), or leave it to the rows
-        if hasattr(self.task, "select"):
-            batch = self.task.select(self, idx.to(self.device), self.batches_done)
-        if batch is None:
-            batch = {name: self.field_rows(name, idx) for name in self.fields}
-        for name, values in batch.items():
-            if values.dim() == 4:  # images: uint8 in memory, float [-1, 1] in a batch
-                batch[name] = to_float(values)
+        batch = self._rows(idx, self.batches_done)
         if self.config.data.jitter:  # seeded by the batch number too, so resume stays exact
             g = torch.Generator().manual_seed(self.config.train.seed * 1_000_033 + self.batches_done if self.rank == 0
                                               else self._seed("jitter", self.batches_done))
@@ -180,6 +173,13 @@ class Run(RunFiles):
             batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
         self.batches_done += 1
         return batch
+
+    def _rows(self, idx: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+        """Items idx as batch number k, images as float in [-1, 1]: what the task says it holds (an exemplar
+        and its neighbour: `select`), or else the items' rows."""
+        batch = self.task.select(self, idx.to(self.device), k) if hasattr(self.task, "select") else None
+        batch = batch or {name: self.field_rows(name, idx) for name in self.fields}
+        return {name: to_float(values) if values.dim() == 4 else values for name, values in batch.items()}
 
     def field_rows(self, name: str, idx: torch.Tensor) -> torch.Tensor:
         """Rows idx of a field, on the device (from memory, or read from the disk cache)."""
