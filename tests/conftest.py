@@ -92,6 +92,6 @@ def tiny_translate_overrides(data: Path, steps: int = 4, **extra) -> list[str]:
     """A translation run that takes about a second."""
     base = {"task": "translate", "data.name": str(data), "model.g_width": 4, "model.d_width": 4, "model.z_dim": 2,
             "train.batch_size": 4, "train.steps": steps, "train.log_every": 1, "train.sample_every": 2,
-            "train.checkpoint_every": 2, "train.ema_start": 1, "train.standing_stats": 32}
+            "train.checkpoint_every": 2, "train.ema_start": 1}
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_overrides
+from conftest import tiny_overrides, tiny_translate_overrides
 from torch import nn
 
 from condgan.config import load_config
@@ -94,3 +94,11 @@ def test_on_for_the_cgan_off_for_other_tasks_and_checked(shoes_dir):
     assert load_config(None, ["task=translate"]).train.standing_stats == 0
     with pytest.raises(ConfigError, match="standing_stats"):
         load_config(None, tiny_overrides(shoes_dir, **{"train.standing_stats": -1}))
+
+
+def test_a_translator_measures_on_source_images_from_the_data_when_asked(pairs_dir, tmp_path):
+    """Off by default for translate; set, G_ema's conditions are training items' source images."""
+    overrides = tiny_translate_overrides(pairs_dir, **{"train.standing_stats": 8, "train.deterministic": True})
+    train(load_config(None, overrides), tmp_path / "t", quiet=True)
+    state = ckpt.Checkpoint.latest(tmp_path / "t" / "checkpoints").state
+    assert any(not torch.equal(v, state["G"][k]) for k, v in _norm_state(state["G_ema"]).items())

@@ -258,36 +258,13 @@ class GANStep:
         else:
             torch._foreach_lerp_(ema_params, params, 1.0 - decay)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)  # BatchNorm running statistics follow G
+            b_ema.copy_(b)  # BatchNorm statistics follow G (G_ema measures its own before use: train.standing_stats)
 
-    @torch.no_grad()
     def standing_statistics(self, conditions: list[list[torch.Tensor]], gen: torch.Generator) -> None:
-        """Re-measure G_ema's BatchNorm statistics on its own outputs for `conditions` (batches of G's condition
-        fields): BigGAN's "standing statistics" (Brock et al. 2019). update_ema copies G's running statistics,
-        which belong to G's current weights, not to the average G_ema samples with; on Fashion-MNIST measuring
-        its own lowered FID on every seed (docs/benchmarks.md). Weights are untouched: training and resume stay
-        exact, and the next update_ema copies G's statistics back."""
-        norms = [m for m in self.G_ema.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if not norms or not conditions:
-            return
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # a plain average over every batch below
-        synced = [m for m in norms if isinstance(m, SyncedBatchNorm)]
-        for m in synced:
-            m.local = True  # torchrun: rank 0 measures alone, exchanging nothing with the other processes
-        self.G_ema.train()
-        try:
-            for batch in conditions:
-                z = torch.randn(len(batch[0]), self.z_dim, generator=gen).to(batch[0].device)
-                self.G_ema(z, *batch)
-        finally:
-            self.G_ema.eval()
-            for m, momentum in zip(norms, momenta):
-                m.momentum = momentum
-            for m in synced:
-                m.local = False
+        """G_ema measures its own BatchNorm statistics (standing_statistics below): G's, which update_ema copies
+        each step, belong to G's weights, not to the average G_ema samples with. The next update_ema copies G's
+        back, so training and resume are unchanged."""
+        standing_statistics(self.G_ema, conditions, self.z_dim, gen)
 
     def components(self) -> dict[str, tuple[str, str]]:
         """What a pipeline made from this step holds: component -> (network, state key). G is used through its
@@ -319,6 +296,35 @@ class GANStep:
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
         self.steps_done = int(state["steps_done"])
+
+
+@torch.no_grad()
+def standing_statistics(G: nn.Module, conditions: list[list[torch.Tensor]], z_dim: int, gen: torch.Generator) -> None:
+    """Set G's BatchNorm running statistics to the average of its batch statistics over its own outputs for
+    `conditions` (batches of G's condition fields) and noise from `gen`: BigGAN's "standing statistics" (Brock et
+    al. 2019). On Fashion-MNIST the EMA generator's own lowered FID on every seed (docs/benchmarks.md). Weights
+    are untouched; G is left in eval mode."""
+    norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or not conditions:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over every batch below
+    synced = [m for m in norms if isinstance(m, SyncedBatchNorm)]
+    for m in synced:
+        m.local = True  # torchrun: rank 0 measures alone, exchanging nothing with the other processes
+    G.train()
+    try:
+        for batch in conditions:
+            z = torch.randn(len(batch[0]), z_dim, generator=gen).to(batch[0].device)
+            G(z, *batch)
+    finally:
+        G.eval()
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        for m in synced:
+            m.local = False
 
 
 def _fp32(value):
