@@ -143,7 +143,7 @@ class RunFiles:
         batches = []
         for k in range(math.ceil(n / self.batch_size)):
             idx = torch.randint(self.n_items, (min(self.batch_size, n - k * self.batch_size),), generator=g)
-            rows = self._rows(idx, k)
+            rows = self._rows(idx, k, step.g_fields)  # G's conditions only: no image read for nothing
             batches.append([rows[f] for f in step.g_fields])
         step.standing_statistics(batches, g)
         self._standing_at = step.steps_done

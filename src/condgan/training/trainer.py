@@ -174,11 +174,11 @@ class Run(RunFiles):
         self.batches_done += 1
         return batch
 
-    def _rows(self, idx: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+    def _rows(self, idx: torch.Tensor, k: int, fields=None) -> dict[str, torch.Tensor]:
         """Items idx as batch number k, images as float in [-1, 1]: what the task says it holds (an exemplar
-        and its neighbour: `select`), or else the items' rows."""
+        and its neighbour: `select`), or else the items' rows of `fields` (default: every field)."""
         batch = self.task.select(self, idx.to(self.device), k) if hasattr(self.task, "select") else None
-        batch = batch or {name: self.field_rows(name, idx) for name in self.fields}
+        batch = batch or {name: self.field_rows(name, idx) for name in (fields or self.fields)}
         return {name: to_float(values) if values.dim() == 4 else values for name, values in batch.items()}
 
     def field_rows(self, name: str, idx: torch.Tensor) -> torch.Tensor:
