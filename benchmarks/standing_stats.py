@@ -42,28 +42,32 @@ def measure_own(gen, n_images: int, batch: int, seed: int) -> None:
     standing_statistics(gen.net, batches, gen.z_dim, g)
 
 
-def saved_as_g(run: Path) -> bool:
+def g_statistics(run: Path) -> dict[str, torch.Tensor]:
+    """G's BatchNorm statistics at the run's last checkpoint (what G_ema copied before train.standing_stats)."""
     from condgan.training import checkpoint as ckpt
 
     state = ckpt.Checkpoint.latest(run / "checkpoints").state
-    return all(torch.equal(v, state["G"][k]) for k, v in state["G_ema"].items() if is_statistic(k))
+    return {k: v for k, v in state["G"].items() if is_statistic(k)}
 
 
-def score(run: Path, how: str, n_per_class: int, batch: int, seed: int) -> dict:
+def score(run: Path, how: str, g_stats: dict, n_per_class: int, batch: int, seed: int) -> dict | None:
+    """One scoring of the run's G_ema with the statistics `how` names; None for "as saved" when the checkpoint's
+    are G's (a run made before train.standing_stats: the same scoring as "G's")."""
     from condgan.eval.report import evaluate_generator
     from condgan.pipelines import ClassConditional
-    from condgan.training import checkpoint as ckpt
 
     gen = ClassConditional.from_pretrained(run)
+    saved = gen.net.state_dict()
+    if how == "as saved" and all(torch.equal(saved[k], v) for k, v in g_stats.items()):
+        return None
     if how == "G's":
-        state = ckpt.Checkpoint.latest(run / "checkpoints").state
-        gen.net.load_state_dict({k: v for k, v in state["G"].items() if is_statistic(k)}, strict=False)
+        gen.net.load_state_dict(g_stats, strict=False)
     elif how.startswith("own"):
         measure_own(gen, int(how.split()[1]), batch, seed)
     t0 = time.monotonic()
+    folder = run / ("eval-" + {"G's": "g", "as saved": "saved"}.get(how, how.replace(" ", "")))
     with torch.no_grad():
-        report = evaluate_generator(gen, run / f"eval-{how.replace(' ', '').replace(chr(39), '')}", n_per_class, seed,
-                                    progress=False, source=str(run))
+        report = evaluate_generator(gen, folder, n_per_class, seed, progress=False, source=str(run))
     return {"run": run.name, "path": str(run), "statistics": how, "eval_seconds": round(time.monotonic() - t0, 1),
             **headline(report)}
 
@@ -83,10 +87,12 @@ def main() -> None:
     ways = [*([] if args.own_only else ["G's", "as saved"]), *(f"own {int(n)}" for n in args.images.split(","))]
     rows = []
     for run in args.runs:
+        g_stats = g_statistics(run)
         for how in ways:
-            if how == "as saved" and saved_as_g(run):  # a run made before train.standing_stats: the same as G's
+            row = score(run, how, g_stats, args.n_per_class, args.batch, args.seed)
+            if row is None:
                 continue
-            rows.append(score(run, how, args.n_per_class, args.batch, args.seed))
+            rows.append(row)
             print(f"{run.name}, {how}: FID {rows[-1]['fid']:.3f} ({rows[-1]['eval_seconds']} s)", flush=True)
     text = markdown(rows, COLUMNS)
     print("\n" + text)
