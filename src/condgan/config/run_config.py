@@ -114,6 +114,7 @@ class Config:
             if value is not None and not math.isfinite(value):
                 raise ConfigError(f"train.{key} must be a finite number, not {value}")
         sizes = {"model.z_dim": (m.z_dim, 1, 4096), "model.g_width": (m.g_width, 1, 4096), "model.d_width": (m.d_width, 1, 4096),
+                 "model.d_mbstd": (m.d_mbstd, 0, 64),
                  "train.d_steps": (t.d_steps, 1, 100), "train.seed": (t.seed, 0, MAX_SEED),
                  "train.threads": (t.threads, 1, 1024), "train.keep_checkpoints": (t.keep_checkpoints, 1, 10_000),
                  "train.fake_term_start": (t.fake_term_start, 0, 10**9), "train.standing_stats": (t.standing_stats, 0, 10**7)}

@@ -32,6 +32,9 @@ class ModelConfig:
     z_dim: int | None = None          # noise size (cgan 64; translate 8, injected at the U-Net's bottleneck)
     g_width: int | None = None        # G channels at full resolution (doubles per lower level); cgan 16, translate 32
     d_width: int | None = None        # D channels at full resolution; cgan 16, translate 32
+    d_mbstd: int = 0                  # resnet D: groups of this many images add their feature spread as a channel
+                                      # before D's last block (ProGAN's minibatch standard deviation), so D can see a
+                                      # batch too alike; 0 (default): off
     use_label: bool = False           # translate: also condition G (conditional norm) and D (projection) on the
                                       # pairs' class label; off, labels are only used to evaluate
 

@@ -13,7 +13,7 @@ import inspect
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..untrusted import shown
 from .base import Network
 from .classifier import Classifier
@@ -40,11 +40,13 @@ def build_generator(arch: str, num_classes: int, z_dim: int, channels: int, imag
 
 def build_discriminator(arch: str, num_classes: int, channels: int, image_size: int, width: int,
                         class_head: bool = False, twin_head: bool = False, fake_classes: bool = False,
-                        class_embedding: bool = False) -> nn.Module:
+                        class_embedding: bool = False, mbstd_group: int = 0) -> nn.Module:
     if arch == "resnet":
         return ProjectionDiscriminator(num_classes, channels, image_size, width, class_head=class_head,
                                        twin_head=twin_head, fake_classes=fake_classes,
-                                       class_embedding=class_embedding)
+                                       class_embedding=class_embedding, mbstd_group=mbstd_group)
+    if mbstd_group:
+        raise ConfigError(f"model.d_mbstd works with model.arch=resnet only, not {arch}; leave it at 0")
     return ARCHITECTURES[arch][1](num_classes, channels, image_size, width)
 
 

@@ -90,15 +90,17 @@ class ProjectionDiscriminator(Network):
 
     def __init__(self, num_classes: int, channels: int, image_size: int, width: int = 32, class_head: bool = True,
                  cond_dim: int = 0, twin_head: bool = False, fake_classes: bool = False,
-                 class_embedding: bool = False):
+                 class_embedding: bool = False, mbstd_group: int = 0):
         super().__init__()
         _, steps = plan_resolutions(image_size)
         self.num_classes = num_classes
         widths = _widths(width, steps)
         blocks = [DBlock(channels, widths[0], downsample=True, first=True)]
         blocks += [DBlock(widths[i - 1], widths[i], downsample=True) for i in range(1, steps)]
-        blocks += [DBlock(widths[steps - 1], widths[steps], downsample=False)]
+        # mbstd_group > 0: the last block also sees how alike each group's features are (one more input channel)
+        blocks += [DBlock(widths[steps - 1] + (1 if mbstd_group else 0), widths[steps], downsample=False)]
         self.blocks = nn.Sequential(*blocks)
+        self.mbstd_group = mbstd_group
         self.linear = spectral_norm(nn.Linear(widths[steps], 1))
         self.embed = spectral_norm(nn.Linear(cond_dim, widths[steps], bias=False) if cond_dim > 0
                                    else nn.Embedding(num_classes, widths[steps]))
@@ -121,7 +123,12 @@ class ProjectionDiscriminator(Network):
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict:
         """{'score': real/fake logit, 'classes': class logits or None, 'twin': the twin head's logits or None},
         from one pass over the image."""
-        h = F.relu(self.blocks(x)).sum(dim=(2, 3))
+        h = x
+        for block in self.blocks[:-1]:
+            h = block(h)
+        if self.mbstd_group:
+            h = minibatch_stddev(h, self.mbstd_group)
+        h = F.relu(self.blocks[-1](h)).sum(dim=(2, 3))
         projection = (self.embed(labels) * h).sum(dim=1)  # <- label (or embedding) enters D here: inner product with features
         classes = self.classifier(h) if self.classifier is not None else None
         twin = self.twin(h) if self.twin is not None else None
@@ -129,6 +136,21 @@ class ProjectionDiscriminator(Network):
         if self.class_embed is not None:
             out.update(embedding=self.class_embed(h), proxy=self.proxies(labels))
         return out
+
+
+def minibatch_stddev(x: torch.Tensor, group: int) -> torch.Tensor:
+    """x with one more channel: the mean standard deviation of the features over each group of `group` consecutive
+    images (ProGAN, Karras et al. 2018). Generated batches that are too alike show a small spread, which D can
+    learn to punish, so G is pushed to cover more of each class. Groups are consecutive, so a batch of reals
+    followed by fakes (D's joint pass) never mixes the two while each part divides by the group size."""
+    n, c, height, width = x.shape
+    g = min(group, n)
+    while n % g:  # a batch not divisible by the group (a dataset's last batch): the largest group that divides it
+        g -= 1
+    spread = x.float().reshape(n // g, g, c, height, width).var(dim=1, unbiased=False).add(1e-8).sqrt()
+    spread = spread.mean(dim=(1, 2, 3)).to(x.dtype)  # one figure per group
+    channel = spread.repeat_interleave(g).view(n, 1, 1, 1).expand(n, 1, height, width)
+    return torch.cat([x, channel], dim=1)
 
 
 def _init(module: nn.Module) -> None:
