@@ -45,7 +45,8 @@ LEVERS = {  # name -> overrides of the default (resnet G/D width 16, batch 64, h
     "r1-1": ["train.r1_weight=1.0"],
     "div1": ["train.diversity_weight=1.0"],  # a stronger mode-seeking term (0.75 by default with adc)
     "mbstd4": ["model.d_mbstd=4"],  # D sees each group of 4 images' feature spread (ProGAN): pushes G to vary
-    "z128": ["model.z_dim=128"],  # more noise dimensions for G to spread a class over
+    "z128": ["model.z_dim=128"],
+    "skipz": ["model.g_skip_z=true"],  # the noise steers every G block (BigGAN), not only the first layer  # more noise dimensions for G to spread a class over
     "compile": ["train.compile=true"],  # more steps in the same minutes, once torch.compile's first minutes are paid
 }
 TARGETS = {"fid": ("<=", 0.35), "per_class_fid": ("<=", 0.9), "recall": (">=", 0.82), "diversity": (">=", 0.95),

@@ -32,6 +32,8 @@ class ModelConfig:
     z_dim: int | None = None          # noise size (cgan 64; translate 8, injected at the U-Net's bottleneck)
     g_width: int | None = None        # G channels at full resolution (doubles per lower level); cgan 16, translate 32
     d_width: int | None = None        # D channels at full resolution; cgan 16, translate 32
+    g_skip_z: bool = False            # resnet G: the noise also shifts every block's conditional BatchNorm (BigGAN's
+                                      # skip-z), not only G's first layer; off (default): see docs/benchmarks.md
     d_mbstd: int = 0                  # resnet D: groups of this many images add their feature spread as a channel
                                       # before D's last block (ProGAN's minibatch standard deviation), so D can see a
                                       # batch too alike; 0 (default): off

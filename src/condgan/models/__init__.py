@@ -34,7 +34,12 @@ NETWORKS = {cls.__name__: cls for pair in ARCHITECTURES.values() for cls in pair
 NETWORKS.update({cls.__name__: cls for cls in (Embedder, FrozenBackboneEmbedder)})
 
 
-def build_generator(arch: str, num_classes: int, z_dim: int, channels: int, image_size: int, width: int) -> nn.Module:
+def build_generator(arch: str, num_classes: int, z_dim: int, channels: int, image_size: int, width: int,
+                    skip_z: bool = False) -> nn.Module:
+    if arch == "resnet":
+        return ResNetGenerator(num_classes, z_dim, channels, image_size, width, skip_z=skip_z)
+    if skip_z:
+        raise ConfigError(f"model.g_skip_z works with model.arch=resnet only, not {arch}; leave it false")
     return ARCHITECTURES[arch][0](num_classes, z_dim, channels, image_size, width)
 
 

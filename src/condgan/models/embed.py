@@ -13,9 +13,15 @@ class ConditionalBatchNorm2d(nn.Module):
     table lookup; at zero-init the gain is 1 and the bias 0, as for classes.
     """
 
-    def __init__(self, channels: int, num_classes: int, cond_dim: int = 0):
+    def __init__(self, channels: int, num_classes: int, cond_dim: int = 0, noise_dim: int = 0):
         super().__init__()
         self.bn = nn.BatchNorm2d(channels, affine=False)
+        # noise_dim > 0 (BigGAN's skip-z): the noise also shifts gain and bias, so it steers every block, not only
+        # G's first layer; zero-initialised, so training starts from the class-only modulation
+        self.noise = nn.Linear(noise_dim, 2 * channels) if noise_dim > 0 else None
+        if self.noise is not None:
+            nn.init.zeros_(self.noise.weight)
+            nn.init.zeros_(self.noise.bias)
         if cond_dim > 0:
             self.gain = nn.Linear(cond_dim, channels)
             self.bias = nn.Linear(cond_dim, channels)
@@ -29,7 +35,9 @@ class ConditionalBatchNorm2d(nn.Module):
             nn.init.ones_(self.gain.weight)
             nn.init.zeros_(self.bias.weight)
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        gain = self.gain(condition)[:, :, None, None]
-        bias = self.bias(condition)[:, :, None, None]
-        return self.bn(x) * gain + bias
+    def forward(self, x: torch.Tensor, condition: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        gain, bias = self.gain(condition), self.bias(condition)
+        if self.noise is not None:
+            shift_gain, shift_bias = self.noise(noise).chunk(2, dim=1)
+            gain, bias = gain + shift_gain, bias + shift_bias
+        return self.bn(x) * gain[:, :, None, None] + bias[:, :, None, None]

@@ -94,7 +94,7 @@ def build_class_gan(spec: Spec, config: Config, target: str, class_field: str, c
     m, image = config.model, spec[target]
     config.resolve_for_size(image.height)
     k = spec[class_field].num_classes
-    G = build_generator(m.arch, k, m.z_dim, image.channels, image.height, m.g_width)
+    G = build_generator(m.arch, k, m.z_dim, image.channels, image.height, m.g_width, m.g_skip_z)
     heads = d_heads(config.train.aux_form if class_head else None)  # the heads D needs for the class term
     D = build_discriminator(m.arch, k, image.channels, image.height, m.d_width, **heads, mbstd_group=m.d_mbstd)
     return G, D
