@@ -102,3 +102,22 @@ def test_a_translator_measures_on_source_images_from_the_data_when_asked(pairs_d
     train(load_config(None, overrides), tmp_path / "t", quiet=True)
     state = ckpt.Checkpoint.latest(tmp_path / "t" / "checkpoints").state
     assert any(not torch.equal(v, state["G"][k]) for k, v in _norm_state(state["G_ema"]).items())
+
+
+def test_the_joint_two_stage_chain_measures_both_generators_as_they_are_sampled(tmp_path, monkeypatch):
+    """Set for two-stage, the joint stage measures G1_ema on label A and G2_ema on G1_ema's intermediates."""
+    from test_two_stage import tiny, write_manifest
+
+    from condgan.tasks.two_stage.joint import JointStep
+
+    calls = []
+    original = JointStep.standing_statistics
+    monkeypatch.setattr(JointStep, "standing_statistics", lambda self, c, g: calls.append(len(c)) or original(self, c, g))
+    monkeypatch.setenv("CONDGAN_CACHE", str(tmp_path / "cache"))
+    csv = write_manifest(tmp_path / "data")
+    train(load_config(None, tiny(csv, **{"train.standing_stats": 16})), tmp_path / "run", quiet=True)
+    assert calls and all(n == 2 for n in calls)  # 16 images at batch 8, before each preview and checkpoint
+    state = ckpt.Checkpoint.latest(tmp_path / "run" / "joint" / "checkpoints").state
+    for g in ("G1", "G2"):
+        own = _norm_state(state[f"{g}_ema"])
+        assert own and any(not torch.equal(v, state[g][k]) for k, v in own.items()), g

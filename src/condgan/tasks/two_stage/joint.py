@@ -59,6 +59,25 @@ class JointStep:
         self.scalers = {k: grad_scaler(s1.precision, s1.device_type) for k in ("G", "C")}
         self.steps_done = 0
 
+    g_fields = ("label_a", "label_b")  # what sampling conditions the chain on (train.standing_stats draws them)
+
+    @property
+    def options(self):
+        """The run's GAN options (EMA, precision), which both stages were built with."""
+        return self.s1.options
+
+    def standing_statistics(self, conditions: list[list[torch.Tensor]], gen: torch.Generator) -> None:
+        """train.standing_stats for the chain as it is sampled: G1_ema measures its own BatchNorm statistics
+        from label A, then G2_ema its own from G1_ema's intermediates (in eval mode, now with its own
+        statistics) and label B."""
+        self.s1.standing_statistics([[a] for a, _ in conditions], gen)
+        chained = []
+        with torch.no_grad():
+            for a, b in conditions:
+                z1 = torch.randn(len(a), self.s1.z_dim, generator=gen).to(a.device)
+                chained.append([self.s1.G_ema(z1, a), b])
+        self.s2.standing_statistics(chained, gen)
+
     def components(self) -> dict[str, tuple[str, str]]:
         """The two generators, through their EMA copies (D1, D2 and C are trained against, never sampled)."""
         return {"generator1": ("G1", "G1_ema"), "generator2": ("G2", "G2_ema")}
