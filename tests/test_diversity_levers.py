@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_overrides
+from conftest import tiny_overrides, tiny_translate_overrides
 
 from condgan.config import load_config
 from condgan.errors import ConfigError
@@ -67,10 +67,22 @@ def test_out_of_range_group_is_refused(shoes_dir, tmp_path, value):
         train(load_config(None, tiny_overrides(shoes_dir, **{"model.d_mbstd": value})), tmp_path / "r", quiet=True)
 
 
-def test_mbstd_needs_the_resnet(shoes_dir, tmp_path):
+@pytest.mark.parametrize("knobs", [{"model.d_mbstd": 4}, {"model.g_skip_z": "true"},
+                                   {"model.d_mbstd": 4, "model.g_skip_z": "true"}])
+def test_the_knobs_are_refused_where_nothing_would_read_them(shoes_dir, pairs_dir, knobs):
+    with pytest.raises(ConfigError, match="work with the resnet G and D of --task cgan or two-stage only"):
+        load_config(None, tiny_overrides(shoes_dir, **knobs, **{"model.arch": "dcgan"}))
+    with pytest.raises(ConfigError, match=" and ".join(sorted(knobs, key=lambda k: "d_mbstd" in k))):
+        load_config(None, tiny_translate_overrides(pairs_dir, **knobs))
+
+
+def test_the_network_builders_refuse_them_for_other_architectures_too():
+    from condgan.models import build_discriminator, build_generator
+
     with pytest.raises(ConfigError, match="model.d_mbstd works with model.arch=resnet only"):
-        train(load_config(None, tiny_overrides(shoes_dir, **{"model.d_mbstd": 4, "model.arch": "dcgan"})),
-              tmp_path / "r", quiet=True)
+        build_discriminator("dcgan", 3, 1, 16, 4, mbstd_group=4)
+    with pytest.raises(ConfigError, match="model.g_skip_z works with model.arch=resnet only"):
+        build_generator("dcgan", 3, 8, 1, 16, 4, skip_z=True)
 
 
 def test_skip_z_starts_as_the_plain_generator_and_then_lets_noise_steer_each_block():
@@ -97,9 +109,3 @@ def test_a_run_with_skip_z_trains_and_resumes_exactly(shoes_dir, tmp_path):
     train(out=split, resume=True, stop_overrides={"steps": 2}, quiet=True)
     a, b = (ckpt.safe_load(r / "checkpoints" / "step_00000004.pt")["state"]["G"] for r in (whole, split))
     assert any(".noise." in k for k in a) and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def test_skip_z_needs_the_resnet(shoes_dir, tmp_path):
-    with pytest.raises(ConfigError, match="model.g_skip_z works with model.arch=resnet only"):
-        train(load_config(None, tiny_overrides(shoes_dir, **{"model.g_skip_z": "true", "model.arch": "dcgan"})),
-              tmp_path / "r", quiet=True)

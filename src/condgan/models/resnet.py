@@ -104,8 +104,8 @@ class ProjectionDiscriminator(Network):
         blocks += [DBlock(widths[steps - 1], widths[steps], downsample=False)]
         self.blocks = nn.Sequential(*blocks)
         # mbstd_group > 0: D's pooled features also carry how alike each group's are, with a learned weight per
-        # feature. Not ProGAN's extra channel before the last block: that slowed D's pass by 30 % here (an odd channel
-        # count, and the spread over every position), and this lever has no steps to spare at 10 CPU-minutes.
+        # feature. Not ProGAN's extra channel before the last block: that slowed D's pass by 30-38 % here (an odd
+        # channel count, and the spread over every position), and this lever has no steps to spare at 10 CPU-minutes.
         self.mbstd_group = mbstd_group
         self.mbstd_scale = nn.Parameter(torch.zeros(1, widths[steps])) if mbstd_group else None
         self.linear = spectral_norm(nn.Linear(widths[steps], 1))

@@ -40,6 +40,8 @@ MAX_GRID_ROWS = 20
 class GANTask(Task):
     """What every generator task shares: the one GAN step built from its roles and networks."""
 
+    resnet_knobs = False  # G and D come from build_class_gan, which reads model.g_skip_z and model.d_mbstd
+
     @classmethod
     def resolve(cls, config: Config) -> None:
         """G's class term: AC-GAN's cross-entropy unless the task chooses (the resnet cgan's depends on the size)."""
@@ -49,8 +51,12 @@ class GANTask(Task):
     @classmethod
     def checks(cls, config: Config) -> list[tuple[bool, str]]:
         """The GAN step's names: its loss, D's augmentations, the pairs' jitter."""
-        t = config.train
-        return [(t.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {t.loss!r}"),
+        t, m = config.train, config.model
+        knobs = [key for key, on in (("model.g_skip_z", m.g_skip_z), ("model.d_mbstd", m.d_mbstd)) if on]
+        return [(not knobs or (cls.resnet_knobs and m.arch in (None, "resnet")),
+                 f"{' and '.join(knobs)} work with the resnet G and D of --task cgan or two-stage only "
+                 f"(model.arch=resnet); leave {'them' if len(knobs) > 1 else 'it'} off for this run"),
+                (t.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {t.loss!r}"),
                 (all(a in POLICIES for a in t.augment or []),
                  f"train.augment items must be among {', '.join(POLICIES)}, not {t.augment}"),
                 (all(j in JITTER for j in config.data.jitter),

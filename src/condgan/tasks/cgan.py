@@ -27,6 +27,7 @@ MAX_EVAL_BYTES = 4_000_000_000  # generated images held at once by `condgan eval
 @register
 class ClassConditionalTask(GANTask):
     name = "cgan"
+    resnet_knobs = True
     title = "class-conditional generation (a class label in, an image out)"
     models = "class-conditional generators"
     defaults = {"model.arch": "resnet", "model.z_dim": 64,  # widths, batch size, class terms: config.size_defaults(),

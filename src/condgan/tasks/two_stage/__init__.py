@@ -28,6 +28,7 @@ def _generate(p: TwoStage, values: dict, n: int, seed: int) -> torch.Tensor:
 @register
 class TwoStageTask(GANTask):
     name = "two-stage"
+    resnet_knobs = True
     title = "two labels, two stages (label A -> intermediate -> image with label B)"
     models = "two-stage pipelines"
     sections = {"stages": sections.StagesConfig, "joint": sections.JointConfig}
