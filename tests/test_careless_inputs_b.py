@@ -195,7 +195,8 @@ def test_weights_that_do_not_fit_name_the_keys_and_shapes(export):
 def test_weights_of_another_architecture_are_summarised_in_one_line(export):
     def to_dcgan(manifest):
         manifest["components"]["generator"]["class"] = "DCGANGenerator"
-        manifest["components"]["generator"]["arguments"].pop("cond_dim")  # the ResNet's own argument
+        for own in ("cond_dim", "skip_z"):  # the ResNet's own arguments
+            manifest["components"]["generator"]["arguments"].pop(own)
 
     _edit_manifest(export, to_dcgan)
     with pytest.raises(CheckpointError, match=r"do not fit the recorded DCGANGenerator \(.*\(and \d+ more\)\)") as caught:
