@@ -70,7 +70,7 @@ def test_out_of_range_group_is_refused(shoes_dir, tmp_path, value):
 @pytest.mark.parametrize("knobs", [{"model.d_mbstd": 4}, {"model.g_skip_z": "true"},
                                    {"model.d_mbstd": 4, "model.g_skip_z": "true"}])
 def test_the_knobs_are_refused_where_nothing_would_read_them(shoes_dir, pairs_dir, knobs):
-    with pytest.raises(ConfigError, match="work with the resnet G and D of --task cgan or two-stage only"):
+    with pytest.raises(ConfigError, match="works? with the resnet G and D of --task cgan or two-stage only"):
         load_config(None, tiny_overrides(shoes_dir, **knobs, **{"model.arch": "dcgan"}))
     with pytest.raises(ConfigError, match=" and ".join(sorted(knobs, key=lambda k: "d_mbstd" in k))):
         load_config(None, tiny_translate_overrides(pairs_dir, **knobs))

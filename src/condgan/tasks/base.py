@@ -54,7 +54,8 @@ class GANTask(Task):
         t, m = config.train, config.model
         knobs = [key for key, on in (("model.g_skip_z", m.g_skip_z), ("model.d_mbstd", m.d_mbstd)) if on]
         return [(not knobs or (cls.resnet_knobs and m.arch in (None, "resnet")),
-                 f"{' and '.join(knobs)} work with the resnet G and D of --task cgan or two-stage only "
+                 f"{' and '.join(knobs)} {'work' if len(knobs) > 1 else 'works'} with the resnet G and D of "
+                 "--task cgan or two-stage only "
                  f"(model.arch=resnet); leave {'them' if len(knobs) > 1 else 'it'} off for this run"),
                 (t.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {t.loss!r}"),
                 (all(a in POLICIES for a in t.augment or []),
