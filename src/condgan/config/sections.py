@@ -34,9 +34,9 @@ class ModelConfig:
     d_width: int | None = None        # D channels at full resolution; cgan 16, translate 32
     g_skip_z: bool = False            # resnet G: the noise also shifts every block's conditional BatchNorm (BigGAN's
                                       # skip-z), not only G's first layer; off (default): see docs/benchmarks.md
-    d_mbstd: int = 0                  # resnet D: groups of this many images add their feature spread as a channel
-                                      # before D's last block (ProGAN's minibatch standard deviation), so D can see a
-                                      # batch too alike; 0 (default): off
+    d_mbstd: int = 0                  # resnet D: the spread of each group of this many images joins D's pooled
+                                      # features (ProGAN's minibatch standard deviation), so D can see a batch too
+                                      # alike; 0 (default): off. cgan and two-stage's stage 1, like g_skip_z
     use_label: bool = False           # translate: also condition G (conditional norm) and D (projection) on the
                                       # pairs' class label; off, labels are only used to evaluate
 

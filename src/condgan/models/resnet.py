@@ -65,7 +65,8 @@ class ResNetGenerator(Network):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.linear(z).view(len(z), -1, self.base, self.base)
         for block in self.blocks:
-            h = block(h, labels, z if self.skip_z else None)  # <- label (or exemplar embedding) enters G here, in every block's BatchNorm
+            # <- label (or exemplar embedding) enters G here, in every block's BatchNorm (with skip_z, the noise too)
+            h = block(h, labels, z if self.skip_z else None)
         return self.out(h)
 
 

@@ -50,7 +50,8 @@ class GANTask(Task):
 
     @classmethod
     def checks(cls, config: Config) -> list[tuple[bool, str]]:
-        """The GAN step's names: its loss, D's augmentations, the pairs' jitter."""
+        """The GAN step's names: its loss, D's augmentations, the pairs' jitter; the resnet's knobs only where
+        build_class_gan reads them."""
         t, m = config.train, config.model
         knobs = [key for key, on in (("model.g_skip_z", m.g_skip_z), ("model.d_mbstd", m.d_mbstd)) if on]
         return [(not knobs or (cls.resnet_knobs and m.arch in (None, "resnet")),
