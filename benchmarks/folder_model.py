@@ -46,6 +46,7 @@ CANDIDATES.update({  # issue 23's levers on today's 64-px default
     "g8-b32-adc": TODAY + ["train.aux_form=adc"],  # the 28-px class term (with its adc_weight and mode-seeking weight)
     "g8-b32-lr1.5x": TODAY + ["train.lr_g=6e-4", "train.lr_d=1.2e-3"],
     "g8-b32-r1": TODAY + ["train.r1_weight=1.0"],  # R1 on real images: the small-data staple (StyleGAN2-ADA)
+    "g8-b32-adc-lecam": TODAY + ["train.aux_form=adc", "train.lecam_weight=0.3"],  # LeCam: the other small-data staple
     "g8-b32-aux1.5": TODAY + ["train.aux_weight=1.5"],  # a weaker class pull (accuracy has room above 97%)
     "g8-b32-ema0.98": TODAY + ["train.ema_decay=0.98"],  # a shorter average: EMA 0.999 lagged far behind at 64 px
 })

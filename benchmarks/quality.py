@@ -43,6 +43,7 @@ LEVERS = {  # name -> overrides of the default (resnet G/D width 16, batch 64, h
     "decay0.3": ["train.lr_decay=0.3"],  # both learning rates fall linearly to 0 over the last 30% of the run
     "r1-0.1": ["train.r1_weight=0.1"],  # zero-centred gradient penalty on real images (R1), every 4th step
     "r1-1": ["train.r1_weight=1.0"],
+    "lecam0.3": ["train.lecam_weight=0.3"],  # LeCam on D's scores (made for small data; Fashion-MNIST is not)
     "div1": ["train.diversity_weight=1.0"],  # a stronger mode-seeking term (0.75 by default with adc)
     "mbstd4": ["model.d_mbstd=4"],  # D sees each group of 4 images' feature spread (ProGAN): pushes G to vary
     "z128": ["model.z_dim=128"],

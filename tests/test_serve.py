@@ -359,7 +359,10 @@ def test_the_serve_command_serves_until_sigterm(tiny_runs, capsys):
     answered = []
 
     def client():
-        for _ in range(200):
+        # SIGTERM only once it has answered: the handler is installed before serving starts, so a signal sent
+        # earlier (model loading is slow on a busy machine) would meet the old handler and never stop the server
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
             try:
                 answered.append(request(("127.0.0.1", port), "GET", "/healthz")[0])
                 break

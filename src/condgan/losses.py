@@ -72,3 +72,11 @@ def data_to_data_ce(embedding: torch.Tensor, proxy: torch.Tensor, labels: torch.
     negatives = (e @ e.T).clamp(min=1 - positive_margin) / temperature
     negatives = negatives.masked_fill(labels[:, None] == labels[None, :], float("-inf"))  # also the diagonal
     return (torch.logsumexp(torch.cat([positive[:, None], negatives], dim=1), dim=1) - positive).mean()
+
+
+def lecam(real: torch.Tensor, fake: torch.Tensor, real_anchor: float, fake_anchor: float) -> torch.Tensor:
+    """LeCam regulariser for D (Tseng et al. 2021), to minimise: D's scores of real images are pulled no higher
+    than the moving average of its scores of fakes, and fakes' no lower than that of reals'. It bounds how far
+    D can separate the two on a small dataset, where D otherwise memorises the reals and its gradients stop
+    teaching G (the paper's limited-data case)."""
+    return torch.relu(real - fake_anchor).pow(2).mean() + torch.relu(real_anchor - fake).pow(2).mean()

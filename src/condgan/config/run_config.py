@@ -108,7 +108,7 @@ class Config:
     def _check_ranges(self) -> None:
         t, m = self.train, self.model
         finite = {k: getattr(t, k) for k in ("lr_g", "lr_d", "lr_decay", "beta1", "beta2", "aux_weight", "diversity_weight",
-                                             "l1_weight", "adversarial_weight", "feature_matching", "r1_weight", "ema_decay", "epochs",
+                                             "l1_weight", "adversarial_weight", "feature_matching", "r1_weight", "lecam_weight", "ema_decay", "epochs",
                                              "budget_minutes", "checkpoint_minutes")}
         for key, value in finite.items():
             if value is not None and not math.isfinite(value):
@@ -157,8 +157,9 @@ class Config:
               for k, w in (("twin_weight", t.twin_weight), ("adc_weight", t.adc_weight))],
             (not t.aux_weight or self.model.arch in ("resnet", "unet"),
              "train.aux_weight needs model.arch=resnet (the only class-conditional D with a class head)"),
-            ((t.l1_weight or 0) >= 0 and t.feature_matching >= 0 and t.adversarial_weight >= 0 and t.r1_weight >= 0,
-             "train.l1_weight, train.feature_matching, train.adversarial_weight and train.r1_weight must be >= 0"),
+            ((t.l1_weight or 0) >= 0 and t.feature_matching >= 0 and t.adversarial_weight >= 0 and t.r1_weight >= 0
+             and t.lecam_weight >= 0, "train.l1_weight, train.feature_matching, train.adversarial_weight, train.r1_weight "
+             "and train.lecam_weight must be >= 0"),
             (self.data.direction in ("AtoB", "BtoA"), f"data.direction must be AtoB or BtoA, not {self.data.direction!r}"),
             (t.d_steps >= 1, "train.d_steps must be at least 1"),
             (t.keep_checkpoints >= 1, "train.keep_checkpoints must be at least 1"),

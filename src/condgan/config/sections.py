@@ -86,6 +86,10 @@ class TrainConfig:
     r1_weight: float = 0.0            # zero-centred gradient penalty on real images (R1, Mescheder et al. 2018): D is
                                       # also trained to keep its score flat around real images, weighed by r1_weight/2;
                                       # computed every 4th step with 4x the weight (lazy, as StyleGAN2). 0 (default): off
+    lecam_weight: float = 0.0         # LeCam regulariser (Tseng et al. 2021): D's scores of reals are kept from
+                                      # rising above the moving average of its scores of fakes, and fakes' from
+                                      # falling below that of reals', which stops D memorising a small dataset.
+                                      # The paper used 0.1-0.5 with DiffAugment. 0 (default): off
     ema_decay: float = 0.99           # EMA of G's weights, used for sampling; 0 disables
     ema_start: int = 500              # steps before the EMA starts tracking
     standing_stats: int | None = None  # images G_ema draws to measure its own BatchNorm statistics before each preview

@@ -30,13 +30,15 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..losses import LOSSES, feature_matching, mode_seeking
+from ..losses import LOSSES, feature_matching, lecam, mode_seeking
 from ..training.augment import augment
 from ..training.device import autocast_for, grad_scaler
+from ..training import dist
 from ..training.dist import SyncedBatchNorm
 from .class_terms import ClassTerm, CrossEntropy, class_term
 
 R1_EVERY = 4  # train.r1_weight: the penalty's steps (lazy regularisation: StyleGAN2 found every 16th as good as each)
+LECAM_DECAY = 0.99  # train.lecam_weight: the moving averages of D's mean scores on reals and fakes (the paper's)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class GANOptions:
     adversarial_weight: float = 1.0
     feature_matching_weight: float = 0.0
     r1_weight: float = 0.0                 # zero-centred gradient penalty on real images, every R1_EVERY steps
+    lecam_weight: float = 0.0              # LeCam regulariser on D's scores (losses.lecam)
     precision: str = "fp32"                # fp32 | bf16 | fp16 (autocast; fp16 with gradient scaling)
 
     @classmethod
@@ -79,7 +82,8 @@ class GANOptions:
                       ema_decay=t.ema_decay, ema_start=t.ema_start, augment_policy=t.augment, roles=roles,
                       aux_weight=config.aux_weight(), class_term=class_term(t), diversity_weight=t.diversity_weight,
                       l1_weight=t.l1_weight, adversarial_weight=t.adversarial_weight,
-                      feature_matching_weight=t.feature_matching, r1_weight=t.r1_weight, precision=precision)
+                      feature_matching_weight=t.feature_matching, r1_weight=t.r1_weight, lecam_weight=t.lecam_weight,
+                      precision=precision)
         return dataclasses.replace(options, **overrides)
 
 
@@ -111,6 +115,7 @@ class GANStep:
         if (o.aux_weight > 0 or o.diversity_weight > 0) and r.class_field is None:
             raise ValueError("train.aux_weight and train.diversity_weight need a class field in the data")
         self.steps_done = 0
+        self.lecam_anchors: list[float] | None = None  # D's mean scores on reals and fakes, moving averages
         self.device_type = next(G.parameters()).device.type
         self.precision = o.precision
         self.autocast = autocast_for(o.precision, self.device_type)
@@ -234,9 +239,22 @@ class GANStep:
             loss_d = loss_d + self.options.aux_weight * self.class_term.d_loss(on_real, on_fake, labels)
         if self.options.r1_weight > 0 and self.steps_done % R1_EVERY == 0:  # lazy: R1_EVERY times the weight, as often
             loss_d = loss_d + self.options.r1_weight / 2 * R1_EVERY * self.r1_penalty(real, d_cond)
+        if self.options.lecam_weight > 0:
+            loss_d = loss_d + self.options.lecam_weight * self.lecam_term(on_real["score"], on_fake["score"])
         self._backward_step(loss_d, self.opt_D, "D")
         return {"loss_d": loss_d.item(), "d_real": on_real["score"].mean().item(),
                 "d_fake": on_fake["score"].mean().item()}, real_features
+
+    def lecam_term(self, real_score: torch.Tensor, fake_score: torch.Tensor) -> torch.Tensor:
+        """losses.lecam against the moving averages of D's mean scores, this batch's included. With several
+        processes the batch means are averaged over them first, so every rank holds the same averages."""
+        means = list(dist.mean({"real": real_score.mean().item(), "fake": fake_score.mean().item()},
+                               real_score.device).values())
+        if self.lecam_anchors is None:
+            self.lecam_anchors = means
+        else:
+            self.lecam_anchors = [LECAM_DECAY * a + (1 - LECAM_DECAY) * m for a, m in zip(self.lecam_anchors, means)]
+        return lecam(real_score, fake_score, *self.lecam_anchors)
 
     def r1_penalty(self, real: torch.Tensor, d_cond: list[torch.Tensor]) -> torch.Tensor:
         """Mean squared norm of D's score gradient at the real images (R1): a D whose score is flat around real
@@ -259,6 +277,12 @@ class GANStep:
             torch._foreach_lerp_(ema_params, params, 1.0 - decay)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)  # BatchNorm statistics follow G (G_ema measures its own before use: train.standing_stats)
+
+    @property
+    def has_ema(self) -> bool:
+        """Whether G_ema is an average of G (train.ema_decay > 0), and so worth its own statistics: with decay 0
+        (the textbook recipes) it is a copy of G."""
+        return bool(self.options.ema_decay)
 
     def standing_statistics(self, conditions: list[list[torch.Tensor]], gen: torch.Generator) -> None:
         """G_ema measures its own BatchNorm statistics (standing_statistics below): G's, which update_ema copies
@@ -285,7 +309,8 @@ class GANStep:
     def state_dict(self) -> dict:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "steps_done": self.steps_done,
-                **{name: net.state_dict() for name, net in self.frozen.items()}}
+                **{name: net.state_dict() for name, net in self.frozen.items()},
+                **({"lecam": torch.tensor(self.lecam_anchors, dtype=torch.float64)} if self.lecam_anchors else {})}
 
     def load_state_dict(self, state: dict) -> None:
         for name, net in self.frozen.items():
@@ -296,6 +321,7 @@ class GANStep:
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
         self.steps_done = int(state["steps_done"])
+        self.lecam_anchors = state["lecam"].tolist() if "lecam" in state else None  # (saved only when used)
 
 
 @torch.no_grad()

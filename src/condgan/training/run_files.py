@@ -136,7 +136,7 @@ class RunFiles:
         Drawn from a stream seeded by the step, so training, resume and the checkpoints' weights are unchanged.
         Off where G_ema is G itself (train.ema_decay 0: the textbook recipes)."""
         n, step = self.config.train.standing_stats, self.step
-        if not n or not hasattr(step, "standing_statistics") or not step.options.ema_decay \
+        if not n or not getattr(step, "has_ema", False) \
                 or self._standing_at == step.steps_done:
             return
         g = torch.Generator().manual_seed(self._seed("standing", step.steps_done))

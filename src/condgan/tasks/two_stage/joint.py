@@ -62,9 +62,9 @@ class JointStep:
     g_fields = ("label_a", "label_b")  # what sampling conditions the chain on (train.standing_stats draws them)
 
     @property
-    def options(self):
-        """The run's GAN options (EMA, precision), which both stages were built with."""
-        return self.s1.options
+    def has_ema(self) -> bool:
+        """Both stages were built with the run's EMA options, so stage 1 answers for the chain."""
+        return self.s1.has_ema
 
     def standing_statistics(self, conditions: list[list[torch.Tensor]], gen: torch.Generator) -> None:
         """train.standing_stats for the chain as it is sampled: G1_ema measures its own BatchNorm statistics
@@ -198,7 +198,8 @@ class JointStep:
 
     def load_state_dict(self, state: dict) -> None:
         for n, s in (("1", self.s1), ("2", self.s2)):
-            own = {k: state[_numbered(k, n)] for k in ("G", "D", "G_ema", "opt_G", "opt_D")}
+            own = {k: state[_numbered(k, n)] for k in ("G", "D", "G_ema", "opt_G", "opt_D", "lecam")
+                   if _numbered(k, n) in state}  # (lecam: saved only when train.lecam_weight is on)
             s.load_state_dict({**own, "steps_done": state["steps_done"]})
         self.C.load_state_dict(state["C"])
         self.opt_C.load_state_dict(state["opt_C"])
