@@ -77,12 +77,12 @@ def test_size_defaults_fill_only_what_is_unset():
     config = load_config(None, ["data.name=some/folder"])
     assert (config.model.g_width, config.train.batch_size) == (None, None)  # known once the data is loaded
     assert config.resolve_for_size(64) == ["model.g_width", "model.d_width", "train.batch_size", "train.aux_form",
-                                           "train.adc_weight", "train.diversity_weight"]
+                                           "train.standing_stats", "train.adc_weight", "train.diversity_weight"]
     assert (config.model.g_width, config.model.d_width, config.train.batch_size, config.train.aux_form,
             config.train.diversity_weight) == (8, 8, 32, "adc", 0.75)
     config = load_config(None, ["train.batch_size=128"])
-    assert config.resolve_for_size(28) == ["model.g_width", "model.d_width", "train.aux_form", "train.adc_weight",
-                                           "train.diversity_weight"]
+    assert config.resolve_for_size(28) == ["model.g_width", "model.d_width", "train.aux_form", "train.standing_stats",
+                                           "train.adc_weight", "train.diversity_weight"]
     t = config.train
     assert (config.model.g_width, t.batch_size, t.aux_form, t.adc_weight, t.diversity_weight) == (16, 128, "adc", 0.1, 0.75)
     config = load_config(None, ["train.aux_form=twin", "train.diversity_weight=0.2"])

@@ -89,9 +89,29 @@ def test_off_where_g_ema_is_g_itself(shoes_dir, tmp_path):
     assert all(torch.equal(v, state["G"][k]) for k, v in _norm_state(state["G_ema"]).items())
 
 
-def test_on_for_the_cgan_off_for_other_tasks_and_checked(shoes_dir):
-    assert load_config(None, [f"data.name={shoes_dir}"]).train.standing_stats == 1024
-    assert load_config(None, ["task=translate"]).train.standing_stats == 0
+def test_on_for_the_cgan_up_to_64_px_off_above_and_for_other_tasks_and_checked(shoes_dir):
+    for size, expected in ((28, 1024), (64, 1024), (66, 0), (128, 0)):
+        config = load_config(None, [f"data.name={shoes_dir}"])
+        assert config.train.standing_stats is None  # the cgan's depends on the image size, known with the data
+        assert "train.standing_stats" in config.resolve_for_size(size) and config.train.standing_stats == expected
+    chosen = load_config(None, [f"data.name={shoes_dir}", "train.standing_stats=512"])
+    assert "train.standing_stats" not in chosen.resolve_for_size(128) and chosen.train.standing_stats == 512
+    translate = load_config(None, ["task=translate"])
+    assert translate.train.standing_stats == 0
+    translate.resolve_for_size(28)
+    assert translate.train.standing_stats == 0
+
+
+def test_a_cgan_above_64_px_keeps_g_statistics_says_so_and_records_it(shoes_dir, tmp_path, capsys):
+    import yaml
+
+    overrides = [o for o in tiny_overrides(shoes_dir, steps=2, **{"data.image_size": 80})
+                 if not o.startswith("train.standing_stats")]
+    train(load_config(None, overrides), tmp_path / "big", quiet=False)
+    assert "80 px images: G_ema keeps G's BatchNorm statistics by default" in capsys.readouterr().err
+    assert yaml.safe_load((tmp_path / "big" / "config.yaml").read_text())["train"]["standing_stats"] == 0
+    state = ckpt.Checkpoint.latest(tmp_path / "big" / "checkpoints").state
+    assert all(torch.equal(v, state["G"][k]) for k, v in _norm_state(state["G_ema"]).items())
     with pytest.raises(ConfigError, match="standing_stats"):
         load_config(None, tiny_overrides(shoes_dir, **{"train.standing_stats": -1}))
 

@@ -69,7 +69,8 @@ class Task:
     title: ClassVar[str] = ""  # a phrase for --help, logs and the serve page
     models: ClassVar[str] = ""  # what its models are called in messages ("translators"); default "<name> models"
     sections: ClassVar[dict[str, type]] = {}  # config sections beyond data/model/train: name -> dataclass
-    defaults: ClassVar[dict[str, object]] = {}  # 'section.key' -> value, filled in where the config leaves None
+    defaults: ClassVar[dict[str, object]] = {}  # 'section.key' -> value, filled in where the config leaves None;
+                                                # a function of the image size (px) is filled once that is known
     archs: ClassVar[tuple[str, ...]] = ()  # model.arch values it trains (the first is the default)
     owns: ClassVar[dict[str, str]] = {}  # data/model/train keys only it uses -> their flag ('' if none); other
                                          # tasks refuse them when set and do not record them

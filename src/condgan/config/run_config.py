@@ -59,8 +59,27 @@ class Config:
 
     def resolve_for_size(self, image_size: int) -> list[str]:
         """Fill model.g_width/d_width and train.batch_size left unset (a cgan's defaults depend on the image
-        size, known once the data is loaded), then the class term's own defaults; returns the keys it filled."""
-        return self.fill_unset(size_defaults(self.model.arch, image_size)) + self.resolve_form_defaults()
+        size, known once the data is loaded), the task's defaults that are functions of the size, then the class
+        term's own defaults; returns the keys it filled."""
+        by_task = {k: v(image_size) for k, v in self.task_class.defaults.items() if callable(v)}
+        return self.fill_unset({**size_defaults(self.model.arch, image_size), **by_task}) + self.resolve_form_defaults()
+
+    def explain_filled(self, filled: list[str], image_size: int) -> list[str]:
+        """Log lines for the defaults resolve_for_size filled that a user would want to know were chosen for them."""
+        t, lines = self.train, []
+        form_keys = ["train.aux_form", *FORM_DEFAULTS.get(t.aux_form, {})]
+        if "train.aux_form" in filled and "train.aux_form" not in self.task_class.unused:  # similarity: no G
+            extra = "".join(f", {k} {self.get(k)}" for k in form_keys[1:] if k in filled)
+            why = " (more varied images of each class than ce)" if t.aux_form == "adc" else ""
+            lines.append(f"model: G's class term (train.aux_form) {t.aux_form} by default{extra}{why}")
+        if "train.standing_stats" in filled and not t.standing_stats and t.ema_decay:
+            lines.append(f"model: {image_size} px images: G_ema keeps G's BatchNorm statistics by default "
+                         "(train.standing_stats 0: its own scored worse above 64 px, docs/benchmarks.md)")
+        sized = [k for k in filled if k not in (*form_keys, "train.standing_stats")]
+        if sized and self.model.arch == "resnet" and image_size > 32:
+            lines.append(f"model: {image_size} px images: " + ", ".join(f"{k} {self.get(k)}" for k in sized) +
+                         " by default (thinner layers where they cost most CPU time, more steps; set them to change)")
+        return lines
 
     def fill_unset(self, defaults: dict) -> list[str]:
         """Set each 'section.key' of `defaults` that is still None; returns the keys it set."""
@@ -88,9 +107,10 @@ class Config:
 
     def validate(self) -> "Config":
         task = registry.get(self.task)
-        self.fill_unset(task.defaults)
+        self.fill_unset({k: v for k, v in task.defaults.items() if not callable(v)})  # (the size's: resolve_for_size)
         task.resolve(self)
-        self.fill_unset({"train.lr_decay": 0.0, "train.standing_stats": 0})  # where the task chose nothing else
+        self.fill_unset({k: v for k, v in {"train.lr_decay": 0.0, "train.standing_stats": 0}.items()
+                         if k not in task.defaults})  # where the task chose nothing else
         self.resolve_form_defaults()
         self._check_ranges()
         checks = [*self._general_checks(), *self._foreign_key_checks(task), *task.checks(self)]

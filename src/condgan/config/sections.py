@@ -94,8 +94,9 @@ class TrainConfig:
     ema_start: int = 500              # steps before the EMA starts tracking
     standing_stats: int | None = None  # images G_ema draws to measure its own BatchNorm statistics before each preview
                                       # and checkpoint (BigGAN's standing statistics; G's, copied each step, belong
-                                      # to G's weights, not the average's). cgan: 1024; other tasks: 0, off (G's
-                                      # statistics are copied, as before); also off with ema_decay 0
+                                      # to G's weights, not the average's). cgan: 1024 up to 64 px, 0 above (its
+                                      # own scored worse at 128 px); other tasks: 0, off (G's statistics are
+                                      # copied, as before); also off with ema_decay 0
     augment: list[str] | None = None  # DiffAugment ops for D's inputs: translation, cutout, brightness; [] = none.
                                       # None (default): cgan on < 10,000 images gets translation,cutout (small data
                                       # overfits D), otherwise none; the choice is logged and written to config.yaml

@@ -20,6 +20,14 @@ from .base import (TRUNCATION_EVAL_HELP, TRUNCATION_HELP, GANTask, Roles, build_
                    labels_flag, parse_labels, quoted_label, truncation_flag, versus)
 
 MAX_GRID = 256  # images per label in one PNG grid; more belong in an NPZ
+STANDING_STATS = 1024  # images G_ema measures its own BatchNorm statistics on (train.standing_stats) ...
+STANDING_STATS_UP_TO = 64  # ... at this many px and below
+
+
+def standing_stats_for_size(image_size: int) -> int:
+    """G_ema's own statistics lowered FID on every 28-px Fashion-MNIST run and two of three 64-px folder runs, and
+    raised it on all four 128-px runs (docs/benchmarks.md, "Standing statistics"): above 64 px, G's are kept."""
+    return STANDING_STATS if image_size <= STANDING_STATS_UP_TO else 0
 MAX_EVAL_BYTES = 4_000_000_000  # generated images held at once by `condgan eval`
 
 
@@ -32,7 +40,7 @@ class ClassConditionalTask(GANTask):
     models = "class-conditional generators"
     defaults = {"model.arch": "resnet", "model.z_dim": 64,  # widths, batch size, class terms: config.size_defaults(),
                 "train.l1_weight": 0.0,                     # once the image size is known
-                "train.standing_stats": 1024}
+                "train.standing_stats": standing_stats_for_size}  # a function of the image size
     archs = ("resnet", "dcgan", "mlp")
     pipeline = ClassConditional
     augments_small_data = True

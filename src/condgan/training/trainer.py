@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import (FORM_DEFAULTS, RUNTIME_KEYS, SMALL_DATA, SMALL_DATA_AUGMENT, Config, check_image_size, from_dict,
+from ..config import (RUNTIME_KEYS, SMALL_DATA, SMALL_DATA_AUGMENT, Config, check_image_size, from_dict,
                       load_config, parse_overrides)
 from ..data import to_float
 from ..errors import ConfigError, UserError
@@ -107,15 +107,8 @@ class Run(RunFiles):
         self.class_names = list(self.spec[class_fields[0]].class_names) if class_fields else []
         self.n_items = len(next(iter(fields.values())))
         filled = config.resolve_for_size(image.height)  # recorded in config.yaml, so a resumed run keeps them
-        form_keys = ["train.aux_form", *FORM_DEFAULTS.get(config.train.aux_form, {})]
-        if "train.aux_form" in filled and "train.aux_form" not in config.task_class.unused:  # similarity: no G
-            extra = "".join(f", {k} {config.get(k)}" for k in form_keys[1:] if k in filled)
-            why = " (more varied images of each class than ce)" if config.train.aux_form == "adc" else ""
-            self._log(f"model: G's class term (train.aux_form) {config.train.aux_form} by default{extra}{why}")
-        filled = [k for k in filled if k not in form_keys]
-        if filled and config.model.arch == "resnet" and image.height > 32:
-            self._log(f"model: {image.height} px images: " + ", ".join(f"{k} {config.get(k)}" for k in filled) +
-                      " by default (thinner layers where they cost most CPU time, more steps; set them to change)")
+        for line in config.explain_filled(filled, image.height):
+            self._log(line)
         self.batch_size = min(t.batch_size, self.n_items)
         self.batches_per_epoch = self.n_items // self.batch_size
         if self.batch_size % self.world:
