@@ -248,8 +248,8 @@ class GANStep:
     def lecam_term(self, real_score: torch.Tensor, fake_score: torch.Tensor) -> torch.Tensor:
         """losses.lecam against the moving averages of D's mean scores, this batch's included. With several
         processes the batch means are averaged over them first, so every rank holds the same averages."""
-        means = list(dist.mean({"real": real_score.mean().item(), "fake": fake_score.mean().item()},
-                               real_score.device).values())
+        batch = torch.stack([real_score.detach().mean(), fake_score.detach().mean()]).tolist()  # one sync, not two
+        means = list(dist.mean(dict(zip(("real", "fake"), batch)), real_score.device).values())
         if self.lecam_anchors is None:
             self.lecam_anchors = means
         else:

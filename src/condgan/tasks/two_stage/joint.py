@@ -198,8 +198,9 @@ class JointStep:
 
     def load_state_dict(self, state: dict) -> None:
         for n, s in (("1", self.s1), ("2", self.s2)):
-            own = {k: state[_numbered(k, n)] for k in ("G", "D", "G_ema", "opt_G", "opt_D", "lecam")
-                   if _numbered(k, n) in state}  # (lecam: saved only when train.lecam_weight is on)
+            own = {k: state[_numbered(k, n)] for k in ("G", "D", "G_ema", "opt_G", "opt_D")}
+            if _numbered("lecam", n) in state:  # saved only when train.lecam_weight is on
+                own["lecam"] = state[_numbered("lecam", n)]
             s.load_state_dict({**own, "steps_done": state["steps_done"]})
         self.C.load_state_dict(state["C"])
         self.opt_C.load_state_dict(state["opt_C"])
